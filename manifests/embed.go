@@ -1,0 +1,33 @@
+// Package manifests embeds the files of manifests/ that muster's binaries
+// need at run time, so the sandbox and the tests use exactly what ships.
+package manifests
+
+import (
+	"embed"
+	"io/fs"
+)
+
+//go:embed crds/*.yaml
+var crds embed.FS
+
+// SchedulerConfig is manifests/scheduler-config.yaml.
+//
+//go:embed scheduler-config.yaml
+var SchedulerConfig []byte
+
+// CRDs returns the CustomResourceDefinitions muster reads, one YAML document each.
+func CRDs() ([][]byte, error) {
+	var out [][]byte
+	err := fs.WalkDir(crds, "crds", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := crds.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		out = append(out, b)
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,167 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/spf13/pflag"
+	"k8s.io/component-base/configz"
+	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+)
+
+// DefaultProfileConfig is a KubeSchedulerConfiguration with kube-scheduler's
+// default profile only, under the given schedulerName: the baseline muster is
+// compared with.
+func DefaultProfileConfig(schedulerName string) []byte {
+	return fmt.Appendf(nil, `apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+leaderElection:
+  leaderElect: false
+clientConnection:
+  qps: 500
+  burst: 1000
+profiles:
+  - schedulerName: %s
+`, schedulerName)
+}
+
+// inProcessRunning guards against a second concurrent in-process scheduler:
+// kube-scheduler's Run registers process-wide state (configz) that only one
+// instance may hold. Run them one after another, or run the binary.
+var inProcessRunning atomic.Bool
+
+// InProcessOptions configures a scheduler run inside the current process.
+type InProcessOptions struct {
+	// Config is the KubeSchedulerConfiguration document, e.g.
+	// manifests.SchedulerConfig or DefaultProfileConfig(...).
+	Config []byte
+	// Kubeconfig of the cluster; it fills clientConnection.kubeconfig
+	// unless the config names one.
+	Kubeconfig string
+	// Dir receives the effective config file; it must exist.
+	Dir string
+	// Flags are extra kube-scheduler flags.
+	Flags []string
+}
+
+// InProcess is a scheduler running inside the current process.
+type InProcess struct {
+	// Addr is the host:port of its secure endpoint (/healthz, /metrics, ...).
+	Addr string
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+	once   sync.Once
+}
+
+// StartInProcess runs kube-scheduler with muster's plugins registered, built
+// exactly as the muster-scheduler binary builds it (same options, same
+// Setup and Run), until Stop. Leader election is always off: kube-scheduler
+// exits the process when it stops leading, which only a separate process can
+// survive; run the binary to test leader election.
+//
+// Its secure endpoint listens on a free loopback port and serves /healthz,
+// /readyz, /livez, /metrics and /configz without authentication.
+func StartInProcess(ctx context.Context, o InProcessOptions) (_ *InProcess, err error) {
+	if !inProcessRunning.CompareAndSwap(false, true) {
+		return nil, errors.New("another in-process scheduler is running; stop it first")
+	}
+	defer func() {
+		if err != nil {
+			inProcessRunning.Store(false)
+		}
+	}()
+	cfg, _, err := SetDefaultKubeconfig(o.Config, o.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(o.Dir, "scheduler-config-*.yaml")
+	if err != nil {
+		return nil, fmt.Errorf("writing scheduler config: %w", err)
+	}
+	if _, err := f.Write(cfg); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("writing scheduler config: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("writing scheduler config: %w", err)
+	}
+
+	opts := options.NewOptions()
+	fs := pflag.NewFlagSet("muster-scheduler", pflag.ContinueOnError)
+	for _, set := range opts.Flags.FlagSets {
+		fs.AddFlagSet(set)
+	}
+	args := append([]string{
+		"--config=" + filepath.Clean(f.Name()),
+		"--leader-elect=false",
+		"--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics,/configz",
+	}, o.Flags...)
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("scheduler flags: %w", err)
+	}
+	if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
+		return nil, fmt.Errorf("scheduler feature gates: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listening for the scheduler endpoint: %w", err)
+	}
+	opts.SecureServing.Listener = ln
+	opts.SecureServing.BindPort = ln.Addr().(*net.TCPAddr).Port
+	opts.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
+
+	runCtx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.FromContext(ctx)))
+	cc, sched, err := app.Setup(runCtx, opts, RegistryOptions()...)
+	if err != nil {
+		cancel()
+		_ = ln.Close()
+		return nil, err
+	}
+	s := &InProcess{Addr: ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		err := app.Run(runCtx, cc, sched)
+		if runCtx.Err() == nil {
+			s.err = err // stopped on its own: a real failure
+		}
+		configz.Delete("componentconfig")
+		inProcessRunning.Store(false)
+	}()
+	return s, nil
+}
+
+// Stop stops the scheduler and waits until it has. It returns the error the
+// scheduler failed with, if it stopped on its own before.
+func (s *InProcess) Stop() error {
+	s.once.Do(func() {
+		s.cancel()
+		<-s.done
+	})
+	return s.err
+}
+
+// Done is closed when the scheduler has stopped.
+func (s *InProcess) Done() <-chan struct{} { return s.done }
+
+// Err reports why the scheduler stopped on its own (nil while it runs).
+func (s *InProcess) Err() error {
+	select {
+	case <-s.done:
+		if s.err == nil {
+			return errors.New("scheduler stopped")
+		}
+		return s.err
+	default:
+		return nil
+	}
+}
