@@ -15,6 +15,13 @@ var crds embed.FS
 //go:embed scheduler-config.yaml
 var SchedulerConfig []byte
 
+// QueuesExample is manifests/queues-example.yaml: the ConfigMap muster-queues
+// (namespace muster-system) with an example queue tree under the key
+// queues.yaml.
+//
+//go:embed queues-example.yaml
+var QueuesExample []byte
+
 // CRDs returns the CustomResourceDefinitions muster reads, one YAML document each.
 func CRDs() ([][]byte, error) {
 	var out [][]byte

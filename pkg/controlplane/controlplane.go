@@ -45,7 +45,6 @@ type ControlPlane struct {
 	removeDir bool
 	etcd      *embed.Etcd
 	etcdURL   string
-	apiFlags  []string
 	cancel    context.CancelFunc
 	apiDone   <-chan error
 	stopOnce  sync.Once
@@ -54,9 +53,9 @@ type ControlPlane struct {
 
 // Start brings up etcd and kube-apiserver and waits until the apiserver is
 // healthy and the CRDs are established.
-func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
+func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	logger := klog.FromContext(ctx)
-	cp = &ControlPlane{Dir: opts.Dir, apiFlags: opts.APIServerFlags}
+	cp := &ControlPlane{Dir: opts.Dir}
 	if cp.Dir == "" {
 		if cp.Dir, err = os.MkdirTemp("", "muster-controlplane-"); err != nil {
 			return nil, fmt.Errorf("creating control plane directory: %w", err)

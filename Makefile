@@ -1,0 +1,46 @@
+# muster's front door. `make test` is what CI runs (.ci/run).
+
+GO       ?= go
+BIN      ?= bin
+IMAGE    ?= ghcr.io/muster-dev/muster-scheduler:dev
+# The Kubernetes version muster is built from, reported by --version and /version.
+K8S_VERSION := $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes 2>/dev/null)
+LDFLAGS  := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION)
+# Integration tests and the sandbox each run a control plane; two packages at
+# a time is what a 2-core machine takes without starving them.
+TEST_FLAGS ?= -count=1 -p 2 -timeout 30m
+
+.PHONY: all build test unit integration lint sandbox image clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/muster-scheduler ./cmd/muster-scheduler
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/muster ./cmd/muster
+
+# Unit and integration tests. The integration tests run the muster-scheduler
+# binary built here (leader election, start-up failures) as well as
+# muster in-process, against a real kube-apiserver and etcd in the test process.
+test: build
+	MUSTER_SCHEDULER_BIN=$(abspath $(BIN))/muster-scheduler $(GO) test $(TEST_FLAGS) ./...
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /test/ -e /pkg/sandbox -e /pkg/controlplane)
+
+integration: build
+	MUSTER_SCHEDULER_BIN=$(abspath $(BIN))/muster-scheduler $(GO) test $(TEST_FLAGS) ./test/... ./pkg/sandbox/ ./pkg/controlplane/
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	hack/verify-logging.sh
+
+# The newcomer's first command: muster on a simulated cluster, nothing installed.
+sandbox: build
+	$(BIN)/muster sandbox $(SANDBOX_FLAGS)
+
+image:
+	docker build -t $(IMAGE) .
+
+clean:
+	rm -rf $(BIN)
