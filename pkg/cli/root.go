@@ -23,6 +23,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, context.Canceled) {
 			return 130 // interrupted, like a shell reports Ctrl-C
 		}
+		if errors.Is(err, errSilentFailure) {
+			return 1
+		}
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
 	}
@@ -42,6 +45,6 @@ It runs as a secondary scheduler; pods opt in with spec.schedulerName: muster.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newSandboxCommand())
+	root.AddCommand(newSandboxCommand(), newValidateCommand(), newStatusCommand())
 	return root
 }

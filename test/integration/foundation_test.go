@@ -214,7 +214,11 @@ func TestFoundationLeaderElection(t *testing.T) {
 	after := createBatch("after", 5)
 	assert.Equal(t, 5, bindsBy(b), "the new leader binds the new pods")
 
+	// Events are recorded asynchronously: wait for each, then count.
 	for _, name := range append(before, after...) {
+		waitFor(t, 30*time.Second, "the Scheduled event of "+name, func(context.Context) (bool, error) {
+			return len(scheduledEvents(t, ns, name)) > 0, nil
+		})
 		assert.Len(t, scheduledEvents(t, ns, name), 1, "pod %s bound once", name)
 	}
 }

@@ -1,40 +1,62 @@
-// Package queue is the MusterQueue plugin: admission of pods to their tenant
-// queue (limits, ACLs) against muster's live queue tree.
+// Package queue is the MusterQueue plugin: it admits pods to their tenant
+// queue against the live queue tree (placement, ACLs, max at every level)
+// and holds each admitted pod's quota from Reserve until it is bound.
 package queue
 
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"muster.dev/muster/pkg/apis/config"
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
 	"muster.dev/muster/pkg/plugins"
+	"muster.dev/muster/pkg/plugins/shared"
+	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/resources"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration profile.
 const Name = "MusterQueue"
 
+const stateKey fwk.StateKey = Name
+
 // Plugin admits pods to tenant queues.
-//
-// Until the queue tree lands (issue #3) it decides nothing: PreFilter answers
-// Skip, so every pod passes through to kube-scheduler's own plugins.
 type Plugin struct {
-	args   config.MusterQueueArgs
-	handle fwk.Handle
+	args config.MusterQueueArgs
+	rt   *shared.Runtime
+
+	mu sync.Mutex
+	// waiting are pods this plugin turned away, with the queue whose limit
+	// (or the placement problem) stopped them; they are retried when that
+	// queue's usage drops or the configuration changes.
+	waiting map[types.UID]waitingPod
+}
+
+type waitingPod struct {
+	pod *v1.Pod
+	// blockedAt is the queue whose max refused the pod; empty when it was
+	// refused for placement (unknown queue, ACL).
+	blockedAt string
 }
 
 var (
-	_ fwk.PreFilterPlugin = &Plugin{}
-	_ fwk.SignPlugin      = &Plugin{}
+	_ fwk.PreFilterPlugin   = &Plugin{}
+	_ fwk.ReservePlugin     = &Plugin{}
+	_ fwk.EnqueueExtensions = &Plugin{}
+	_ fwk.SignPlugin        = &Plugin{}
 )
 
 // New builds the plugin from its validated args.
-func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
 	args, err := plugins.DecodeArgs(Name, obj, configv1.DefaultQueueArgs)
 	if err != nil {
 		return nil, err
@@ -42,7 +64,25 @@ func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error
 	if err := config.ValidateMusterQueueArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	return &Plugin{args: *args, handle: h}, nil
+	rt, err := shared.Get(ctx, h, *args)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	pl := &Plugin{args: *args, rt: rt, waiting: map[types.UID]waitingPod{}}
+	rt.OnTreeChange(func(*queue.Tree) { pl.activateAll(ctx) })
+	if _, err := h.SharedInformerFactory().Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if p, ok := obj.(*v1.Pod); ok {
+				pl.done(p)
+			}
+		},
+	}); err != nil {
+		return nil, fmt.Errorf("%s: watching pods: %w", Name, err)
+	}
+	return pl, nil
 }
 
 // Name implements fwk.Plugin.
@@ -51,16 +91,142 @@ func (pl *Plugin) Name() string { return Name }
 // Args returns the plugin's effective args.
 func (pl *Plugin) Args() config.MusterQueueArgs { return pl.args }
 
-// PreFilter implements fwk.PreFilterPlugin. No queue tree yet: nothing to check.
-func (pl *Plugin) PreFilter(_ context.Context, _ fwk.CycleState, _ *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
-	return nil, fwk.NewStatus(fwk.Skip)
+type cycleState struct {
+	leaf *queue.Queue
+	req  resources.Vector
+}
+
+func (s *cycleState) Clone() fwk.StateData { return s }
+
+// PreFilter places the pod in its leaf queue and checks that it fits under
+// the max of that queue and every ancestor. Neither problem can be solved by
+// preempting pods on nodes, so both are UnschedulableAndUnresolvable; the
+// message becomes the pod's PodScheduled condition and its FailedScheduling
+// Event.
+func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	logger := klog.FromContext(ctx)
+	leaf, perr := pl.rt.Place(pod)
+	if perr != nil {
+		pl.wait(pod, "")
+		logger.V(4).Info("Pod has no queue it may use", "pod", klog.KObj(pod), "reason", perr.Msg)
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, perr.Msg)
+	}
+	req := shared.PodRequest(pod)
+	if lerr := pl.rt.Ledger.Check(leaf, req); lerr != nil {
+		pl.wait(pod, lerr.Queue)
+		logger.V(4).Info("Pod over its queue's limit", "pod", klog.KObj(pod), "queue", lerr.Queue, "resource", lerr.Resource)
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, lerr.Error())
+	}
+	pl.done(pod)
+	state.Write(stateKey, &cycleState{leaf: leaf, req: req})
+	return nil, nil
 }
 
 // PreFilterExtensions implements fwk.PreFilterPlugin.
 func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 
-// SignPod implements fwk.SignPlugin: the plugin does not yet depend on
-// anything about the pod, so it adds nothing to the signature.
-func (pl *Plugin) SignPod(_ context.Context, _ *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
+// Reserve takes the pod's quota, checking again under the ledger's lock so
+// that no two admissions together overshoot a max.
+func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ string) *fwk.Status {
+	s, err := state.Read(stateKey)
+	if err != nil {
+		return fwk.AsStatus(fmt.Errorf("%s: reading cycle state: %w", Name, err))
+	}
+	cs := s.(*cycleState)
+	if lerr := pl.rt.Ledger.Reserve(shared.Key(pod), cs.leaf, cs.req); lerr != nil {
+		pl.wait(pod, lerr.Queue)
+		return fwk.NewStatus(fwk.Unschedulable, lerr.Error())
+	}
+	klog.FromContext(ctx).V(5).Info("Reserved queue quota", "pod", klog.KObj(pod), "queue", cs.leaf.Path)
+	return nil
+}
+
+// Unreserve gives the quota back.
+func (pl *Plugin) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) {
+	pl.rt.Ledger.Unreserve(shared.Key(pod))
+}
+
+// SignPod implements fwk.SignPlugin. Queue admission decides about the pod,
+// never about a node, so it adds nothing to the signature that batching
+// uses to reuse node choices; PreFilter still runs for every pod.
+func (pl *Plugin) SignPod(context.Context, *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
 	return nil, nil
+}
+
+// EventsToRegister: a pod turned away for a limit may fit once usage of the
+// blocking queue drops: a pod of that subtree finishes or is deleted
+// (kube-scheduler reports both as a Pod Delete). A pod whose own queue label
+// changes is placed afresh. Configuration changes re-activate waiting pods
+// directly (see New).
+func (pl *Plugin) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint, error) {
+	return []fwk.ClusterEventWithHint{
+		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Delete}, QueueingHintFn: pl.isSchedulableAfterPodDeleted},
+		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.UpdatePodLabel}, QueueingHintFn: pl.isSchedulableAfterPodLabelChange},
+	}, nil
+}
+
+func (pl *Plugin) isSchedulableAfterPodDeleted(logger klog.Logger, pod *v1.Pod, oldObj, _ any) (fwk.QueueingHint, error) {
+	gone, ok := oldObj.(*v1.Pod)
+	if !ok || gone.Spec.SchedulerName != pl.rt.Profile {
+		return fwk.QueueSkip, nil
+	}
+	pl.mu.Lock()
+	w, waiting := pl.waiting[pod.UID]
+	pl.mu.Unlock()
+	if !waiting || w.blockedAt == "" {
+		return fwk.QueueSkip, nil
+	}
+	// The deleted pod's quota was held in its leaf and every ancestor; it
+	// frees the blocking queue if that is one of them.
+	q, perr := pl.rt.Place(gone)
+	if perr != nil {
+		return fwk.Queue, nil // cannot tell: better a useless retry than a stuck pod
+	}
+	for a := q; a != nil; a = a.Parent {
+		if a.Path == w.blockedAt {
+			logger.V(5).Info("Queue usage dropped", "pod", klog.KObj(pod), "queue", w.blockedAt, "freedBy", klog.KObj(gone))
+			return fwk.Queue, nil
+		}
+	}
+	return fwk.QueueSkip, nil
+}
+
+func (pl *Plugin) isSchedulableAfterPodLabelChange(_ klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
+	oldPod, ok1 := oldObj.(*v1.Pod)
+	newPod, ok2 := newObj.(*v1.Pod)
+	if !ok1 || !ok2 || newPod.UID != pod.UID {
+		return fwk.QueueSkip, nil
+	}
+	if oldPod.Labels[queue.LabelQueue] != newPod.Labels[queue.LabelQueue] {
+		return fwk.Queue, nil
+	}
+	return fwk.QueueSkip, nil
+}
+
+func (pl *Plugin) wait(pod *v1.Pod, blockedAt string) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	pl.waiting[pod.UID] = waitingPod{pod: pod, blockedAt: blockedAt}
+}
+
+func (pl *Plugin) done(pod *v1.Pod) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	delete(pl.waiting, pod.UID)
+}
+
+// activateAll moves every pod this plugin turned away back to the active
+// queue: a new configuration may admit them.
+func (pl *Plugin) activateAll(ctx context.Context) {
+	pl.mu.Lock()
+	pods := make(map[string]*v1.Pod, len(pl.waiting))
+	for _, w := range pl.waiting {
+		pods[w.pod.Namespace+"/"+w.pod.Name] = w.pod
+	}
+	pl.waiting = map[types.UID]waitingPod{}
+	pl.mu.Unlock()
+	if len(pods) > 0 {
+		klog.FromContext(ctx).V(2).Info("Queue configuration changed; retrying pods", "count", len(pods))
+		pl.rt.Handle.Activate(klog.FromContext(ctx), pods)
+	}
 }

@@ -1,0 +1,253 @@
+// Package shared holds the state muster's plugins of one scheduler profile
+// share: the queue tree in force, the usage ledger kept in step with the
+// cluster, and the status and metrics published from them. It is created
+// once per profile, by whichever plugin is built first.
+package shared
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
+	resourcehelper "k8s.io/component-helpers/resource"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/utils/clock"
+
+	"muster.dev/muster/pkg/apis/config"
+	"muster.dev/muster/pkg/configsource"
+	"muster.dev/muster/pkg/metrics"
+	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/status"
+)
+
+// Runtime is the shared state of one profile.
+type Runtime struct {
+	Handle  fwk.Handle
+	Ledger  *queue.Ledger
+	Config  *configsource.Source
+	Profile string
+	Clock   clock.WithTicker
+
+	mu        sync.Mutex
+	listeners []func(*queue.Tree)
+}
+
+var (
+	mu       sync.Mutex
+	runtimes = map[fwk.Handle]*runtimeEntry{}
+)
+
+type runtimeEntry struct {
+	rt  *Runtime
+	err error
+}
+
+// Get returns the runtime of the profile behind h, starting it on first use
+// with the queue plugin's args. It lives until ctx ends.
+func Get(ctx context.Context, h fwk.Handle, args config.MusterQueueArgs) (*Runtime, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if e, ok := runtimes[h]; ok {
+		return e.rt, e.err
+	}
+	rt, err := start(ctx, h, args)
+	runtimes[h] = &runtimeEntry{rt: rt, err: err}
+	go func() {
+		<-ctx.Done()
+		mu.Lock()
+		delete(runtimes, h)
+		mu.Unlock()
+	}()
+	return rt, err
+}
+
+func start(ctx context.Context, h fwk.Handle, args config.MusterQueueArgs) (*Runtime, error) {
+	logger := klog.FromContext(ctx).WithName("muster")
+	ctx = klog.NewContext(ctx, logger)
+	rt := &Runtime{Handle: h, Profile: h.ProfileName(), Clock: clock.RealClock{}}
+	metrics.Register()
+
+	// The ledger starts with the tree the config source applies first.
+	rt.Ledger = queue.NewLedger(nil)
+	src, err := configsource.Start(ctx, configsource.Options{
+		Client: h.ClientSet(), Namespace: args.Namespace, Name: args.QueuesConfigMap,
+		OnApply: rt.applyTree,
+	})
+	if err != nil {
+		return nil, err
+	}
+	rt.Config = src
+
+	pods := h.SharedInformerFactory().Core().V1().Pods()
+	if _, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    rt.onPod,
+		UpdateFunc: func(_, obj any) { rt.onPod(obj) },
+		DeleteFunc: rt.onPodDelete,
+	}); err != nil {
+		return nil, fmt.Errorf("watching pods: %w", err)
+	}
+
+	metrics.SetQueueSource(rt.queueSamples)
+	go func() {
+		<-ctx.Done()
+		metrics.SetQueueSource(nil)
+	}()
+	w := &status.Writer{
+		Client: h.ClientSet(), Namespace: args.Namespace, Name: args.StatusConfigMap,
+		Interval: time.Duration(args.StatusIntervalSeconds) * time.Second, Clock: rt.Clock,
+		Report: rt.Report,
+	}
+	go w.Run(ctx)
+	return rt, nil
+}
+
+// OnTreeChange registers fn to be called after every new tree is in force.
+func (rt *Runtime) OnTreeChange(fn func(*queue.Tree)) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.listeners = append(rt.listeners, fn)
+}
+
+// Tree returns the tree in force, or nil when no valid configuration is.
+func (rt *Runtime) Tree() *queue.Tree { return rt.Ledger.Tree() }
+
+func (rt *Runtime) applyTree(t *queue.Tree) {
+	rt.Ledger.SetTree(t)
+	// Pending pods may map to other queues now (namespaceQueues, ACLs).
+	if lister := rt.podLister(); lister != nil {
+		if pods, err := lister.List(labels.Everything()); err == nil {
+			for _, p := range pods {
+				if p.Spec.NodeName == "" {
+					rt.onPod(p)
+				}
+			}
+		}
+	}
+	rt.mu.Lock()
+	ls := append([]func(*queue.Tree){}, rt.listeners...)
+	rt.mu.Unlock()
+	for _, fn := range ls {
+		fn(t)
+	}
+}
+
+func (rt *Runtime) podLister() interface {
+	List(labels.Selector) ([]*v1.Pod, error)
+} {
+	if rt.Handle == nil || rt.Handle.SharedInformerFactory() == nil {
+		return nil
+	}
+	return rt.Handle.SharedInformerFactory().Core().V1().Pods().Lister()
+}
+
+// Key is a pod's key in the ledger.
+func Key(p *v1.Pod) string { return string(p.UID) }
+
+// PodRequest is what a pod counts for in its queue: its effective requests
+// (containers, init containers, overhead) plus one "pods".
+func PodRequest(p *v1.Pod) resources.Vector {
+	v := resources.FromList(resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{}))
+	v[v1.ResourcePods] = 1
+	return v
+}
+
+// Place returns the pod's leaf queue under the tree in force.
+func (rt *Runtime) Place(p *v1.Pod) (*queue.Queue, *queue.PlacementError) {
+	t := rt.Tree()
+	if t == nil {
+		st := rt.Config.Status()
+		return nil, &queue.PlacementError{Msg: fmt.Sprintf("no valid queue configuration is in force, so nothing is admitted: %s: %s", st.Source, st.LastError)}
+	}
+	return t.Place(p.Namespace, p.Labels[queue.LabelQueue])
+}
+
+func (rt *Runtime) onPod(obj any) {
+	p, ok := obj.(*v1.Pod)
+	if !ok || p.Spec.SchedulerName != rt.Profile {
+		return
+	}
+	key := Key(p)
+	if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+		rt.Ledger.Remove(key)
+		return
+	}
+	if p.Spec.NodeName != "" {
+		leaf := queue.RootName // a bound pod whose queue is gone still uses the cluster
+		if _, admitted, ok := rt.Ledger.Lookup(key); ok && admitted != "" {
+			leaf = admitted
+		} else if q, err := rt.Place(p); err == nil {
+			leaf = q.Path
+		}
+		rt.Ledger.Allocate(key, leaf, PodRequest(p))
+		return
+	}
+	q, err := rt.Place(p)
+	if err != nil {
+		rt.Ledger.Remove(key)
+		return
+	}
+	rt.Ledger.SetPending(key, q.Path, PodRequest(p))
+}
+
+func (rt *Runtime) onPodDelete(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if p, ok := obj.(*v1.Pod); ok && p.Spec.SchedulerName == rt.Profile {
+		rt.Ledger.Remove(Key(p))
+	}
+}
+
+// Report builds the status report.
+func (rt *Runtime) Report(now time.Time) status.Report {
+	t, usage := rt.Ledger.Snapshot()
+	st := rt.Config.Status()
+	cfg := status.Config{Source: st.Source, ResourceVersion: st.ResourceVersion, Valid: st.Valid, LastError: st.LastError}
+	if !st.AppliedAt.IsZero() {
+		cfg.AppliedAt = st.AppliedAt.UTC().Format(time.RFC3339)
+	}
+	if !st.LastErrorAt.IsZero() {
+		cfg.LastErrorAt = st.LastErrorAt.UTC().Format(time.RFC3339)
+	}
+	return status.Build(t, usage, cfg, now)
+}
+
+// queueSamples computes the queue gauges.
+func (rt *Runtime) queueSamples() []metrics.QueueSample {
+	t, usage := rt.Ledger.Snapshot()
+	if t == nil {
+		return nil
+	}
+	out := make([]metrics.QueueSample, 0, len(t.Queues))
+	for _, q := range t.Queues {
+		u := usage[q.Path]
+		out = append(out, metrics.QueueSample{
+			Queue: q.Path,
+			Resources: map[string]map[string]float64{
+				"guaranteed": gauge(q.Guaranteed), "max": gauge(q.EffectiveMax),
+				"allocated": gauge(u.Allocated), "reserved": gauge(u.Reserved), "pending": gauge(u.Pending),
+			},
+			Pods: map[string]int{"pending": u.Waiting, "running": u.Running},
+		})
+	}
+	return out
+}
+
+// gauge converts a vector to Prometheus units: cores for cpu, else the base unit.
+func gauge(v resources.Vector) map[string]float64 {
+	out := make(map[string]float64, len(v))
+	for name, a := range v {
+		if name == v1.ResourceCPU {
+			out[string(name)] = float64(a) / 1000
+		} else {
+			out[string(name)] = float64(a)
+		}
+	}
+	return out
+}

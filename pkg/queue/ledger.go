@@ -1,0 +1,275 @@
+package queue
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+
+	"muster.dev/muster/pkg/resources"
+)
+
+// State is where a ledger entry stands.
+type State int
+
+// Entry states. Reserved and Allocated count against limits; Pending does not.
+const (
+	// Pending: a pod waiting to be scheduled.
+	Pending State = iota
+	// Reserved: admitted by the scheduler and holding its quota (assumed,
+	// waiting at Permit, binding), not yet seen bound.
+	Reserved
+	// Allocated: bound to a node and not finished.
+	Allocated
+)
+
+// Usage is what a queue's subtree holds.
+type Usage struct {
+	Allocated, Reserved, Pending resources.Vector
+	// Running counts allocated pods, Waiting pending ones.
+	Running, Waiting int
+}
+
+func newUsage() *Usage {
+	return &Usage{Allocated: resources.Vector{}, Reserved: resources.Vector{}, Pending: resources.Vector{}}
+}
+
+// Used is what counts against the queue's max: allocated plus reserved.
+func (u Usage) Used() resources.Vector { return u.Allocated.Plus(u.Reserved) }
+
+func (u *Usage) clone() Usage {
+	return Usage{Allocated: u.Allocated.Clone(), Reserved: u.Reserved.Clone(), Pending: u.Pending.Clone(), Running: u.Running, Waiting: u.Waiting}
+}
+
+type entry struct {
+	leaf  string // the leaf queue's path
+	req   resources.Vector
+	state State
+}
+
+// LimitError is a request that would take a queue above its max.
+type LimitError struct {
+	Queue    string
+	Resource v1.ResourceName
+	// Used is what the queue's subtree holds now, Request what is asked for,
+	// Max the queue's limit, all of Resource.
+	Used, Request, Max int64
+}
+
+// NeverFits reports whether the request alone exceeds the max, so waiting
+// cannot help.
+func (e *LimitError) NeverFits() bool { return e.Request > e.Max }
+
+func (e *LimitError) Error() string {
+	r := e.Resource
+	if e.NeverFits() {
+		return fmt.Sprintf("queue %s: requests %s %s, above the queue's max %s; it can never be admitted there",
+			e.Queue, resources.Format(r, e.Request), r, resources.Format(r, e.Max))
+	}
+	return fmt.Sprintf("queue %s is at its max for %s: %s in use + %s requested > max %s",
+		e.Queue, r, resources.Format(r, e.Used), resources.Format(r, e.Request), resources.Format(r, e.Max))
+}
+
+// Ledger accounts the usage of every queue and its ancestors and admits
+// requests against their limits. It is safe for concurrent use. Entries are
+// keyed by the caller (a pod's UID, a gang reservation's name) and remember
+// the leaf they were admitted to, so a new tree keeps the usage of running
+// and reserved work; usage of a queue that a new tree no longer has stays
+// with the ancestors that remain.
+type Ledger struct {
+	mu      sync.Mutex
+	tree    *Tree
+	entries map[string]*entry
+	usage   map[string]*Usage // by queue path, the leaf and every ancestor
+}
+
+// NewLedger returns an empty ledger for the tree.
+func NewLedger(t *Tree) *Ledger {
+	return &Ledger{tree: t, entries: map[string]*entry{}, usage: map[string]*Usage{}}
+}
+
+// Tree returns the tree the ledger admits against.
+func (l *Ledger) Tree() *Tree {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tree
+}
+
+// SetTree switches to a new tree atomically; entries keep their leaves.
+func (l *Ledger) SetTree(t *Tree) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tree = t
+}
+
+// Check reports whether req fits in the leaf and every ancestor's max, with
+// what is allocated and reserved now. It is O(depth x resources in max).
+func (l *Ledger) Check(leaf *Queue, req resources.Vector) *LimitError {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.check(leaf, req)
+}
+
+func (l *Ledger) check(leaf *Queue, req resources.Vector) *LimitError {
+	for q := leaf; q != nil; q = q.Parent {
+		if len(q.Max) == 0 {
+			continue
+		}
+		u := l.usage[q.Path]
+		var over *LimitError
+		for r, max := range q.Max {
+			used := int64(0)
+			if u != nil {
+				used = u.Allocated[r] + u.Reserved[r]
+			}
+			// of several resources over, report the first by name, so the
+			// same request gets the same refusal every time
+			if req[r] > 0 && used+req[r] > max && (over == nil || r < over.Resource) {
+				over = &LimitError{Queue: q.Path, Resource: r, Used: used, Request: req[r], Max: max}
+			}
+		}
+		if over != nil {
+			return over
+		}
+	}
+	return nil
+}
+
+// Reserve admits req under key in the leaf if it fits, atomically with the
+// check, so concurrent callers can never together overshoot a max.
+func (l *Ledger) Reserve(key string, leaf *Queue, req resources.Vector) *LimitError {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.entries[key]; ok && e.state != Pending {
+		return nil // already holds its quota
+	}
+	if err := l.check(leaf, req); err != nil {
+		return err
+	}
+	l.set(key, leaf.Path, req, Reserved)
+	return nil
+}
+
+// Allocate records key as bound in the leaf (by path). It is a fact
+// observed in the cluster, so it is not checked against limits: a pod bound
+// before a restart or a config change is counted as it is.
+func (l *Ledger) Allocate(key, leafPath string, req resources.Vector) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.entries[key]; ok && e.state == Allocated {
+		return
+	} else if ok && e.state == Reserved {
+		leafPath, req = e.leaf, e.req // keep what was admitted
+	}
+	l.set(key, leafPath, req, Allocated)
+}
+
+// SetPending records key as waiting in the leaf (by path), for status; it
+// does not count against limits. A reserved or allocated key is left alone.
+func (l *Ledger) SetPending(key, leafPath string, req resources.Vector) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.entries[key]; ok && e.state != Pending {
+		return
+	}
+	l.set(key, leafPath, req, Pending)
+}
+
+// Unreserve returns a reserved key to pending (the scheduling attempt
+// failed); allocated keys are left alone.
+func (l *Ledger) Unreserve(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.entries[key]; ok && e.state == Reserved {
+		l.set(key, e.leaf, e.req, Pending)
+	}
+}
+
+// Remove forgets key: its pod finished or was deleted.
+func (l *Ledger) Remove(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.entries[key]; ok {
+		l.apply(e, -1)
+		delete(l.entries, key)
+	}
+}
+
+// Lookup returns the state and leaf of key.
+func (l *Ledger) Lookup(key string) (State, string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.entries[key]
+	if !ok {
+		return 0, "", false
+	}
+	return e.state, e.leaf, true
+}
+
+// Usage returns a copy of the usage of the queue at path (zero if none).
+func (l *Ledger) Usage(path string) Usage {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if u, ok := l.usage[path]; ok {
+		return u.clone()
+	}
+	return newUsage().clone()
+}
+
+// Snapshot returns the tree and a copy of every queue's usage, consistently.
+func (l *Ledger) Snapshot() (*Tree, map[string]Usage) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]Usage, len(l.usage))
+	for p, u := range l.usage {
+		out[p] = u.clone()
+	}
+	return l.tree, out
+}
+
+func (l *Ledger) set(key, leaf string, req resources.Vector, s State) {
+	if old, ok := l.entries[key]; ok {
+		l.apply(old, -1)
+	}
+	e := &entry{leaf: leaf, req: req.Clone(), state: s} // the caller may reuse req
+	l.entries[key] = e
+	l.apply(e, +1)
+}
+
+// apply adds (sign +1) or removes (-1) an entry from its leaf and every
+// ancestor, by path, whether or not the current tree still has them.
+func (l *Ledger) apply(e *entry, sign int) {
+	for p := e.leaf; p != ""; p = parentPath(p) {
+		u, ok := l.usage[p]
+		if !ok {
+			u = newUsage()
+			l.usage[p] = u
+		}
+		var v resources.Vector
+		switch e.state {
+		case Pending:
+			v, u.Waiting = u.Pending, u.Waiting+sign
+		case Reserved:
+			v = u.Reserved
+		case Allocated:
+			v, u.Running = u.Allocated, u.Running+sign
+		}
+		if sign > 0 {
+			v.Add(e.req)
+		} else {
+			v.Sub(e.req)
+		}
+		if sign < 0 && u.Running == 0 && u.Waiting == 0 && u.Allocated.IsZero() && u.Reserved.IsZero() && u.Pending.IsZero() {
+			delete(l.usage, p)
+		}
+	}
+}
+
+func parentPath(p string) string {
+	i := strings.LastIndexByte(p, '.')
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}

@@ -1,0 +1,105 @@
+// Package status publishes muster's queue status for admins: the ConfigMap
+// muster-queue-status (key status.yaml), readable with kubectl alone and
+// printed by `muster status`.
+package status
+
+import (
+	"fmt"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/resources"
+)
+
+// Key is the key of the report in the status ConfigMap.
+const Key = "status.yaml"
+
+// Report is status.yaml. Field names are part of muster's interface.
+type Report struct {
+	// UpdatedAt is when the scheduler wrote the report (RFC 3339).
+	UpdatedAt string `json:"updatedAt"`
+	// Config says which queue configuration is in force.
+	Config Config `json:"config"`
+	// Queues lists every queue, root first, parents before their children.
+	Queues []Queue `json:"queues"`
+}
+
+// Config says which queue configuration is in force.
+type Config struct {
+	Source          string `json:"source"`
+	ResourceVersion string `json:"resourceVersion,omitempty"`
+	AppliedAt       string `json:"appliedAt,omitempty"`
+	// Valid is false when no valid configuration is in force: nothing is admitted.
+	Valid bool `json:"valid"`
+	// LastError is why the latest edit was refused (the previous
+	// configuration stays in force), if it was.
+	LastError   string `json:"lastError,omitempty"`
+	LastErrorAt string `json:"lastErrorAt,omitempty"`
+}
+
+// Queue is one queue's line of the report. Resource amounts are Kubernetes
+// quantities; a queue's figures include its whole subtree.
+type Queue struct {
+	Queue  string  `json:"queue"`
+	Leaf   bool    `json:"leaf,omitempty"`
+	Weight float64 `json:"weight"`
+	// Guaranteed as configured; Max is the effective max (the tightest of
+	// the queue's and its ancestors'); absent resources are unlimited.
+	Guaranteed map[string]string `json:"guaranteed,omitempty"`
+	Max        map[string]string `json:"max,omitempty"`
+	// Allocated: requests of bound pods; Reserved: admitted and not yet
+	// bound; Pending: requests of pods waiting.
+	Allocated   map[string]string `json:"allocated,omitempty"`
+	Reserved    map[string]string `json:"reserved,omitempty"`
+	Pending     map[string]string `json:"pending,omitempty"`
+	RunningPods int               `json:"runningPods"`
+	PendingPods int               `json:"pendingPods"`
+	// CapacityPolicy is the queue's default pod placement, if it sets one.
+	CapacityPolicy string `json:"capacityPolicy,omitempty"`
+}
+
+// Build assembles the report from a tree and its usage.
+func Build(t *queue.Tree, usage map[string]queue.Usage, cfg Config, now time.Time) Report {
+	r := Report{UpdatedAt: now.UTC().Format(time.RFC3339), Config: cfg}
+	if t == nil {
+		return r
+	}
+	for _, q := range t.Queues {
+		u := usage[q.Path]
+		r.Queues = append(r.Queues, Queue{
+			Queue: q.Path, Leaf: q.IsLeaf(), Weight: q.Weight,
+			Guaranteed: quantities(q.Guaranteed), Max: quantities(q.EffectiveMax),
+			Allocated: quantities(u.Allocated), Reserved: quantities(u.Reserved), Pending: quantities(u.Pending),
+			RunningPods: u.Running, PendingPods: u.Waiting,
+			CapacityPolicy: string(q.CapacityPolicy),
+		})
+	}
+	return r
+}
+
+func quantities(v resources.Vector) map[string]string {
+	if len(v) == 0 {
+		return nil
+	}
+	return v.Quantities()
+}
+
+// Encode renders the report as status.yaml.
+func Encode(r Report) ([]byte, error) {
+	b, err := yaml.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encoding queue status: %w", err)
+	}
+	return b, nil
+}
+
+// Decode parses status.yaml.
+func Decode(data []byte) (Report, error) {
+	var r Report
+	if err := yaml.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("decoding %s: %w", Key, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,248 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+
+	"muster.dev/muster/pkg/cluster"
+	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/scheduler"
+	"muster.dev/muster/pkg/status"
+)
+
+// setQueues writes queues.yaml into the muster-queues ConfigMap (creating it
+// if needed) and removes the ConfigMap when the test ends.
+func setQueues(t *testing.T, queuesYAML string) *v1.ConfigMap {
+	t.Helper()
+	ctx := context.Background()
+	cms := env.cp.Client.CoreV1().ConfigMaps(musterNamespace)
+	cm, err := cms.Get(ctx, "muster-queues", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		cm, err = cms.Create(ctx, &v1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "muster-queues", Namespace: musterNamespace},
+			Data:       map[string]string{queue.ConfigKey: queuesYAML},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			_ = cms.Delete(context.Background(), "muster-queues", metav1.DeleteOptions{})
+			_ = cms.Delete(context.Background(), "muster-queue-status", metav1.DeleteOptions{})
+		})
+		return cm
+	}
+	require.NoError(t, err)
+	cm.Data = map[string]string{queue.ConfigKey: queuesYAML}
+	cm, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	return cm
+}
+
+// musterPods returns n muster pods of cpu each in ns, named prefix-i.
+func musterPods(ns, prefix string, n int, cpu string, d time.Duration, labels map[string]string) []cluster.Pod {
+	pods := make([]cluster.Pod, n)
+	for i := range pods {
+		pods[i] = cluster.Pod{
+			Namespace: ns, Name: fmt.Sprintf("%s-%d", prefix, i), SchedulerName: scheduler.SchedulerName,
+			Requests: map[v1.ResourceName]string{v1.ResourceCPU: cpu}, Duration: d, Labels: labels,
+		}
+	}
+	return pods
+}
+
+// waitUnschedulable waits until the pod's PodScheduled condition is False
+// with a message containing every one of want, and returns the message.
+func waitUnschedulable(t *testing.T, ns, name string, timeout time.Duration, want ...string) string {
+	t.Helper()
+	var msg string
+	waitFor(t, timeout, fmt.Sprintf("pod %s/%s to be unschedulable with %q", ns, name, want), func(ctx context.Context) (bool, error) {
+		p, err := env.cp.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == v1.PodScheduled && c.Status == v1.ConditionFalse {
+				msg = c.Message
+				for _, w := range want {
+					if !strings.Contains(c.Message, w) {
+						return false, nil
+					}
+				}
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	return msg
+}
+
+// countBound returns how many pods of ns are bound and not finished.
+func countBound(t *testing.T, ns string) int {
+	t.Helper()
+	list, err := env.cp.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	require.NoError(t, err)
+	n := 0
+	for _, p := range list.Items {
+		if p.Spec.NodeName != "" && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
+			n++
+		}
+	}
+	return n
+}
+
+// bindWatcher follows every change of the pods of some namespaces through a
+// watch (in the apiserver's order, not by sampling) and records the most
+// CPU that was ever bound to unfinished pods at once, per group of pods.
+type bindWatcher struct {
+	mu      sync.Mutex
+	group   func(*v1.Pod) string
+	holding map[string]int64 // pod key -> millicores, while bound and unfinished
+	sum     map[string]int64
+	peak    map[string]int64
+	bound   map[string]bool // every pod ever seen bound
+}
+
+func watchBinds(t *testing.T, group func(*v1.Pod) string, namespaces ...string) *bindWatcher {
+	t.Helper()
+	w := &bindWatcher{group: group, holding: map[string]int64{}, sum: map[string]int64{}, peak: map[string]int64{}, bound: map[string]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for _, ns := range namespaces {
+		f := informers.NewSharedInformerFactoryWithOptions(env.cp.Client, 0, informers.WithNamespace(ns))
+		inf := f.Core().V1().Pods().Informer()
+		_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    w.observe,
+			UpdateFunc: func(_, o any) { w.observe(o) },
+			DeleteFunc: func(o any) {
+				if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+					o = d.Obj
+				}
+				if p, ok := o.(*v1.Pod); ok {
+					w.release(p)
+				}
+			},
+		})
+		require.NoError(t, err)
+		f.Start(ctx.Done())
+		f.WaitForCacheSync(ctx.Done())
+	}
+	return w
+}
+
+func (w *bindWatcher) observe(o any) {
+	p, ok := o.(*v1.Pod)
+	if !ok {
+		return
+	}
+	if p.Spec.NodeName == "" || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+		w.release(p)
+		return
+	}
+	key := p.Namespace + "/" + p.Name
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.bound[key] = true
+	if _, held := w.holding[key]; held {
+		return
+	}
+	m := p.Spec.Containers[0].Resources.Requests.Cpu().MilliValue()
+	g := w.group(p)
+	w.holding[key] = m
+	w.sum[g] += m
+	if w.sum[g] > w.peak[g] {
+		w.peak[g] = w.sum[g]
+	}
+}
+
+func (w *bindWatcher) release(p *v1.Pod) {
+	key := p.Namespace + "/" + p.Name
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if m, held := w.holding[key]; held {
+		w.sum[w.group(p)] -= m
+		delete(w.holding, key)
+	}
+}
+
+// Peak returns the most millicores a group held at once.
+func (w *bindWatcher) Peak(g string) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.peak[g]
+}
+
+// EverBound counts pods seen bound.
+func (w *bindWatcher) EverBound() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.bound)
+}
+
+// readStatus returns the status report muster published, once it shows
+// what cond wants.
+func waitStatus(t *testing.T, timeout time.Duration, what string, cond func(status.Report) bool) status.Report {
+	t.Helper()
+	var r status.Report
+	waitFor(t, timeout, what, func(ctx context.Context) (bool, error) {
+		cm, err := env.cp.Client.CoreV1().ConfigMaps(musterNamespace).Get(ctx, "muster-queue-status", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		r, err = status.Decode([]byte(cm.Data[status.Key]))
+		if err != nil {
+			return false, err
+		}
+		return cond(r), nil
+	})
+	return r
+}
+
+func queueStatus(r status.Report, path string) (status.Queue, bool) {
+	for _, q := range r.Queues {
+		if q.Queue == path {
+			return q, true
+		}
+	}
+	return status.Queue{}, false
+}
+
+// eventsFor lists Events about an object with the given reason.
+func eventsFor(t *testing.T, ns, name, reason string) []string {
+	t.Helper()
+	list, err := env.cp.Client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{
+		FieldSelector: fields.AndSelectors(
+			fields.OneTermEqualSelector("involvedObject.name", name),
+			fields.OneTermEqualSelector("reason", reason),
+		).String(),
+	})
+	require.NoError(t, err)
+	var notes []string
+	for _, e := range list.Items {
+		notes = append(notes, e.Type+": "+e.Message)
+	}
+	return notes
+}
+
+// unbound lists the pods of ns that are not bound.
+func unbound(t *testing.T, ns string) []string {
+	t.Helper()
+	list, err := env.cp.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	require.NoError(t, err)
+	var names []string
+	for _, p := range list.Items {
+		if p.Spec.NodeName == "" {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
