@@ -26,6 +26,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	schedconfigv1 "k8s.io/kube-scheduler/config/v1"
 	"sigs.k8s.io/yaml"
+
+	"muster.dev/muster/pkg/queue"
 )
 
 // The names the manifests must agree on (SPEC section 1 and 2).
@@ -837,194 +839,28 @@ func TestKustomizationsCoverEveryFile(t *testing.T) {
 	}
 }
 
-// queueConfig is SPEC section 2's queues.yaml. It is decoded strictly, as
-// muster does, so a misspelt field in the example fails here.
-type queueConfig struct {
-	Queues          []queueSpec       `json:"queues"`
-	NamespaceQueues map[string]string `json:"namespaceQueues,omitempty"`
-}
-
-type queueSpec struct {
-	Name           string              `json:"name"`
-	Weight         *float64            `json:"weight,omitempty"`
-	Guaranteed     corev1.ResourceList `json:"guaranteed,omitempty"`
-	Max            corev1.ResourceList `json:"max,omitempty"`
-	Namespaces     []string            `json:"namespaces,omitempty"`
-	CapacityPolicy string              `json:"capacityPolicy,omitempty"`
-	Queues         []queueSpec         `json:"queues,omitempty"`
-}
-
-// leafQueue is a leaf of the tree with what it inherits.
-type leafQueue struct {
-	path       string
-	namespaces []string // nil: any namespace
-}
-
-// checkQueues applies SPEC section 2's rules to a queue tree and returns every
-// violation, and the leaves.
-func checkQueues(cfg *queueConfig) (errs []string, leaves []leafQueue) {
-	policies := []string{"require-spot", "prefer-spot", "prefer-on-demand", "require-on-demand", "any"}
-	var walk func(parent string, parentMax, parentGuaranteed corev1.ResourceList, isRoot bool, namespaces []string, qs []queueSpec)
-	walk = func(parent string, parentMax, parentGuaranteed corev1.ResourceList, isRoot bool, namespaces []string, qs []queueSpec) {
-		seen := map[string]bool{}
-		sum := corev1.ResourceList{}
-		for _, q := range qs {
-			p := parent + "." + q.Name
-			switch {
-			case q.Name == "" || strings.ContainsAny(q.Name, ".*"):
-				errs = append(errs, fmt.Sprintf("%s: bad queue name %q", parent, q.Name))
-			case seen[q.Name]:
-				errs = append(errs, p+": duplicate name")
-			}
-			seen[q.Name] = true
-			if q.Weight != nil && *q.Weight <= 0 {
-				errs = append(errs, p+": weight must be positive")
-			}
-			if q.CapacityPolicy != "" && !slices.Contains(policies, q.CapacityPolicy) {
-				errs = append(errs, fmt.Sprintf("%s: capacityPolicy %q is not one of %v", p, q.CapacityPolicy, policies))
-			}
-			for _, g := range q.Namespaces {
-				if _, err := path.Match(g, ""); err != nil {
-					errs = append(errs, fmt.Sprintf("%s: bad namespace glob %q", p, g))
-				}
-			}
-			for r, v := range q.Max {
-				if pm, ok := parentMax[r]; ok && v.Cmp(pm) > 0 {
-					errs = append(errs, fmt.Sprintf("%s: max %s %s exceeds the parent's %s", p, r, v.String(), pm.String()))
-				}
-			}
-			max := parentMax.DeepCopy()
-			for r, v := range q.Max {
-				max[r] = v
-			}
-			for r, v := range q.Guaranteed {
-				if m, ok := max[r]; ok && v.Cmp(m) > 0 {
-					errs = append(errs, fmt.Sprintf("%s: guaranteed %s %s exceeds max %s", p, r, v.String(), m.String()))
-				}
-				s := sum[r]
-				s.Add(v)
-				sum[r] = s
-			}
-			ns := namespaces
-			if q.Namespaces != nil {
-				ns = q.Namespaces
-			}
-			if len(q.Queues) == 0 {
-				leaves = append(leaves, leafQueue{path: p, namespaces: ns})
-			} else {
-				walk(p, max, q.Guaranteed, false, ns, q.Queues)
-			}
-		}
-		if !isRoot { // root's guarantee is the cluster, unknown offline
-			for r, s := range sum {
-				g := parentGuaranteed[r]
-				if s.Cmp(g) > 0 {
-					errs = append(errs, fmt.Sprintf("%s: the children's guaranteed %s (%s) exceeds the parent's (%s)", parent, r, s.String(), g.String()))
-				}
-			}
-		}
-	}
-	walk("root", corev1.ResourceList{}, nil, true, nil, cfg.Queues)
-
-	for ns, target := range cfg.NamespaceQueues {
-		var matches []leafQueue
-		for _, l := range leaves {
-			if l.path == target || !strings.Contains(target, ".") && strings.HasSuffix(l.path, "."+target) {
-				matches = append(matches, l)
-			}
-		}
-		if len(matches) != 1 {
-			errs = append(errs, fmt.Sprintf("namespaceQueues[%q]: %q is not exactly one leaf queue", ns, target))
-			continue
-		}
-		if ns == "*" || matches[0].namespaces == nil {
-			continue
-		}
-		ok := slices.ContainsFunc(matches[0].namespaces, func(g string) bool {
-			m, _ := path.Match(g, ns)
-			return m
-		})
-		if !ok {
-			errs = append(errs, fmt.Sprintf("namespaceQueues[%q]: namespace may not submit to %s", ns, target))
-		}
-	}
-	sort.Strings(errs)
-	return errs, leaves
-}
-
+// TestQueuesExample checks the example ConfigMap with the parser
+// muster-scheduler itself uses.
 func TestQueuesExample(t *testing.T) {
 	docs := loadAll(t)
 	cm := one[*corev1.ConfigMap](t, docs, queuesConfigMap)
 	assert.Equal(t, musterNamespace, cm.Namespace)
-	raw, ok := cm.Data["queues.yaml"]
-	require.True(t, ok, "ConfigMap %s has no key queues.yaml", queuesConfigMap)
+	raw, ok := cm.Data[queue.ConfigKey]
+	require.True(t, ok, "ConfigMap %s has no key %s", queuesConfigMap, queue.ConfigKey)
 
-	var cfg queueConfig
-	require.NoError(t, yaml.UnmarshalStrict([]byte(raw), &cfg))
-	errs, leaves := checkQueues(&cfg)
-	assert.Empty(t, errs)
-
+	tree, err := queue.Parse([]byte(raw))
+	require.NoError(t, err)
 	var paths []string
-	for _, l := range leaves {
-		paths = append(paths, l.path)
+	for _, l := range tree.Leaves() {
+		paths = append(paths, l.Path)
 	}
 	assert.ElementsMatch(t, []string{"root.analytics.etl", "root.analytics.adhoc", "root.ml", "root.default"}, paths)
-	assert.Equal(t, "root.default", cfg.NamespaceQueues["*"], "the fallback must name a queue that exists")
+	assert.Equal(t, "root.default", tree.NamespaceQueues()["*"], "the fallback names a queue that exists")
 
 	// The embedded copy is this file.
 	b, err := os.ReadFile("queues-example.yaml")
 	require.NoError(t, err)
 	assert.Equal(t, b, QueuesExample)
-}
-
-// The checker itself must catch what the SPEC forbids, or the test above
-// proves nothing.
-func TestCheckQueuesRejectsInvalidTrees(t *testing.T) {
-	for _, tc := range []struct {
-		name, yaml, want string
-	}{
-		{"duplicate name", `
-queues: [{name: a}, {name: a}]`, "duplicate name"},
-		{"child max above parent", `
-queues:
-  - name: a
-    max: {cpu: "4"}
-    queues: [{name: b, max: {cpu: "8"}}]`, "exceeds the parent's"},
-		{"children guaranteed above parent", `
-queues:
-  - name: a
-    guaranteed: {cpu: "4"}
-    queues: [{name: b, guaranteed: {cpu: "3"}}, {name: c, guaranteed: {cpu: "2"}}]`, "children's guaranteed"},
-		{"bad glob", `
-queues: [{name: a, namespaces: ["team-["]}]`, "bad namespace glob"},
-		{"fallback to a missing queue", `
-queues: [{name: a}]
-namespaceQueues: {"*": root.default}`, "not exactly one leaf"},
-		{"fallback to a parent", `
-queues: [{name: a, queues: [{name: b}]}]
-namespaceQueues: {"*": root.a}`, "not exactly one leaf"},
-		{"namespace not allowed", `
-queues: [{name: a, namespaces: ["team-a-*"]}]
-namespaceQueues: {team-b: root.a}`, "may not submit"},
-		{"unknown policy", `
-queues: [{name: a, capacityPolicy: spot-please}]`, "capacityPolicy"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var cfg queueConfig
-			require.NoError(t, yaml.UnmarshalStrict([]byte(tc.yaml), &cfg))
-			errs, _ := checkQueues(&cfg)
-			require.Len(t, errs, 1, "%v", errs)
-			assert.Contains(t, errs[0], tc.want)
-		})
-	}
-	t.Run("unknown field", func(t *testing.T) {
-		var cfg queueConfig
-		assert.Error(t, yaml.UnmarshalStrict([]byte("queues: [{name: a, guarantee: {cpu: 1}}]"), &cfg))
-	})
-	t.Run("bad quantity", func(t *testing.T) {
-		var cfg queueConfig
-		assert.Error(t, yaml.UnmarshalStrict([]byte("queues: [{name: a, max: {cpu: lots}}]"), &cfg))
-	})
 }
 
 func TestEmbeds(t *testing.T) {

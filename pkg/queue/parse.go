@@ -75,6 +75,9 @@ func parse(data []byte, e *errs) *file {
 		case "namespaceQueues":
 			f.namespaceQueues, f.nsOrder = parseNamespaceQueues(top[k], e)
 		default:
+			if k == "" {
+				k = `""` // a path must say where: an empty key has no name to show
+			}
 			e.add(k, "unknown field (known: queues, namespaceQueues)")
 		}
 	}
