@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"muster.dev/muster/pkg/cli"
 	"muster.dev/muster/pkg/cluster"
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/status"
@@ -252,4 +254,52 @@ namespaceQueues:
 	assert.Equal(t, 8.0, sumMetric(mf, "muster_queue_resource", map[string]string{"queue": "root.analytics.etl", "resource": "cpu", "type": "max"}))
 	assert.Equal(t, 4.0, sumMetric(mf, "muster_queue_resource", map[string]string{"queue": "root.analytics", "resource": "cpu", "type": "guaranteed"}))
 	assert.Equal(t, 3.0, sumMetric(mf, "muster_queue_pods", map[string]string{"queue": "root.analytics", "state": "running"}))
+
+	// muster status prints the same from the live cluster.
+	var out, errOut bytes.Buffer
+	code := cli.Main([]string{"status", "--kubeconfig", env.cp.Kubeconfig}, &out, &errOut)
+	require.Equal(t, 0, code, errOut.String())
+	assert.Contains(t, out.String(), "Config: ConfigMap muster-system/muster-queues")
+	assert.Regexp(t, `(?m)^    etl\s+1\s+-\s+cpu=8,memory=64Gi\s+cpu=6,pods=3\s+`, out.String())
+	out.Reset()
+	require.Equal(t, 0, cli.Main([]string{"status", "--kubeconfig", env.cp.Kubeconfig, "-o", "json"}, &out, &errOut), errOut.String())
+	assert.Contains(t, out.String(), `"queue": "root.analytics.etl"`)
+}
+
+// TestQueueRemovedWhileRunning: a queue removed while it has running pods
+// keeps them running (their usage stays with the remaining ancestors); new
+// pods for it are refused with a clear reason.
+func TestQueueRemovedWhileRunning(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	bigCluster(t, "removed", 1)
+	setQueues(t, "queues:\n  - name: org\n    max: {cpu: \"3\"}\n    queues:\n      - name: old\n      - name: new\n")
+	startMuster(t)
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, musterPods(ns, "old", 2, "1", 0, map[string]string{queue.LabelQueue: "old"})))
+	waitFor(t, time.Minute, "2 pods bound", func(context.Context) (bool, error) { return countBound(t, ns) == 2, nil })
+
+	setQueues(t, "queues:\n  - name: org\n    max: {cpu: \"3\"}\n    queues:\n      - name: new\n")
+	r := waitStatus(t, 30*time.Second, "the new tree in the status", func(r status.Report) bool {
+		_, hasOld := queueStatus(r, "root.org.old")
+		return !hasOld
+	})
+	org, _ := queueStatus(r, "root.org")
+	assert.Equal(t, "2", org.Allocated["cpu"], "the removed queue's running pods still count in its parent")
+
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, append(
+		musterPods(ns, "again", 1, "1", 0, map[string]string{queue.LabelQueue: "old"}),
+		musterPods(ns, "sibling", 2, "1", 0, map[string]string{queue.LabelQueue: "new"})...)))
+	waitUnschedulable(t, ns, "again-0", 30*time.Second, "queue old does not exist")
+	// The parent's max still counts the old pods: one of the two siblings fits.
+	waitFor(t, 30*time.Second, "3 pods bound", func(context.Context) (bool, error) { return countBound(t, ns) == 3, nil })
+	for _, name := range unbound(t, ns) {
+		if strings.HasPrefix(name, "sibling") {
+			waitUnschedulable(t, ns, name, 30*time.Second, "queue root.org is at its max for cpu: 3 in use")
+		}
+	}
+	for _, name := range []string{"old-0", "old-1"} {
+		p, err := env.cp.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, v1.PodRunning, p.Status.Phase, "%s keeps running", name)
+	}
 }
