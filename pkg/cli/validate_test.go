@@ -55,7 +55,7 @@ func TestValidate(t *testing.T) {
 		"the ConfigMap manifest": {args: []string{"validate", filepath.Join("..", "..", "manifests", "queues-example.yaml")},
 			wantOut: []string{"valid:", "root.analytics.etl"}},
 		"every error with its path": {
-			args: []string{"validate", write("bad.yaml", "queues:\n  - name: a\n    max: {cpu: \"8\"}\n    queues:\n      - {name: b, max: {cpu: \"16\"}, weight: 0}\nnamespaceQueues:\n  x: nope\n")},
+			args:     []string{"validate", write("bad.yaml", "queues:\n  - name: a\n    max: {cpu: \"8\"}\n    queues:\n      - {name: b, max: {cpu: \"16\"}, weight: 0}\nnamespaceQueues:\n  x: nope\n")},
 			wantCode: 1,
 			wantErr: []string{"invalid queue configuration, 3 error(s)", "root.a.b.max.cpu: 16 exceeds parent max 8",
 				"root.a.b.weight: must be greater than 0", "namespaceQueues.x: queue nope does not exist"},
