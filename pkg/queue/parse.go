@@ -186,6 +186,17 @@ func parseResources(v any, p string, e *errs) resources.Vector {
 			e.add(rp, "must be a quantity such as \"4\", \"500m\" or \"16Gi\", got %s", describe(m[k]))
 			continue
 		}
+		// ParseQuantity's time grows with the exponent and the digits
+		// (1e-99999999 takes most of a minute); no amount that fits an
+		// int64 needs a long quantity or an exponent of three digits.
+		if len(s) > 64 {
+			e.add(rp, "%.20q... is not a valid quantity: longer than 64 characters", s)
+			continue
+		}
+		if i := strings.IndexAny(s, "eE"); i >= 0 && len(strings.TrimLeft(s[i+1:], "+-")) > 2 {
+			e.add(rp, "%q is not a valid quantity: the exponent is out of range", s)
+			continue
+		}
 		q, err := resource.ParseQuantity(s)
 		if err != nil {
 			e.add(rp, "%q is not a valid quantity", s)
@@ -252,8 +263,7 @@ func checkGlob(g string) error {
 func parsePolicy(v any, p string, e *errs) capacity.Policy {
 	s, ok := v.(string)
 	if !ok {
-		_, err := capacity.ParsePolicy("")
-		e.add(p, "must be a string: %v", err)
+		e.add(p, "must be one of %v, got %s", capacity.Policies, describe(v))
 		return ""
 	}
 	pol, err := capacity.ParsePolicy(s)

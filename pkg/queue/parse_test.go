@@ -256,6 +256,14 @@ queues:
 			{"root.a.maximum", "unknown field"},
 			{"root.a.b.Weight", "unknown field"},
 		}},
+		// found by FuzzParse: an empty key still gets a path that says where
+		"empty keys": {`
+"": 1
+queues: [{name: a, "": 2}]
+`, []fieldErr{
+			{`""`, "unknown field (known: queues, namespaceQueues)"},
+			{"root.a.", "unknown field (known: name, weight"},
+		}},
 		"not a mapping": {"- a\n", []fieldErr{{"queues.yaml", "must be a mapping with the fields queues and namespaceQueues"}}},
 		"a scalar":      {"42", []fieldErr{{"queues.yaml", "must be a mapping with the fields queues and namespaceQueues"}}},
 		"queues not a list": {"queues: {a: 1}", []fieldErr{
@@ -293,7 +301,7 @@ queues:
 `, []fieldErr{
 			{"root.a.capacityPolicy", `"spot" is not a capacity policy; ` + policies},
 			{"root.b.capacityPolicy", `"" is not a capacity policy; ` + policies},
-			{"root.c.capacityPolicy", "must be a string"},
+			{"root.c.capacityPolicy", "must be one of"},
 			{"root.d.capacityPolicy", `"Prefer-Spot" is not a capacity policy`},
 		}},
 	}
@@ -349,6 +357,17 @@ queues:
 			{"root.a.max.cpu", "10E is too large (at most 9223372036854775807m)"},
 			{"root.a.max.nvidia.com/gpu", "1e+30 is too large (at most 9223372036854775807)"},
 			{"root.a.max.pods", "9223372036854775808 is too large (at most 9223372036854775807)"},
+		}},
+		// ParseQuantity would take minutes over these: they are refused first
+		"exponents out of range and overlong quantities": {`
+queues:
+  - name: a
+    max: {cpu: "1e-999999999", memory: "1E+999", pods: "1e100", nvidia.com/gpu: "0.00000000000000000000000000000000000000000000000000000000000000001"}
+`, []fieldErr{
+			{"root.a.max.cpu", `"1e-999999999" is not a valid quantity: the exponent is out of range`},
+			{"root.a.max.memory", `"1E+999" is not a valid quantity: the exponent is out of range`},
+			{"root.a.max.nvidia.com/gpu", `"0.000000000000000000"... is not a valid quantity: longer than 64 characters`},
+			{"root.a.max.pods", `"1e100" is not a valid quantity: the exponent is out of range`},
 		}},
 		"bad resource names": {`
 queues:

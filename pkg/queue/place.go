@@ -44,6 +44,10 @@ func (t *Tree) Place(namespace, label string) (*Queue, *PlacementError) {
 		return nil, &PlacementError{Queue: q.Path, Msg: fmt.Sprintf(
 			"queue %s (from %s) is not a leaf queue; pods are admitted to leaf queues only: %s", q.Path, how, strings.Join(leafPaths(q), ", "))}
 	}
+	if q == t.Root {
+		return nil, &PlacementError{Queue: q.Path, Msg: fmt.Sprintf(
+			"root (from %s) is the top of the queue tree, not a queue pods can use; name a leaf queue", how)}
+	}
 	if ok, by := q.AdmitsNamespace(namespace); !ok {
 		return nil, &PlacementError{Queue: q.Path, Msg: fmt.Sprintf(
 			"namespace %s may not submit to queue %s (from %s): %s admits namespaces %s",

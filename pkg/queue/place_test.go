@@ -103,6 +103,9 @@ namespaceQueues:
 			tree: aclFallback, ns: "team-a-1", want: "root.restricted"},
 		"default tree": {
 			tree: Default(), ns: "anything", want: "root.default"},
+		"label: root of an empty tree": {
+			tree: mustParse(t, ""), ns: "x", label: "root", wantQueue: "root",
+			wantMsg: "root (from label muster.dev/queue=root) is the top of the queue tree, not a queue pods can use; name a leaf queue"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
