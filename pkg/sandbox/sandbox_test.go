@@ -85,6 +85,9 @@ func TestSandboxInterrupt(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// A temp directory of the test's own, so that control planes of other
+	// test packages running at the same time do not count.
+	t.Setenv("TMPDIR", t.TempDir())
 	before := controlPlaneDirs(t)
 
 	out := &watchedWriter{want: "submitted", seen: make(chan struct{})}
