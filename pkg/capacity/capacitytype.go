@@ -1,6 +1,8 @@
 // Package capacity holds muster's pure placement logic for spot and
-// on-demand capacity: what kind of capacity a node is, which pool it belongs
-// to, and (as it grows) the placement policy and scores. No client-go here.
+// on-demand capacity (SPEC section 5): what kind of capacity a node is, which
+// spot pool it belongs to, whether it is being taken away, a pod's placement
+// policy, the spread rule for a gang's spot members, and the node score that
+// combines them. Core API types are plain data here; no client-go.
 package capacity
 
 import "strings"

@@ -34,3 +34,125 @@ func ParsePolicy(s string) (Policy, error) {
 	}
 	return "", fmt.Errorf("%q is not a capacity policy; use one of %s", s, strings.Join(names, ", "))
 }
+
+// AnnotationPolicy is the pod annotation that names its capacity policy.
+const AnnotationPolicy = "muster.dev/capacity-policy"
+
+// LabelSparkRole is the label Spark on Kubernetes puts on its pods.
+const LabelSparkRole = "spark-role"
+
+// Role is what a pod is to its application, as far as placement cares. The
+// values are metric label values: keep them few and stable.
+type Role string
+
+// Roles.
+const (
+	RoleDriver   Role = "driver"
+	RoleExecutor Role = "executor"
+	RoleOther    Role = "other"
+)
+
+// RoleOf returns a pod's role from its labels: Spark's spark-role label, or
+// RoleOther for anything that is not a Spark driver or executor.
+func RoleOf(labels map[string]string) Role {
+	switch labels[LabelSparkRole] {
+	case string(RoleDriver):
+		return RoleDriver
+	case string(RoleExecutor):
+		return RoleExecutor
+	}
+	return RoleOther
+}
+
+// Source says where a pod's policy came from, for events and explain output.
+type Source string
+
+// Sources. SourceQueue is refined to "queue <name>" by Source.WithQueue.
+const (
+	SourceAnnotation      Source = "annotation"
+	SourceDriverDefault   Source = "spark-driver default"
+	SourceExecutorDefault Source = "spark-executor default"
+	SourceQueue           Source = "queue"
+	SourceDefault         Source = "default"
+)
+
+// WithQueue names the queue in a SourceQueue ("queue root.x"); any other
+// source is returned as is. PolicyFor is not given the queue's name, only its
+// policy, so the caller that knows the name adds it.
+func (s Source) WithQueue(name string) Source {
+	if s != SourceQueue || name == "" {
+		return s
+	}
+	return SourceQueue + Source(" "+name)
+}
+
+// PolicyFor returns a pod's capacity policy and where it came from (SPEC
+// section 5): its annotation wins; else a Spark driver prefers on-demand (one
+// reclaimed driver fails the whole application) and a Spark executor prefers
+// spot (executors are cheap to lose and many); else its queue's
+// capacityPolicy ("" when the queue has none); else any.
+//
+// An annotation that names no policy is an error, never a silent any: a
+// typo in require-on-demand must not put a pod on spot. Surrounding space is
+// forgiven, an empty value is not.
+func PolicyFor(annotations map[string]string, role Role, queuePolicy Policy) (Policy, Source, error) {
+	if v, ok := annotations[AnnotationPolicy]; ok {
+		p, err := ParsePolicy(strings.TrimSpace(v))
+		if err != nil {
+			return "", SourceAnnotation, fmt.Errorf("annotation %s: %w", AnnotationPolicy, err)
+		}
+		return p, SourceAnnotation, nil
+	}
+	switch role {
+	case RoleDriver:
+		return PreferOnDemand, SourceDriverDefault, nil
+	case RoleExecutor:
+		return PreferSpot, SourceExecutorDefault, nil
+	}
+	if queuePolicy != "" {
+		// The queue tree validates its policies; this guards a caller that
+		// builds one by hand.
+		p, err := ParsePolicy(string(queuePolicy))
+		if err != nil {
+			return "", SourceQueue, fmt.Errorf("queue capacityPolicy: %w", err)
+		}
+		return p, SourceQueue, nil
+	}
+	return Any, SourceDefault, nil
+}
+
+// Allows says whether policy p lets a pod run on a node of capacity type t:
+// require-* filter, every other policy allows both types.
+func Allows(p Policy, t Type) bool {
+	switch p {
+	case RequireSpot:
+		return t == Spot
+	case RequireOnDemand:
+		return t == OnDemand
+	}
+	return true
+}
+
+// Preference is how well a node of type t suits policy p, 0..100: a prefer-*
+// policy gives its type 100 and the other 0.
+//
+// require-* and any give every node a flat 100. For require-* the filter has
+// already removed the other type, so every node left matches and there is
+// nothing to rank; for any there is no preference. A flat score leaves the
+// ranking to the other concerns, and 100 rather than 0 scores a node that
+// satisfies the policy like a prefer-* match, so the totals read the same.
+func Preference(p Policy, t Type) int64 {
+	switch p {
+	case PreferSpot:
+		if t == Spot {
+			return 100
+		}
+		return 0
+	case PreferOnDemand:
+		if t == OnDemand {
+			return 100
+		}
+		return 0
+	}
+	return 100
+}

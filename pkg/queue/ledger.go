@@ -176,6 +176,36 @@ func (l *Ledger) SetPending(key, leafPath string, req resources.Vector) {
 	l.set(key, leafPath, req, Pending)
 }
 
+// Transfer moves req from the reservation under from (a gang's) to a new
+// reserved entry under to (one of its members), without a limit check: the
+// quota was admitted with the gang. from shrinks (never below zero per
+// resource) and disappears when nothing is left.
+func (l *Ledger) Transfer(from, to string, req resources.Vector) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	src, ok := l.entries[from]
+	if !ok || src.state != Reserved {
+		return
+	}
+	if e, ok := l.entries[to]; ok && e.state != Pending {
+		return
+	}
+	rest := src.req.Clone()
+	for r, a := range req {
+		if rest[r] -= a; rest[r] <= 0 {
+			delete(rest, r)
+		}
+	}
+	leaf := src.leaf
+	if rest.IsZero() {
+		l.apply(src, -1)
+		delete(l.entries, from)
+	} else {
+		l.set(from, leaf, rest, Reserved)
+	}
+	l.set(to, leaf, req.Clone(), Reserved)
+}
+
 // Unreserve returns a reserved key to pending (the scheduling attempt
 // failed); allocated keys are left alone.
 func (l *Ledger) Unreserve(key string) {
