@@ -24,6 +24,23 @@ type Report struct {
 	Config Config `json:"config"`
 	// Queues lists every queue, root first, parents before their children.
 	Queues []Queue `json:"queues"`
+	// PendingGangs lists the gangs that wait for admission or for members,
+	// oldest first, with the reason.
+	PendingGangs []Gang `json:"pendingGangs,omitempty"`
+}
+
+// Gang is a gang that is not bound yet.
+type Gang struct {
+	Gang      string `json:"gang"`
+	Queue     string `json:"queue,omitempty"`
+	Phase     string `json:"phase"`
+	Members   int    `json:"members"`
+	MinMember int32  `json:"minMember"`
+	// Placed counts members reserved or bound.
+	Placed   int    `json:"placed"`
+	Since    string `json:"since"`
+	Reason   string `json:"reason,omitempty"`
+	Timeouts int    `json:"timeouts,omitempty"`
 }
 
 // Config says which queue configuration is in force.

@@ -88,16 +88,27 @@ func (w *Writer) WriteOnce(ctx context.Context) error {
 }
 
 func (w *Writer) leading(ctx context.Context) bool {
-	lease, err := w.Client.CoordinationV1().Leases(w.Namespace).Get(ctx, LeaseName, metav1.GetOptions{})
+	return Leading(ctx, w.Client, w.Namespace, w.Identity, w.Clock)
+}
+
+// Leading reports whether this process should write shared state: it holds
+// muster-scheduler's lease (kube-scheduler's lease identity is the host name
+// and a suffix), or nobody holds it (leader election is off, or the holder
+// is gone).
+func Leading(ctx context.Context, client kubernetes.Interface, namespace, identity string, clk clock.PassiveClock) bool {
+	if identity == "" {
+		identity, _ = os.Hostname()
+	}
+	lease, err := client.CoordinationV1().Leases(namespace).Get(ctx, LeaseName, metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
 		return true // no leader election
 	}
-	if strings.HasPrefix(*lease.Spec.HolderIdentity, w.Identity+"_") {
+	if strings.HasPrefix(*lease.Spec.HolderIdentity, identity+"_") {
 		return true
 	}
 	if lease.Spec.RenewTime != nil && lease.Spec.LeaseDurationSeconds != nil {
 		expiry := lease.Spec.RenewTime.Add(time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second)
-		return w.Clock.Now().After(expiry) // the holder is gone
+		return clk.Now().After(expiry) // the holder is gone
 	}
 	return false
 }

@@ -1,42 +1,94 @@
 // Package gang is the MusterGang plugin: all-or-nothing admission of gangs
-// (PodGroups, annotation gangs, Spark applications, Workload API groups).
+// (scheduler-plugins PodGroups, annotation gangs, Spark applications). The
+// decisions (who is in a gang, whether it fits node by node, its state) live
+// in the pure pkg/gang; this package reads pods and PodGroups, maps the
+// answers to framework statuses, and holds members at Permit.
+//
+// How a gang goes through the scheduler:
+//
+//  1. Its members are refused (PreFilter) until minMember of them exist.
+//  2. The first member to reach PreFilter after that runs the admission for
+//     the whole gang: its queue's limits for the gang's total, then a
+//     placement of every member node by node on the current nodes. If both
+//     pass, the capacity is reserved at once: in the queue, and as slots on
+//     the chosen nodes that no other pod may use. Otherwise the gang holds
+//     nothing and waits, with the reason in every member's condition.
+//  3. Members then schedule one by one into their slots (PreFilter narrows
+//     them to slot nodes; Reserve claims a slot), and wait at Permit until
+//     the quorum is assumed; then all are allowed together.
+//  4. Anything that breaks an admission (a member that cannot be placed, the
+//     Permit wait timing out, a member deleted) releases the whole gang: the
+//     waiting members are rejected, slots and quota are freed.
+//
+// Because a gang is admitted only when all of it fits and then holds its
+// capacity exclusively, two gangs never hold parts of the cluster against
+// each other: no deadlock.
 package gang
 
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/utils/clock"
 
 	"muster.dev/muster/pkg/apis/config"
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
+	gangcore "muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/plugins"
+	"muster.dev/muster/pkg/plugins/shared"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration profile.
 const Name = "MusterGang"
 
-// Plugin holds gang members until their quorum fits.
-//
-// Until gangs land (issue #5) it decides nothing: PreFilter answers Skip and
-// Permit allows every pod at once.
+const stateKey fwk.StateKey = Name
+
+// Event reasons.
+const (
+	ReasonAdmitted  = "GangAdmitted"
+	ReasonTimedOut  = "GangTimedOut"
+	ReasonNeverFits = "GangNeverFits"
+	ReasonReleased  = "GangReleased"
+)
+
+// Plugin admits gangs all or nothing.
 type Plugin struct {
-	args   config.MusterGangArgs
-	handle fwk.Handle
+	args     config.MusterGangArgs
+	handle   fwk.Handle
+	rt       *shared.Runtime
+	reg      *gangcore.Registry
+	clock    clock.WithTickerAndDelayedExecution
+	sources  *sources
+	recorder eventRecorder
+
+	mu sync.Mutex
+	// neverFits remembers the gangs told they can never fit, so the Event is
+	// emitted once per gang and not on every retry.
+	neverFits map[gangcore.Ref]string
 }
 
 var (
-	_ fwk.PreFilterPlugin = &Plugin{}
-	_ fwk.PermitPlugin    = &Plugin{}
-	_ fwk.SignPlugin      = &Plugin{}
+	_ fwk.PreFilterPlugin   = &Plugin{}
+	_ fwk.FilterPlugin      = &Plugin{}
+	_ fwk.PostFilterPlugin  = &Plugin{}
+	_ fwk.ReservePlugin     = &Plugin{}
+	_ fwk.PermitPlugin      = &Plugin{}
+	_ fwk.EnqueueExtensions = &Plugin{}
+	_ fwk.SignPlugin        = &Plugin{}
 )
 
-// New builds the plugin from its validated args.
-func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+// New builds the plugin. It shares muster's runtime with MusterQueue, whose
+// args (the queue ConfigMap) it takes from the runtime if MusterQueue was
+// built first, or from MusterQueue's defaults.
+func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
 	args, err := plugins.DecodeArgs(Name, obj, configv1.DefaultGangArgs)
 	if err != nil {
 		return nil, err
@@ -44,7 +96,33 @@ func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error
 	if err := config.ValidateMusterGangArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	return &Plugin{args: *args, handle: h}, nil
+	rt, err := shared.Get(ctx, h, configv1.DefaultQueueArgs())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	src, err := newSources(ctx, h, args)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	pl := &Plugin{
+		args: *args, handle: h, rt: rt, reg: rt.Gangs, clock: rt.Clock, sources: src,
+		recorder: h.EventRecorder(), neverFits: map[gangcore.Ref]string{},
+	}
+	rt.GangOf = func(p *v1.Pod) (gangcore.Ref, bool) {
+		ref, _, _, ok := pl.sources.identify(p)
+		return ref, ok
+	}
+	pods := h.SharedInformerFactory().Core().V1().Pods().Informer()
+	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    pl.onPod,
+		UpdateFunc: func(_, obj any) { pl.onPod(obj) },
+		DeleteFunc: pl.onPodDelete,
+	}); err != nil {
+		return nil, fmt.Errorf("%s: watching pods: %w", Name, err)
+	}
+	go pl.runTimeouts(ctx)
+	go pl.runStatus(ctx)
+	return pl, nil
 }
 
 // Name implements fwk.Plugin.
@@ -53,20 +131,50 @@ func (pl *Plugin) Name() string { return Name }
 // Args returns the plugin's effective args.
 func (pl *Plugin) Args() config.MusterGangArgs { return pl.args }
 
-// PreFilter implements fwk.PreFilterPlugin. No gangs yet: nothing to check.
-func (pl *Plugin) PreFilter(_ context.Context, _ fwk.CycleState, _ *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
-	return nil, fwk.NewStatus(fwk.Skip)
+// cycleState carries the pod's gang from PreFilter to the later points.
+type cycleState struct {
+	ref    gangcore.Ref
+	member bool // the pod is a member of a gang
+	slots  bool // the gang holds slots this pod may take
 }
 
-// PreFilterExtensions implements fwk.PreFilterPlugin.
-func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
+func (s *cycleState) Clone() fwk.StateData { return s }
 
-// Permit implements fwk.PermitPlugin. No gangs yet: every pod may bind.
-func (pl *Plugin) Permit(_ context.Context, _ fwk.CycleState, _ *v1.Pod, _ string) (*fwk.Status, time.Duration) {
-	return nil, 0
+func readState(state fwk.CycleState) *cycleState {
+	s, err := state.Read(stateKey)
+	if err != nil {
+		return &cycleState{}
+	}
+	return s.(*cycleState)
 }
 
-// SignPod implements fwk.SignPlugin.
-func (pl *Plugin) SignPod(_ context.Context, _ *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
+// SignPod implements fwk.SignPlugin. A gang member's nodes depend on its
+// gang's live reservation, so members opt out of batching; other pods only
+// see reserved capacity through Filter, which batching re-runs on the
+// hinted node, so they sign nothing.
+func (pl *Plugin) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
+	if _, ok := pl.rt.GangOf(pod); ok {
+		return nil, fwk.NewStatus(fwk.Unschedulable, "gang members are placed against their gang's reservation")
+	}
 	return nil, nil
 }
+
+// remaining is how long a gang may still wait for its quorum.
+func (pl *Plugin) remaining(info gangcore.Info) time.Duration {
+	start := info.FirstSeen
+	if info.BackoffUntil.After(start) {
+		start = info.BackoffUntil
+	}
+	left := start.Add(info.Spec.Timeout).Sub(pl.clock.Now())
+	if left < time.Second {
+		left = time.Second
+	}
+	return left
+}
+
+// eventRecorder is the part of the framework's recorder the plugin uses.
+type eventRecorder interface {
+	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...interface{})
+}
+
+func logger(ctx context.Context) klog.Logger { return klog.FromContext(ctx) }

@@ -105,6 +105,10 @@ func (s *cycleState) Clone() fwk.StateData { return s }
 // Event.
 func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	logger := klog.FromContext(ctx)
+	if _, ok := pl.rt.GangOf(pod); ok {
+		// A gang is admitted to its queue as a whole by MusterGang.
+		return nil, fwk.NewStatus(fwk.Skip)
+	}
 	leaf, perr := pl.rt.Place(pod)
 	if perr != nil {
 		pl.wait(pod, "")
@@ -130,7 +134,7 @@ func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ string) *fwk.Status {
 	s, err := state.Read(stateKey)
 	if err != nil {
-		return fwk.AsStatus(fmt.Errorf("%s: reading cycle state: %w", Name, err))
+		return nil // PreFilter skipped the pod: a gang member
 	}
 	cs := s.(*cycleState)
 	if lerr := pl.rt.Ledger.Reserve(shared.Key(pod), cs.leaf, cs.req); lerr != nil {
@@ -142,7 +146,10 @@ func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 }
 
 // Unreserve gives the quota back.
-func (pl *Plugin) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) {
+func (pl *Plugin) Unreserve(_ context.Context, state fwk.CycleState, pod *v1.Pod, _ string) {
+	if _, err := state.Read(stateKey); err != nil {
+		return // a gang member: MusterGang holds its quota
+	}
 	pl.rt.Ledger.Unreserve(shared.Key(pod))
 }
 

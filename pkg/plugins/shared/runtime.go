@@ -20,6 +20,7 @@ import (
 
 	"muster.dev/muster/pkg/apis/config"
 	"muster.dev/muster/pkg/configsource"
+	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/metrics"
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/resources"
@@ -32,8 +33,15 @@ type Runtime struct {
 	Ledger  *queue.Ledger
 	Config  *configsource.Source
 	Profile string
-	Clock   clock.WithTicker
+	Clock   clock.WithTickerAndDelayedExecution
+	// Gangs is every gang and the capacity reserved for admitted ones.
+	Gangs *gang.Registry
+	// GangOf, set by the gang plugin, reports the gang a pod belongs to.
+	// Pods of gangs get their queue admission from the gang plugin, as a
+	// whole, instead of one by one from the queue plugin.
+	GangOf func(*v1.Pod) (gang.Ref, bool)
 
+	namespace string
 	mu        sync.Mutex
 	listeners []func(*queue.Tree)
 }
@@ -70,7 +78,9 @@ func Get(ctx context.Context, h fwk.Handle, args config.MusterQueueArgs) (*Runti
 func start(ctx context.Context, h fwk.Handle, args config.MusterQueueArgs) (*Runtime, error) {
 	logger := klog.FromContext(ctx).WithName("muster")
 	ctx = klog.NewContext(ctx, logger)
-	rt := &Runtime{Handle: h, Profile: h.ProfileName(), Clock: clock.RealClock{}}
+	rt := &Runtime{Handle: h, Profile: h.ProfileName(), Clock: clock.RealClock{}, namespace: args.Namespace}
+	rt.Gangs = gang.NewRegistry(rt.Clock)
+	rt.GangOf = func(*v1.Pod) (gang.Ref, bool) { return gang.Ref{}, false }
 	metrics.Register()
 
 	// The ledger starts with the tree the config source applies first.
@@ -215,7 +225,23 @@ func (rt *Runtime) Report(now time.Time) status.Report {
 	if !st.LastErrorAt.IsZero() {
 		cfg.LastErrorAt = st.LastErrorAt.UTC().Format(time.RFC3339)
 	}
-	return status.Build(t, usage, cfg, now)
+	r := status.Build(t, usage, cfg, now)
+	for _, g := range rt.Gangs.List() {
+		if g.Phase == gang.PhaseBound {
+			continue
+		}
+		r.PendingGangs = append(r.PendingGangs, status.Gang{
+			Gang: g.Ref.String(), Queue: g.Queue, Phase: string(g.Phase), Members: g.Members, MinMember: g.Spec.MinMember,
+			Placed: g.Assumed + g.Bound, Since: g.FirstSeen.UTC().Format(time.RFC3339), Reason: g.Reason, Timeouts: g.Timeouts,
+		})
+	}
+	return r
+}
+
+// Leading reports whether this replica should write shared state (status,
+// PodGroup status): see status.Leading.
+func (rt *Runtime) Leading(ctx context.Context) bool {
+	return status.Leading(ctx, rt.Handle.ClientSet(), rt.namespace, "", rt.Clock)
 }
 
 // queueSamples computes the queue gauges.

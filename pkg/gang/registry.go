@@ -1,0 +1,552 @@
+package gang
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"muster.dev/muster/pkg/resources"
+)
+
+// Phase is where a gang stands in muster's admission.
+type Phase string
+
+// Phases, in order. A gang moves forward one step at a time, and back to
+// Pending when an admission fails (a member could not be placed, the Permit
+// wait timed out) or times out.
+const (
+	// PhaseWaiting: fewer than minMember pods exist yet.
+	PhaseWaiting Phase = "Waiting"
+	// PhasePending: the gang is complete and waits for room (or backs off
+	// after a timeout). It holds nothing.
+	PhasePending Phase = "Pending"
+	// PhaseAdmitted: room for the whole gang is reserved, node by node and
+	// in its queue; its members are being bound into it.
+	PhaseAdmitted Phase = "Admitted"
+	// PhaseBound: the quorum is bound. Further members are scheduled one by one.
+	PhaseBound Phase = "Bound"
+)
+
+// Spec is what a gang's source says about it.
+type Spec struct {
+	// MinMember is the quorum: no member binds until this many can.
+	MinMember int32
+	// Timeout bounds the wait for the quorum, from the first member's arrival.
+	Timeout time.Duration
+	// MinResources, if set, must be free in total before the gang is admitted
+	// (scheduler-plugins PodGroup spec.minResources).
+	MinResources resources.Vector
+	// Executors and ExecutorRequest describe a Spark driver's reservation:
+	// room for that many executors of that size, held for the app.
+	Executors       int32
+	ExecutorRequest resources.Vector
+}
+
+type memberState int
+
+const (
+	memberPending memberState = iota
+	memberAssumed             // reserved by the scheduler, waiting at Permit or binding
+	memberBound
+)
+
+type member struct {
+	key     string
+	name    string // for messages
+	request resources.Vector
+	state   memberState
+	created time.Time
+}
+
+// slot is capacity reserved on a node for one member of an admitted gang.
+type slot struct {
+	node    string
+	request resources.Vector
+}
+
+// Gang is muster's record of one gang.
+type Gang struct {
+	Ref   Ref
+	Spec  Spec
+	Queue string
+	Phase Phase
+	// FirstSeen is when the first member arrived (the PodGroup's
+	// scheduleStartTime); the timeout counts from it.
+	FirstSeen    time.Time
+	AdmittedAt   time.Time
+	BackoffUntil time.Time
+	// Reason says why the gang waits, for conditions and the status.
+	Reason   string
+	Timeouts int
+
+	members map[string]*member
+	slots   []slot
+}
+
+// Registry holds every gang muster knows and the capacity reserved for
+// admitted ones. It is safe for concurrent use; its clock is injected.
+type Registry struct {
+	mu    sync.Mutex
+	clock clock.PassiveClock
+	gangs map[Ref]*Gang
+	// reserved sums the unclaimed slots per node and gang.
+	reserved map[string]map[Ref]resources.Vector
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry(clk clock.PassiveClock) *Registry {
+	return &Registry{clock: clk, gangs: map[Ref]*Gang{}, reserved: map[string]map[Ref]resources.Vector{}}
+}
+
+// Info is a copy of a gang's state.
+type Info struct {
+	Ref          Ref
+	Spec         Spec
+	Queue        string
+	Phase        Phase
+	FirstSeen    time.Time
+	AdmittedAt   time.Time
+	BackoffUntil time.Time
+	Reason       string
+	Timeouts     int
+	// Members counts the pods that exist; Assumed those reserved and not
+	// yet bound; Bound those bound.
+	Members, Assumed, Bound int
+	// FreeSlots counts the reserved slots not yet taken by a member.
+	FreeSlots int
+}
+
+func (g *Gang) info() Info {
+	in := Info{Ref: g.Ref, Spec: g.Spec, Queue: g.Queue, Phase: g.Phase, FirstSeen: g.FirstSeen, AdmittedAt: g.AdmittedAt,
+		BackoffUntil: g.BackoffUntil, Reason: g.Reason, Timeouts: g.Timeouts, Members: len(g.members), FreeSlots: len(g.slots)}
+	for _, m := range g.members {
+		switch m.state {
+		case memberAssumed:
+			in.Assumed++
+		case memberBound:
+			in.Bound++
+		}
+	}
+	return in
+}
+
+// Get returns a copy of the gang's state.
+func (r *Registry) Get(ref Ref) (Info, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g, ok := r.gangs[ref]
+	if !ok {
+		return Info{}, false
+	}
+	return g.info(), true
+}
+
+// List returns every gang, ordered by first arrival.
+func (r *Registry) List() []Info {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Info, 0, len(r.gangs))
+	for _, g := range r.gangs {
+		out = append(out, g.info())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].FirstSeen.Equal(out[j].FirstSeen) {
+			return out[i].FirstSeen.Before(out[j].FirstSeen)
+		}
+		return out[i].Ref.String() < out[j].Ref.String()
+	})
+	return out
+}
+
+// Observe records a member pod (key, and name for messages): created at
+// created, with its request, bound or not. spec and queue are the gang's
+// current parameters (its source may change them, e.g. a PodGroup edit).
+func (r *Registry) Observe(ref Ref, spec Spec, queue, key, name string, req resources.Vector, created time.Time, bound bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.gangs[ref]
+	if g == nil {
+		g = &Gang{Ref: ref, Phase: PhaseWaiting, FirstSeen: created, members: map[string]*member{}}
+		r.gangs[ref] = g
+	}
+	g.Spec, g.Queue = spec, queue
+	if created.Before(g.FirstSeen) {
+		g.FirstSeen = created
+	}
+	m := g.members[key]
+	if m == nil {
+		m = &member{key: key, name: name, request: req, created: created}
+		g.members[key] = m
+	}
+	if bound {
+		m.state = memberBound
+	}
+	r.advance(g)
+}
+
+// Forget removes a member (deleted, or finished). A gang without members is
+// dropped, releasing what it held.
+func (r *Registry) Forget(ref Ref, key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.gangs[ref]
+	if g == nil {
+		return
+	}
+	delete(g.members, key)
+	if len(g.members) == 0 {
+		r.dropSlots(g)
+		delete(r.gangs, ref)
+		return
+	}
+	r.advance(g)
+}
+
+// advance moves a gang between Waiting, Pending and Bound as its members
+// change; admission and release are explicit.
+func (r *Registry) advance(g *Gang) {
+	bound := 0
+	for _, m := range g.members {
+		if m.state == memberBound {
+			bound++
+		}
+	}
+	switch {
+	case g.Phase == PhaseAdmitted && bound >= int(quorum(g)):
+		g.Phase, g.Reason = PhaseBound, ""
+	case g.Phase == PhaseWaiting && len(g.members) >= int(g.Spec.MinMember):
+		g.Phase = PhasePending
+	case g.Phase == PhasePending && len(g.members) < int(g.Spec.MinMember) && bound == 0:
+		g.Phase = PhaseWaiting
+	}
+}
+
+// quorum is how many real pods must be bound for the gang to count as bound:
+// a Spark driver's executors are reserved capacity, not pods that must exist.
+func quorum(g *Gang) int32 {
+	if g.Spec.Executors > 0 {
+		return 1
+	}
+	return g.Spec.MinMember
+}
+
+// PendingMembers returns the names and requests of the members not yet
+// bound or assumed, oldest first, up to the number the admission must place.
+func (r *Registry) PendingMembers(ref Ref) (names []string, reqs []resources.Vector) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.gangs[ref]
+	if g == nil {
+		return nil, nil
+	}
+	ms := make([]*member, 0, len(g.members))
+	held := 0
+	for _, m := range g.members {
+		if m.state == memberPending {
+			ms = append(ms, m)
+		} else {
+			held++
+		}
+	}
+	sort.Slice(ms, func(i, j int) bool {
+		if !ms[i].created.Equal(ms[j].created) {
+			return ms[i].created.Before(ms[j].created)
+		}
+		return ms[i].key < ms[j].key
+	})
+	need := int(quorum(g)) - held
+	if need < 0 {
+		need = 0
+	}
+	if need < len(ms) {
+		ms = ms[:need]
+	}
+	for _, m := range ms {
+		names = append(names, m.name)
+		reqs = append(reqs, m.request)
+	}
+	return names, reqs
+}
+
+// Admit reserves the slots (node and request each) for the gang and marks it
+// admitted. It refuses (false) a gang that is not pending.
+func (r *Registry) Admit(ref Ref, nodes []string, reqs []resources.Vector) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.gangs[ref]
+	if g == nil || g.Phase != PhasePending {
+		return false
+	}
+	r.dropSlots(g)
+	for i, n := range nodes {
+		r.addSlot(g, slot{node: n, request: reqs[i]})
+	}
+	g.Phase, g.AdmittedAt, g.Reason = PhaseAdmitted, r.clock.Now(), ""
+	return true
+}
+
+// SlotNodes returns the nodes holding a free slot of the gang, sorted. A
+// member may take a slot smaller than itself: its node filters check that
+// the node really has room for it, counting the gang's own slots as free.
+func (r *Registry) SlotNodes(ref Ref) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.gangs[ref]
+	if g == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, s := range g.slots {
+		seen[s.node] = true
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// HasSlots reports whether the gang holds free slots.
+func (r *Registry) HasSlots(ref Ref) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.gangs[ref]
+	return g != nil && len(g.slots) > 0
+}
+
+// Claim gives a slot of the gang on node to the member key, marking it
+// assumed: the smallest slot that can take req, else the largest one there
+// (the member passed the node's filters, so the node has room for it). false
+// when the gang holds no slot on the node: the member is beyond the
+// reservation.
+func (r *Registry) Claim(ref Ref, key, node string, req resources.Vector) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.gangs[ref]
+	if g == nil {
+		return false
+	}
+	best, largest := -1, -1
+	for i, s := range g.slots {
+		if s.node != node {
+			continue
+		}
+		if largest < 0 || weight(s.request) > weight(g.slots[largest].request) {
+			largest = i
+		}
+		if _, over := req.Exceeds(s.request); over {
+			continue
+		}
+		if best < 0 || weight(s.request) < weight(g.slots[best].request) {
+			best = i
+		}
+	}
+	if best < 0 {
+		best = largest
+	}
+	if best < 0 {
+		return false
+	}
+	r.removeSlot(g, best)
+	if m := g.members[key]; m != nil && m.state == memberPending {
+		m.state = memberAssumed
+	}
+	return true
+}
+
+// weight orders slots of different sizes; any consistent total order works.
+func weight(v resources.Vector) int64 {
+	var w int64
+	for _, a := range v {
+		w += a
+	}
+	return w
+}
+
+// Assume marks a member assumed without a slot (a member beyond the
+// reservation, admitted on its own).
+func (r *Registry) Assume(ref Ref, key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g := r.gangs[ref]; g != nil {
+		if m := g.members[key]; m != nil && m.state == memberPending {
+			m.state = memberAssumed
+		}
+	}
+}
+
+// Held returns how many members are assumed or bound, and the quorum.
+func (r *Registry) Held(ref Ref) (held, quorumSize int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.gangs[ref]
+	if g == nil {
+		return 0, 0
+	}
+	for _, m := range g.members {
+		if m.state != memberPending {
+			held++
+		}
+	}
+	return held, int(quorum(g))
+}
+
+// Release undoes an admission: the slots are freed, assumed members return
+// to pending, and the gang is Pending with reason, backing off until
+// backoffUntil (zero: no backoff). It returns the keys of the members that
+// were assumed, for the caller to reject at Permit.
+func (r *Registry) Release(ref Ref, reason string, backoffUntil time.Time) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.gangs[ref]
+	if g == nil {
+		return nil
+	}
+	r.dropSlots(g)
+	var assumed []string
+	for _, m := range g.members {
+		if m.state == memberAssumed {
+			m.state = memberPending
+			assumed = append(assumed, m.key)
+		}
+	}
+	sort.Strings(assumed)
+	if g.Phase == PhaseAdmitted {
+		g.Phase = PhasePending
+	}
+	g.Reason, g.BackoffUntil = reason, backoffUntil
+	r.advance(g)
+	return assumed
+}
+
+// Unassume returns one member to pending (its scheduling attempt failed).
+func (r *Registry) Unassume(ref Ref, key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g := r.gangs[ref]; g != nil {
+		if m := g.members[key]; m != nil && m.state == memberAssumed {
+			m.state = memberPending
+		}
+	}
+}
+
+// SetWaiting records why a gang waits (not admitted).
+func (r *Registry) SetWaiting(ref Ref, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g := r.gangs[ref]; g != nil {
+		g.Reason = reason
+	}
+}
+
+// TimedOut reports the gangs whose wait passed their timeout at now: pending
+// or admitted gangs short of their quorum, counted from their first member
+// (or from their last backoff), and bound gangs still holding reserved slots
+// (a Spark driver's executors that did not come), counted from admission. It
+// records the timeout (the caller releases).
+func (r *Registry) TimedOut(now time.Time) []Info {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Info
+	for _, g := range r.gangs {
+		if g.Spec.Timeout <= 0 {
+			continue
+		}
+		start := g.FirstSeen
+		if g.BackoffUntil.After(start) {
+			start = g.BackoffUntil
+		}
+		switch g.Phase {
+		case PhasePending, PhaseAdmitted:
+			if now.Sub(start) < g.Spec.Timeout {
+				continue
+			}
+		case PhaseBound:
+			if len(g.slots) == 0 || now.Sub(g.AdmittedAt) < g.Spec.Timeout {
+				continue
+			}
+		default:
+			continue
+		}
+		g.Timeouts++
+		out = append(out, g.info())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref.String() < out[j].Ref.String() })
+	return out
+}
+
+// ReleaseSlots frees a bound gang's remaining slots (its executors did not
+// come in time, or its driver is gone).
+func (r *Registry) ReleaseSlots(ref Ref) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g := r.gangs[ref]; g != nil {
+		r.dropSlots(g)
+	}
+}
+
+// ReservedOnNode is the capacity gangs other than except hold unclaimed on
+// the node: what other pods must leave free there.
+func (r *Registry) ReservedOnNode(node string, except Ref) resources.Vector {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out resources.Vector
+	for ref, v := range r.reserved[node] {
+		if ref == except {
+			continue
+		}
+		if out == nil {
+			out = resources.Vector{}
+		}
+		out.Add(v)
+	}
+	return out
+}
+
+// AnyReserved reports whether any gang holds capacity anywhere (a fast
+// path for filters).
+func (r *Registry) AnyReserved() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.reserved) > 0
+}
+
+func (r *Registry) addSlot(g *Gang, s slot) {
+	g.slots = append(g.slots, s)
+	byGang := r.reserved[s.node]
+	if byGang == nil {
+		byGang = map[Ref]resources.Vector{}
+		r.reserved[s.node] = byGang
+	}
+	v := byGang[g.Ref]
+	if v == nil {
+		v = resources.Vector{}
+		byGang[g.Ref] = v
+	}
+	v.Add(s.request)
+}
+
+func (r *Registry) removeSlot(g *Gang, i int) {
+	s := g.slots[i]
+	g.slots = append(g.slots[:i], g.slots[i+1:]...)
+	if byGang := r.reserved[s.node]; byGang != nil {
+		if v := byGang[g.Ref]; v != nil {
+			v.Sub(s.request)
+			if v.IsZero() {
+				delete(byGang, g.Ref)
+			}
+		}
+		if len(byGang) == 0 {
+			delete(r.reserved, s.node)
+		}
+	}
+}
+
+func (r *Registry) dropSlots(g *Gang) {
+	for len(g.slots) > 0 {
+		r.removeSlot(g, len(g.slots)-1)
+	}
+}

@@ -1,0 +1,270 @@
+package gang
+
+import (
+	"context"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+
+	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/metrics"
+	"muster.dev/muster/pkg/plugins/shared"
+	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/resources"
+)
+
+// gangKey is a gang's entry in the queue ledger.
+func gangKey(ref gangcore.Ref) string { return "gang:" + ref.String() }
+
+// PreFilter admits the pod's gang as a whole if it is not admitted yet, then
+// narrows the pod to the nodes holding its gang's slots. Pods outside gangs
+// only need Filter when some gang holds capacity.
+func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	ref, role, _, ok := pl.sources.identify(pod)
+	if !ok {
+		if !pl.reg.AnyReserved() {
+			return nil, fwk.NewStatus(fwk.Skip)
+		}
+		state.Write(stateKey, &cycleState{})
+		return nil, nil
+	}
+	gs, err := pl.sources.specOf(pod, ref, role)
+	if err != nil {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %v", ref, err))
+	}
+	if gs.wait != "" {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %s", ref, gs.wait))
+	}
+	leaf, perr := pl.place(pod, gs)
+	if perr != nil {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %s", ref, perr.Msg))
+	}
+	pl.reg.Observe(ref, gs.spec, leaf.Path, shared.Key(pod), pod.Name, shared.PodRequest(pod), pod.CreationTimestamp.Time, pod.Spec.NodeName != "")
+
+	info, _ := pl.reg.Get(ref)
+	cs := &cycleState{ref: ref, member: true}
+	switch info.Phase {
+	case gangcore.PhaseWaiting:
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(
+			"%s: %d of %d members exist; waiting for the rest before any is bound", ref, info.Members, info.Spec.MinMember))
+	case gangcore.PhasePending:
+		if now := pl.clock.Now(); info.BackoffUntil.After(now) {
+			return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(
+				"%s: %s; backing off, retrying at %s", ref, info.Reason, info.BackoffUntil.UTC().Format("15:04:05")))
+		}
+		if st := pl.admit(ctx, pod, ref, gs, leaf); !st.IsSuccess() {
+			return nil, st
+		}
+	}
+	if pl.reg.HasSlots(ref) {
+		cs.slots = true
+		state.Write(stateKey, cs)
+		return &fwk.PreFilterResult{NodeNames: sets.New(pl.reg.SlotNodes(ref)...)}, nil
+	}
+	// Beyond the reservation (a bound gang's extra members, a Spark app's
+	// executors past min-executors): admitted one by one in the queue.
+	if lerr := pl.rt.Ledger.Check(leaf, shared.PodRequest(pod)); lerr != nil {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, lerr.Error())
+	}
+	state.Write(stateKey, cs)
+	return nil, nil
+}
+
+// PreFilterExtensions implements fwk.PreFilterPlugin.
+func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
+
+// place returns the gang's leaf queue: the PodGroup's muster.dev/queue
+// label, else the pod's, else namespaceQueues.
+func (pl *Plugin) place(pod *v1.Pod, gs gangSpec) (*queue.Queue, *queue.PlacementError) {
+	t := pl.rt.Tree()
+	if t == nil {
+		return pl.rt.Place(pod) // explains that no configuration is in force
+	}
+	return t.Place(pod.Namespace, gs.queueLabel)
+}
+
+// admit tries to admit the whole gang now: its queue's limits for the total,
+// then every member node by node. On success the capacity is reserved in the
+// queue and on the nodes, and the members are activated.
+func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs gangSpec, leaf *queue.Queue) *fwk.Status {
+	log := klog.FromContext(ctx)
+	names, reqs := pl.reg.PendingMembers(ref)
+	members := make([]gangcore.Member, 0, len(reqs)+int(gs.spec.Executors))
+	for i, r := range reqs {
+		members = append(members, gangcore.Member{Name: names[i], Request: r})
+	}
+	if info, _ := pl.reg.Get(ref); info.Bound+info.Assumed == 0 {
+		for i := int32(0); i < gs.spec.Executors; i++ {
+			members = append(members, gangcore.Member{Name: fmt.Sprintf("executor-%d", i), Request: gs.spec.ExecutorRequest})
+		}
+	}
+	total := resources.Vector{}
+	for _, m := range members {
+		total.Add(m.Request)
+	}
+	for r, a := range gs.spec.MinResources {
+		if total[r] < a {
+			total[r] = a
+		}
+	}
+
+	// The queue first: cheap, and a gang above its queue's max never fits.
+	if lerr := pl.rt.Ledger.Check(leaf, total); lerr != nil {
+		if lerr.NeverFits() {
+			return pl.neverFit(pod, ref, gs, fmt.Sprintf(
+				"%s can never be admitted to its queue as configured: it needs %s in total: %v", ref, total, lerr))
+		}
+		return pl.wait(ref, fmt.Sprintf("waiting for quota: %v (the whole gang needs %s)", lerr, total))
+	}
+
+	nodes, allocatable, objs, err := pl.nodes(ref)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	eligible := eligibility(pod, objs)
+	if short := gangcore.NeverFits(allocatable, members, eligible); short != nil {
+		return pl.neverFit(pod, ref, gs, fmt.Sprintf(
+			"%s does not fit on this cluster as it is, not even when empty: %s; it waits for nodes to be added", ref, short.Reason))
+	}
+	if err := checkMinResources(nodes, gs.spec.MinResources); err != "" {
+		return pl.wait(ref, err)
+	}
+	plan, short := gangcore.Pack(nodes, members, eligible)
+	if short != nil {
+		return pl.wait(ref, fmt.Sprintf("not enough room yet: %s", short.Reason))
+	}
+
+	if lerr := pl.rt.Ledger.Reserve(gangKey(ref), leaf, total); lerr != nil {
+		return pl.wait(ref, fmt.Sprintf("waiting for quota: %v", lerr))
+	}
+	slotNodes := make([]string, len(members))
+	slotReqs := make([]resources.Vector, len(members))
+	for i, n := range plan.Node {
+		slotNodes[i], slotReqs[i] = objs[n].Name, members[i].Request
+	}
+	if !pl.reg.Admit(ref, slotNodes, slotReqs) {
+		pl.rt.Ledger.Remove(gangKey(ref))
+		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: admission raced with a change; retrying", ref))
+	}
+	info, _ := pl.reg.Get(ref)
+	metrics.GangAdmissionWait.WithLabelValues(leaf.Path).Observe(pl.clock.Since(info.FirstSeen).Seconds())
+	msg := fmt.Sprintf("Admitted %s to queue %s: %d member(s) reserved on %d node(s), %s", ref, leaf.Path, len(members), countDistinct(slotNodes), total)
+	pl.event(pod, gs, v1.EventTypeNormal, ReasonAdmitted, "Admit", msg)
+	log.V(2).Info("Gang admitted", "gang", ref.String(), "queue", leaf.Path, "members", len(members), "total", total.String())
+	pl.activate(ctx, ref, pod.UID)
+	return nil
+}
+
+// wait records why a gang is not admitted and refuses the pod with it.
+func (pl *Plugin) wait(ref gangcore.Ref, reason string) *fwk.Status {
+	pl.reg.SetWaiting(ref, reason)
+	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %s", ref, reason))
+}
+
+// neverFit reports, once per gang and reason, that it cannot be admitted
+// however long it waits as things are (its queue's max, or the cluster's
+// size): at once, rather than after a timeout.
+func (pl *Plugin) neverFit(pod *v1.Pod, ref gangcore.Ref, gs gangSpec, msg string) *fwk.Status {
+	pl.reg.SetWaiting(ref, msg)
+	pl.mu.Lock()
+	first := pl.neverFits[ref] != msg
+	pl.neverFits[ref] = msg
+	pl.mu.Unlock()
+	if first {
+		pl.event(pod, gs, v1.EventTypeWarning, ReasonNeverFits, "Admit", msg)
+	}
+	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, msg)
+}
+
+// nodes builds the planner's view: per node what is free for this gang (what
+// other gangs hold counts as used), and its full allocatable.
+func (pl *Plugin) nodes(ref gangcore.Ref) (free, allocatable []gangcore.Node, objs []*v1.Node, err error) {
+	infos, err := pl.handle.SnapshotSharedLister().NodeInfos().List()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	free = make([]gangcore.Node, 0, len(infos))
+	allocatable = make([]gangcore.Node, 0, len(infos))
+	objs = make([]*v1.Node, 0, len(infos))
+	for _, ni := range infos {
+		n := ni.Node()
+		if n == nil {
+			continue
+		}
+		alloc := fromResource(ni.GetAllocatable())
+		used := fromResource(ni.GetRequested())
+		used[v1.ResourcePods] = int64(len(ni.GetPods()))
+		used.Add(pl.reg.ReservedOnNode(n.Name, ref))
+		f := alloc.Clone()
+		f.Sub(used)
+		free = append(free, gangcore.Node{Name: n.Name, Free: f})
+		allocatable = append(allocatable, gangcore.Node{Name: n.Name, Free: alloc})
+		objs = append(objs, n)
+	}
+	return free, allocatable, objs, nil
+}
+
+// fromResource converts the framework's resource view to a vector.
+func fromResource(r fwk.Resource) resources.Vector {
+	v := resources.Vector{
+		v1.ResourceCPU:              r.GetMilliCPU(),
+		v1.ResourceMemory:           r.GetMemory(),
+		v1.ResourceEphemeralStorage: r.GetEphemeralStorage(),
+		v1.ResourcePods:             int64(r.GetAllowedPodNumber()),
+	}
+	for name, a := range r.GetScalarResources() {
+		v[name] = a
+	}
+	return v
+}
+
+func checkMinResources(nodes []gangcore.Node, min resources.Vector) string {
+	if len(min) == 0 {
+		return ""
+	}
+	total := resources.Vector{}
+	for _, n := range nodes {
+		for r, a := range n.Free {
+			if a > 0 {
+				total[r] += a
+			}
+		}
+	}
+	if r, over := min.Exceeds(total); over {
+		return fmt.Sprintf("waiting for minResources: needs %s free in total, %s is free", resources.Format(r, min[r]), resources.Format(r, total[r]))
+	}
+	return ""
+}
+
+// activate moves the gang's other pending members to the active queue: the
+// gang has room now.
+func (pl *Plugin) activate(ctx context.Context, ref gangcore.Ref, except types.UID) {
+	pods := map[string]*v1.Pod{}
+	for _, p := range pl.sources.members(ref) {
+		if p.UID != except && p.Spec.NodeName == "" {
+			pods[p.Namespace+"/"+p.Name] = p
+		}
+	}
+	if len(pods) > 0 {
+		pl.handle.Activate(klog.FromContext(ctx), pods)
+	}
+}
+
+func countDistinct(names []string) int { return sets.New(names...).Len() }
+
+// event records an Event on the gang's PodGroup, or on the pod.
+func (pl *Plugin) event(pod *v1.Pod, gs gangSpec, eventType, reason, action, msg string) {
+	if gs.podGroup != nil {
+		// Informer objects carry no kind; the recorder needs it for the reference.
+		pg := gs.podGroup.DeepCopy()
+		pg.APIVersion, pg.Kind = schedv1alpha1.SchemeGroupVersion.String(), "PodGroup"
+		pl.recorder.Eventf(pg, pod, eventType, reason, action, "%s", msg)
+		return
+	}
+	pl.recorder.Eventf(pod, nil, eventType, reason, action, "%s", msg)
+}

@@ -1,0 +1,71 @@
+package gang
+
+import (
+	"context"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+
+	gangcore "muster.dev/muster/pkg/gang"
+)
+
+// podGroupResource is how kube-scheduler names the PodGroup CRD for events.
+const podGroupResource fwk.EventResource = "podgroups.v1alpha1.scheduling.x-k8s.io"
+
+// EventsToRegister: a waiting gang may become admissible when a member
+// arrives (quorum), a pod goes away or a node appears or grows (room), or
+// its PodGroup changes. Admission and the end of a backoff activate the
+// members directly.
+func (pl *Plugin) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint, error) {
+	events := []fwk.ClusterEventWithHint{
+		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Add}, QueueingHintFn: pl.afterPodAdd},
+		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Delete}, QueueingHintFn: pl.afterRoomFreed},
+		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAllocatable | fwk.UpdateNodeTaint | fwk.UpdateNodeLabel}, QueueingHintFn: pl.afterRoomFreed},
+	}
+	if pl.sources.pgs != nil {
+		events = append(events, fwk.ClusterEventWithHint{
+			Event: fwk.ClusterEvent{Resource: podGroupResource, ActionType: fwk.Add | fwk.Update}, QueueingHintFn: pl.afterPodGroupChange})
+	}
+	return events, nil
+}
+
+// afterPodAdd requeues a waiting member when another member of its gang appears.
+func (pl *Plugin) afterPodAdd(_ klog.Logger, pod *v1.Pod, _, newObj any) (fwk.QueueingHint, error) {
+	added, ok := newObj.(*v1.Pod)
+	if !ok {
+		return fwk.Queue, nil
+	}
+	mine, ok1 := pl.rt.GangOf(pod)
+	theirs, ok2 := pl.rt.GangOf(added)
+	if ok1 && ok2 && mine == theirs && added.UID != pod.UID {
+		return fwk.Queue, nil
+	}
+	return fwk.QueueSkip, nil
+}
+
+// afterRoomFreed requeues members of gangs that wait for room; not gangs
+// still short of members or backing off.
+func (pl *Plugin) afterRoomFreed(_ klog.Logger, pod *v1.Pod, _, _ any) (fwk.QueueingHint, error) {
+	ref, ok := pl.rt.GangOf(pod)
+	if !ok {
+		return fwk.QueueSkip, nil // other pods this plugin refused were on reserved room: see Filter
+	}
+	info, ok := pl.reg.Get(ref)
+	if !ok || info.Phase == gangcore.PhaseWaiting || info.BackoffUntil.After(pl.clock.Now()) {
+		return fwk.QueueSkip, nil
+	}
+	return fwk.Queue, nil
+}
+
+func (pl *Plugin) afterPodGroupChange(_ klog.Logger, pod *v1.Pod, _, newObj any) (fwk.QueueingHint, error) {
+	pg, ok := newObj.(*schedv1alpha1.PodGroup)
+	if !ok {
+		return fwk.Queue, nil // the dynamic informer may hand over unstructured objects
+	}
+	if ref, ok := pl.rt.GangOf(pod); ok && ref.Kind == gangcore.KindPodGroup && ref.Namespace == pg.Namespace && ref.Name == pg.Name {
+		return fwk.Queue, nil
+	}
+	return fwk.QueueSkip, nil
+}

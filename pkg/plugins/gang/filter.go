@@ -1,0 +1,97 @@
+package gang
+
+import (
+	"context"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+
+	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/plugins/shared"
+)
+
+// Filter keeps every pod off the capacity that admitted gangs (other than
+// its own) hold on the node: that capacity is spoken for.
+func (pl *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	n := ni.Node()
+	if n == nil {
+		return fwk.NewStatus(fwk.Error, "node not found")
+	}
+	cs := readState(state)
+	reserved := pl.reg.ReservedOnNode(n.Name, cs.ref)
+	if len(reserved) == 0 {
+		return nil
+	}
+	need := shared.PodRequest(pod)
+	alloc := fromResource(ni.GetAllocatable())
+	used := fromResource(ni.GetRequested())
+	used[v1.ResourcePods] = int64(len(ni.GetPods()))
+	for _, r := range need.Names() {
+		if need[r] == 0 || reserved[r] == 0 {
+			continue
+		}
+		if used[r]+reserved[r]+need[r] > alloc[r] {
+			return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s on the node is reserved for admitted gangs", r))
+		}
+	}
+	return nil
+}
+
+// PostFilter releases an admitted gang whose member found no node in the
+// gang's slots (a pod from outside muster took the room, or the member's
+// constraints differ from the one the plan was made for): the gang is
+// admitted again from scratch, with a fresh plan. It never makes the pod
+// schedulable itself.
+func (pl *Plugin) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
+	cs := readState(state)
+	if !cs.member || !cs.slots {
+		return nil, fwk.NewStatus(fwk.Unschedulable)
+	}
+	if info, ok := pl.reg.Get(cs.ref); ok && info.Phase == gangcore.PhaseAdmitted {
+		pl.release(ctx, cs.ref, fmt.Sprintf("member %s/%s did not fit in the gang's reserved slots; admitting the gang again", pod.Namespace, pod.Name), false)
+	}
+	return nil, fwk.NewStatus(fwk.Unschedulable)
+}
+
+// eligibility tells the planner which nodes the gang's members may use:
+// those the admitting pod tolerates and selects (cordon, taints, node
+// selector, required node affinity). Members are assumed to share these
+// constraints, as a gang's pods come from one template; a member that does
+// not fit its slot releases the admission (PostFilter) rather than bind
+// part of the gang.
+func eligibility(pod *v1.Pod, nodes []*v1.Node) func(class, node int) bool {
+	affinity := nodeaffinity.GetRequiredNodeAffinity(pod)
+	ok := make([]bool, len(nodes))
+	for i, n := range nodes {
+		ok[i] = nodeAllows(pod, n, affinity)
+	}
+	return func(_ int, node int) bool { return ok[node] }
+}
+
+func nodeAllows(pod *v1.Pod, n *v1.Node, affinity nodeaffinity.RequiredNodeAffinity) bool {
+	if n.Spec.Unschedulable && !tolerates(pod, v1.Taint{Key: v1.TaintNodeUnschedulable, Effect: v1.TaintEffectNoSchedule}) {
+		return false
+	}
+	for _, t := range n.Spec.Taints {
+		if t.Effect == v1.TaintEffectPreferNoSchedule {
+			continue
+		}
+		if !tolerates(pod, t) {
+			return false
+		}
+	}
+	match, err := affinity.Match(n)
+	return err == nil && match
+}
+
+func tolerates(pod *v1.Pod, t v1.Taint) bool {
+	for i := range pod.Spec.Tolerations {
+		if pod.Spec.Tolerations[i].ToleratesTaint(klog.Background(), &t, false) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,118 @@
+package gang
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/metrics"
+	"muster.dev/muster/pkg/plugins/shared"
+)
+
+// onPod keeps the registry's members in step with the cluster.
+func (pl *Plugin) onPod(obj any) {
+	p, ok := obj.(*v1.Pod)
+	if !ok || p.Spec.SchedulerName != pl.rt.Profile {
+		return
+	}
+	ref, role, _, ok := pl.sources.identify(p)
+	if !ok {
+		return
+	}
+	if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed || p.DeletionTimestamp != nil {
+		pl.forget(p, ref, role)
+		return
+	}
+	gs, err := pl.sources.specOf(p, ref, role)
+	if err != nil || gs.wait != "" {
+		return // PreFilter tells the pod why
+	}
+	leaf, perr := pl.place(p, gs)
+	queuePath := ""
+	if perr == nil {
+		queuePath = leaf.Path
+	}
+	pl.reg.Observe(ref, gs.spec, queuePath, shared.Key(p), p.Name, shared.PodRequest(p), p.CreationTimestamp.Time, p.Spec.NodeName != "")
+}
+
+func (pl *Plugin) onPodDelete(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	p, ok := obj.(*v1.Pod)
+	if !ok || p.Spec.SchedulerName != pl.rt.Profile {
+		return
+	}
+	if ref, role, _, ok := pl.sources.identify(p); ok {
+		pl.forget(p, ref, role)
+	}
+}
+
+// forget drops a member that is gone. A Spark driver takes its app's
+// reservation with it: executors of a dead driver are never scheduled.
+func (pl *Plugin) forget(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) {
+	pl.reg.Forget(ref, shared.Key(p))
+	if role == gangcore.SparkDriver {
+		pl.reg.ReleaseSlots(ref)
+		pl.rt.Ledger.Remove(gangKey(ref))
+	}
+	if _, ok := pl.reg.Get(ref); !ok {
+		pl.rt.Ledger.Remove(gangKey(ref))
+		pl.mu.Lock()
+		delete(pl.neverFits, ref)
+		pl.mu.Unlock()
+	}
+}
+
+// runTimeouts checks every second for gangs past their timeout.
+func (pl *Plugin) runTimeouts(ctx context.Context) {
+	ticker := pl.clock.NewTicker(time.Second)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C():
+		}
+		for _, info := range pl.reg.TimedOut(pl.clock.Now()) {
+			switch info.Phase {
+			case gangcore.PhaseBound:
+				// A Spark driver's executors did not all come: free their room.
+				pl.reg.ReleaseSlots(info.Ref)
+				pl.rt.Ledger.Remove(gangKey(info.Ref))
+				klog.FromContext(ctx).V(2).Info("Released the unused reservation of a gang", "gang", info.Ref.String(), "after", info.Spec.Timeout)
+			case gangcore.PhaseAdmitted:
+				pl.release(ctx, info.Ref, fmt.Sprintf("timed out after %s with %d of %d members placed",
+					info.Spec.Timeout, info.Assumed+info.Bound, info.Spec.MinMember), true)
+			case gangcore.PhasePending:
+				reason := info.Reason
+				if reason == "" {
+					reason = "not admitted"
+				}
+				backoff := pl.clock.Now().Add(time.Duration(pl.args.BackoffSeconds) * time.Second)
+				pl.reg.Release(info.Ref, reason, backoff)
+				pl.timedOut(ctx, info.Ref, fmt.Sprintf("not admitted within %s: %s", info.Spec.Timeout, reason))
+			}
+		}
+	}
+}
+
+// timedOut reports a timeout (Event, metric) and schedules the retry.
+func (pl *Plugin) timedOut(ctx context.Context, ref gangcore.Ref, reason string) {
+	info, _ := pl.reg.Get(ref)
+	metrics.GangTimeouts.WithLabelValues(info.Queue).Inc()
+	msg := fmt.Sprintf("%s timed out (%s); its members were released, retrying after %ds", ref, reason, pl.args.BackoffSeconds)
+	klog.FromContext(ctx).Info("Gang timed out", "gang", ref.String(), "reason", reason, "timeouts", info.Timeouts)
+	members := pl.sources.members(ref)
+	if len(members) > 0 {
+		gs, _ := pl.sources.specOf(members[0], ref, gangcore.SparkRoleOf(members[0].Labels))
+		pl.event(members[0], gs, v1.EventTypeWarning, ReasonTimedOut, "Admit", msg)
+	}
+	delay := time.Duration(pl.args.BackoffSeconds) * time.Second
+	pl.clock.AfterFunc(delay, func() { pl.activate(ctx, ref, "") })
+}

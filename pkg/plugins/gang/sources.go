@@ -1,0 +1,239 @@
+package gang
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
+	pginformers "sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions"
+	pglisters "sigs.k8s.io/scheduler-plugins/pkg/generated/listers/scheduling/v1alpha1"
+
+	"muster.dev/muster/pkg/apis/config"
+	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/resources"
+)
+
+// sources reads gangs from their sources: PodGroups (when the CRD is
+// installed), pod annotations, and Spark's labels.
+type sources struct {
+	args     config.MusterGangArgs
+	pods     corelisters.PodLister
+	pgs      pglisters.PodGroupLister // nil without the PodGroup CRD
+	pgClient pgclientset.Interface
+	// allMembers lists PodGroup members including finished ones (the
+	// scheduler's own pod informer leaves those out), for PodGroup status.
+	allMembers corelisters.PodLister
+}
+
+func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs) (*sources, error) {
+	s := &sources{args: *args, pods: h.SharedInformerFactory().Core().V1().Pods().Lister()}
+	// kube-scheduler talks protobuf; CRDs only speak JSON.
+	cfg := rest.CopyConfig(h.KubeConfig())
+	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
+	client, err := pgclientset.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("PodGroup client: %w", err)
+	}
+	// Without the CRD an informer would never sync: check first.
+	if _, err := h.ClientSet().Discovery().ServerResourcesForGroupVersion(schedv1alpha1.SchemeGroupVersion.String()); err != nil {
+		klog.FromContext(ctx).Info("PodGroup CRD not served; PodGroup gangs are not available (annotation and Spark gangs are)",
+			"groupVersion", schedv1alpha1.SchemeGroupVersion.String(), "err", err)
+		return s, nil
+	}
+	factory := pginformers.NewSharedInformerFactory(client, 0)
+	informer := factory.Scheduling().V1alpha1().PodGroups()
+	s.pgs, s.pgClient = informer.Lister(), client
+	inf := informer.Informer()
+	factory.Start(ctx.Done())
+
+	members := informers.NewSharedInformerFactoryWithOptions(h.ClientSet(), 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.LabelSelector = gangcore.LabelPodGroup // exists
+	}))
+	memberInf := members.Core().V1().Pods()
+	s.allMembers = memberInf.Lister()
+	minf := memberInf.Informer()
+	members.Start(ctx.Done())
+
+	syncCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced, minf.HasSynced) {
+		return nil, fmt.Errorf("PodGroup caches did not sync within a minute")
+	}
+	return s, nil
+}
+
+// identify returns the gang a pod belongs to and its Spark role.
+func (s *sources) identify(p *v1.Pod) (gangcore.Ref, gangcore.SparkRole, string, bool) {
+	group := ""
+	if p.Spec.SchedulingGroup != nil && p.Spec.SchedulingGroup.PodGroupName != nil {
+		group = *p.Spec.SchedulingGroup.PodGroupName
+	}
+	ref, ok := gangcore.Identify(p.Namespace, p.Labels, group)
+	if !ok {
+		return gangcore.Ref{}, "", "", false
+	}
+	if ref.Kind == gangcore.KindPodGroup && s.pgs == nil {
+		return gangcore.Ref{}, "", "", false // no CRD: the label means nothing here
+	}
+	return ref, gangcore.SparkRoleOf(p.Labels), p.Labels[queue.LabelQueue], true
+}
+
+// gangSpec is what the plugin knows of a gang from its source.
+type gangSpec struct {
+	spec gangcore.Spec
+	// queueLabel is the gang's muster.dev/queue label (its PodGroup's, else
+	// the pod's).
+	queueLabel string
+	// podGroup is the PodGroup object, for status and Events.
+	podGroup *schedv1alpha1.PodGroup
+	// wait is set when the source is not ready (PodGroup not created yet).
+	wait string
+}
+
+// specOf reads the gang's parameters for a member pod. A malformed
+// annotation is an error that names it; a source that is not there yet is a
+// reason to wait.
+func (s *sources) specOf(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) (gangSpec, error) {
+	def := time.Duration(s.args.DefaultTimeoutSeconds) * time.Second
+	out := gangSpec{spec: gangcore.Spec{MinMember: 1, Timeout: def}, queueLabel: p.Labels[queue.LabelQueue]}
+	switch ref.Kind {
+	case gangcore.KindPodGroup:
+		pg, err := s.pgs.PodGroups(ref.Namespace).Get(ref.Name)
+		if apierrors.IsNotFound(err) {
+			out.wait = fmt.Sprintf("PodGroup %s/%s (label %s) does not exist yet", ref.Namespace, ref.Name, gangcore.LabelPodGroup)
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("reading PodGroup %s/%s: %w", ref.Namespace, ref.Name, err)
+		}
+		out.podGroup = pg
+		if pg.Spec.MinMember > 1 {
+			out.spec.MinMember = pg.Spec.MinMember
+		}
+		if pg.Spec.ScheduleTimeoutSeconds != nil && *pg.Spec.ScheduleTimeoutSeconds > 0 {
+			out.spec.Timeout = time.Duration(*pg.Spec.ScheduleTimeoutSeconds) * time.Second
+		}
+		if len(pg.Spec.MinResources) > 0 {
+			out.spec.MinResources = resources.FromList(pg.Spec.MinResources)
+		}
+		if q := pg.Labels[queue.LabelQueue]; q != "" {
+			out.queueLabel = q
+		}
+	case gangcore.KindAnnotation:
+		v, ok := p.Annotations[gangcore.AnnotationMinMember]
+		if !ok {
+			return out, fmt.Errorf("label %s=%s needs the annotation %s (how many members must run together)",
+				gangcore.LabelGang, ref.Name, gangcore.AnnotationMinMember)
+		}
+		n, err := gangcore.ParseMinMember(v)
+		if err != nil {
+			return out, err
+		}
+		out.spec.MinMember = n
+		if v, ok := p.Annotations[gangcore.AnnotationTimeout]; ok {
+			d, err := gangcore.ParseTimeout(v)
+			if err != nil {
+				return out, err
+			}
+			out.spec.Timeout = d
+		}
+	case gangcore.KindSpark:
+		driver := p
+		if role != gangcore.SparkDriver {
+			d, err := s.sparkDriver(ref)
+			if err != nil {
+				return out, err
+			}
+			if d == nil {
+				out.wait = fmt.Sprintf("the driver of Spark application %s is not running", ref.Name)
+				return out, nil
+			}
+			driver = d
+			if q := d.Labels[queue.LabelQueue]; q != "" && out.queueLabel == "" {
+				out.queueLabel = q
+			}
+		}
+		if err := sparkReservation(driver, &out.spec); err != nil {
+			return out, err
+		}
+	default:
+		return out, fmt.Errorf("gangs of kind %s are not supported yet", ref.Kind)
+	}
+	return out, nil
+}
+
+// sparkReservation reads a Spark driver's muster.dev/min-executors and
+// muster.dev/executor-resources into spec.
+func sparkReservation(driver *v1.Pod, spec *gangcore.Spec) error {
+	v, ok := driver.Annotations[gangcore.AnnotationMinExecutors]
+	if !ok {
+		return nil
+	}
+	n, err := gangcore.ParseMinExecutors(v)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	r, ok := driver.Annotations[gangcore.AnnotationExecutorResources]
+	if !ok {
+		return fmt.Errorf("annotation %s=%d needs %s (the size of one executor, e.g. \"cpu=4,memory=18Gi\")",
+			gangcore.AnnotationMinExecutors, n, gangcore.AnnotationExecutorResources)
+	}
+	req, err := gangcore.ParseExecutorResources(r)
+	if err != nil {
+		return err
+	}
+	req[v1.ResourcePods] = 1
+	spec.Executors, spec.ExecutorRequest = n, req
+	return nil
+}
+
+// sparkDriver returns the running (or pending) driver of a Spark app, or nil.
+func (s *sources) sparkDriver(ref gangcore.Ref) (*v1.Pod, error) {
+	sel := labels.SelectorFromSet(labels.Set{gangcore.LabelSparkApp: ref.Name, gangcore.LabelSparkRole: string(gangcore.SparkDriver)})
+	pods, err := s.pods.Pods(ref.Namespace).List(sel)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pods {
+		if p.DeletionTimestamp == nil && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
+			return p, nil
+		}
+	}
+	return nil, nil
+}
+
+// members lists the pods of a gang, for activation and status.
+func (s *sources) members(ref gangcore.Ref) []*v1.Pod {
+	var set labels.Set
+	switch ref.Kind {
+	case gangcore.KindPodGroup:
+		set = labels.Set{gangcore.LabelPodGroup: ref.Name}
+	case gangcore.KindAnnotation:
+		set = labels.Set{gangcore.LabelGang: ref.Name}
+	case gangcore.KindSpark:
+		set = labels.Set{gangcore.LabelSparkApp: ref.Name}
+	default:
+		return nil
+	}
+	pods, err := s.pods.Pods(ref.Namespace).List(labels.SelectorFromSet(set))
+	if err != nil {
+		return nil
+	}
+	return pods
+}
