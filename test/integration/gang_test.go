@@ -250,6 +250,21 @@ func TestGangSpark(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, p.Spec.NodeName)
 
+	// Executors beyond min-executors are admitted one by one.
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, []cluster.Pod{{Namespace: ns, Name: "exec-extra", SchedulerName: "muster",
+		Requests: cpu("1"), Labels: map[string]string{gang.LabelSparkApp: app, gang.LabelSparkRole: "executor"}}}))
+	waitBound(t, ns, "exec-extra", 30*time.Second)
+
+	// Executors of a dead driver are not scheduled.
+	require.NoError(t, env.cp.Client.CoreV1().Pods(ns).Delete(ctx, "driver", metav1.DeleteOptions{}))
+	waitFor(t, 30*time.Second, "the driver to be gone", func(ctx context.Context) (bool, error) {
+		_, err := env.cp.Client.CoreV1().Pods(ns).Get(ctx, "driver", metav1.GetOptions{})
+		return err != nil, nil
+	})
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, []cluster.Pod{{Namespace: ns, Name: "exec-orphan", SchedulerName: "muster",
+		Requests: cpu("1"), Labels: map[string]string{gang.LabelSparkApp: app, gang.LabelSparkRole: "executor"}}}))
+	waitUnschedulable(t, ns, "exec-orphan", 30*time.Second, "the driver of Spark application "+app+" is not running")
+
 	// A driver whose reservation cannot fit is not bound.
 	big := driver
 	big.Name = "driver-big"
