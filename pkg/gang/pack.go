@@ -69,14 +69,31 @@ func (s *Shortfall) Error() string { return s.Reason }
 // slack. Bin packing is NP-hard, so a Fragmented answer can in rare cases miss
 // a placement that exists; a Plan is always valid.
 func Pack(nodes []Node, members []Member, eligible func(class, node int) bool) (Plan, *Shortfall) {
-	return pack(nodes, members, eligible, inFree)
+	return pack(nodes, members, eligible, inFree, Spread{})
+}
+
+// Spread caps how many of a gang's members one pool of nodes may take, so
+// that one pool's loss (a spot interruption) cannot take the whole gang.
+type Spread struct {
+	// Pool names each node's pool (same index as the nodes); "" for nodes
+	// that are in no capped pool.
+	Pool []string
+	// MaxPerPool is the most members any one pool takes; 0: no cap.
+	MaxPerPool int
+}
+
+// PackSpread is Pack with a per-pool cap. It does not fall back to packing
+// without the cap: callers that accept that (the cap applies only "when
+// another pool has room") call Pack next.
+func PackSpread(nodes []Node, members []Member, eligible func(class, node int) bool, spread Spread) (Plan, *Shortfall) {
+	return pack(nodes, members, eligible, inFree, spread)
 }
 
 // NeverFits packs the gang against the nodes' full allocatable (an empty
 // cluster). A non-nil answer means the gang can never run on this cluster as
 // it is; its Reason starts with "even on an empty cluster".
 func NeverFits(allocatable []Node, members []Member, eligible func(class, node int) bool) *Shortfall {
-	_, s := pack(allocatable, members, eligible, inEmptyCluster)
+	_, s := pack(allocatable, members, eligible, inEmptyCluster, Spread{})
 	return s
 }
 
@@ -94,10 +111,14 @@ type problem struct {
 	classOf []int             // member -> dense class index
 	elig    []bool            // dense class c, node n at c*nn+n
 	nElig   []int             // dense class -> number of eligible nodes
+	poolOf  []int             // node -> dense pool index, -1 when uncapped
+	inPool  []int             // dense pool -> members placed there
+	poolCap int               // 0: no cap
 }
 
-func pack(nodes []Node, members []Member, eligible func(class, node int) bool, w wording) (Plan, *Shortfall) {
+func pack(nodes []Node, members []Member, eligible func(class, node int) bool, w wording, spread Spread) (Plan, *Shortfall) {
 	p := newProblem(nodes, members, eligible)
+	p.setSpread(spread)
 	assign, placed, firstFailed := p.place()
 	if placed == len(members) {
 		return Plan{Node: assign}, nil
@@ -177,6 +198,33 @@ func newProblem(nodes []Node, members []Member, eligible func(class, node int) b
 	return p
 }
 
+func (p *problem) setSpread(s Spread) {
+	if s.MaxPerPool <= 0 || len(s.Pool) != p.nn {
+		return
+	}
+	p.poolCap = s.MaxPerPool
+	p.poolOf = make([]int, p.nn)
+	dense := map[string]int{}
+	for n, name := range s.Pool {
+		if name == "" {
+			p.poolOf[n] = -1
+			continue
+		}
+		i, ok := dense[name]
+		if !ok {
+			i = len(dense)
+			dense[name] = i
+		}
+		p.poolOf[n] = i
+	}
+	p.inPool = make([]int, len(dense))
+}
+
+// full reports whether node n is in a pool that reached its cap.
+func (p *problem) full(n int) bool {
+	return p.poolCap > 0 && p.poolOf[n] >= 0 && p.inPool[p.poolOf[n]] >= p.poolCap
+}
+
 // order returns the member indexes, largest first: by dominant share of the
 // total free (a request of a resource nothing has free counts as infinite),
 // then by name and index, so that the order never depends on the input's
@@ -220,7 +268,7 @@ func (p *problem) place() (assign []int, placed, firstFailed int) {
 		elig := p.elig[p.classOf[m]*nn : p.classOf[m]*nn+nn]
 		best, bestMax, bestSum := -1, 0.0, 0.0
 		for n, ok := range elig {
-			if !ok {
+			if !ok || p.full(n) {
 				continue
 			}
 			// The slack is what the node would have left, as shares of the
@@ -259,6 +307,9 @@ func (p *problem) place() (assign []int, placed, firstFailed int) {
 			continue
 		}
 		placed++
+		if p.poolCap > 0 && p.poolOf[best] >= 0 {
+			p.inPool[p.poolOf[best]]++
+		}
 		f := p.free[best*nr : best*nr+nr]
 		for r, q := range req {
 			f[r] -= q

@@ -213,11 +213,15 @@ func (r *Registry) advance(g *Gang) {
 			bound++
 		}
 	}
-	switch {
-	case g.Phase == PhaseAdmitted && bound >= int(quorum(g)):
-		g.Phase, g.Reason = PhaseBound, ""
-	case g.Phase == PhaseWaiting && len(g.members) >= int(g.Spec.MinMember):
+	if g.Phase == PhaseWaiting && len(g.members) >= int(g.Spec.MinMember) {
 		g.Phase = PhasePending
+	}
+	switch {
+	// Pending too: a quorum bound before muster saw it (a scheduler restart
+	// replays running gangs) or while its admission was released is bound;
+	// left Pending, it would time out again and again.
+	case (g.Phase == PhaseAdmitted || g.Phase == PhasePending) && bound >= int(quorum(g)):
+		g.Phase, g.Reason = PhaseBound, ""
 	case g.Phase == PhasePending && len(g.members) < int(g.Spec.MinMember) && bound == 0:
 		g.Phase = PhaseWaiting
 	}

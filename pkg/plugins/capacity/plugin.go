@@ -1,5 +1,8 @@
-// Package capacity is the MusterCapacity plugin: spot / on-demand placement,
-// spreading over spot pools and avoiding nodes that are being reclaimed.
+// Package capacity is the MusterCapacity plugin: spot / on-demand placement.
+// require-* policies filter nodes, prefer-* policies score them; nodes being
+// taken away score lowest and get no new gang members; a gang's spot members
+// are spread over spot pools. The decisions are pkg/capacity's; this package
+// reads pods and nodes and maps the answers to framework statuses and scores.
 package capacity
 
 import (
@@ -9,23 +12,29 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"muster.dev/muster/pkg/apis/config"
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
+	"muster.dev/muster/pkg/capacity"
+	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/metrics"
 	"muster.dev/muster/pkg/plugins"
+	"muster.dev/muster/pkg/plugins/shared"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration profile.
 const Name = "MusterCapacity"
 
+const stateKey fwk.StateKey = Name
+
 // Plugin places pods by node capacity type.
-//
-// Until placement lands (issue #6) it decides nothing: PreFilter and PreScore
-// answer Skip, so neither its Filter nor its Score runs.
 type Plugin struct {
-	args   config.MusterCapacityArgs
-	handle fwk.Handle
+	args    config.MusterCapacityArgs
+	weights capacity.Weights
+	rt      *shared.Runtime
+	nodes   corelisters.NodeLister
 }
 
 var (
@@ -33,11 +42,12 @@ var (
 	_ fwk.FilterPlugin    = &Plugin{}
 	_ fwk.PreScorePlugin  = &Plugin{}
 	_ fwk.ScorePlugin     = &Plugin{}
+	_ fwk.PostBindPlugin  = &Plugin{}
 	_ fwk.SignPlugin      = &Plugin{}
 )
 
 // New builds the plugin from its validated args.
-func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
 	args, err := plugins.DecodeArgs(Name, obj, configv1.DefaultCapacityArgs)
 	if err != nil {
 		return nil, err
@@ -45,7 +55,16 @@ func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error
 	if err := config.ValidateMusterCapacityArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	return &Plugin{args: *args, handle: h}, nil
+	rt, err := shared.Get(ctx, h, configv1.DefaultQueueArgs())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	return &Plugin{
+		args:    *args,
+		weights: capacity.Weights{Policy: args.PolicyWeight, Spread: args.SpreadWeight, Disruption: args.DisruptionWeight},
+		rt:      rt,
+		nodes:   h.SharedInformerFactory().Core().V1().Nodes().Lister(),
+	}, nil
 }
 
 // Name implements fwk.Plugin.
@@ -54,33 +73,199 @@ func (pl *Plugin) Name() string { return Name }
 // Args returns the plugin's effective args.
 func (pl *Plugin) Args() config.MusterCapacityArgs { return pl.args }
 
-// PreFilter implements fwk.PreFilterPlugin. No policy yet: Filter is skipped.
-func (pl *Plugin) PreFilter(_ context.Context, _ fwk.CycleState, _ *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
-	return nil, fwk.NewStatus(fwk.Skip)
+// cycleState is the pod's placement policy and, for a gang member, how its
+// gang sits on the spot pools.
+type cycleState struct {
+	policy capacity.Policy
+	source capacity.Source
+	member bool
+	ref    gangcore.Ref
+	// slots: the member goes into its gang's planned slots; the plan already
+	// spread the gang, so the pool rule is not applied again.
+	slots bool
+	// spotMembers, inPool and roomy describe the gang's spot members for the
+	// spread rule: their number, how many each spot pool holds, and which
+	// spot pools could still take this pod.
+	spotMembers int
+	inPool      map[string]int
+	roomy       map[string]bool
+}
+
+func (s *cycleState) Clone() fwk.StateData { return s }
+
+// PreFilter resolves the pod's policy. A malformed muster.dev/capacity-policy
+// annotation refuses the pod until it is fixed, with the reason in its
+// condition and a FailedScheduling Event: never silently "any".
+func (pl *Plugin) PreFilter(_ context.Context, state fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	pol, src, err := pl.rt.PolicyOf(pod)
+	if err != nil {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())
+	}
+	cs := &cycleState{policy: pol, source: src}
+	if ref, ok := pl.rt.GangOf(pod); ok {
+		cs.member, cs.ref = true, ref
+		cs.slots = pl.rt.Gangs.HasSlots(ref)
+		if !cs.slots && capacity.MaySpot(pol) {
+			pl.spreadState(cs, pod, nodes)
+		}
+	}
+	state.Write(stateKey, cs)
+	if pol != capacity.RequireSpot && pol != capacity.RequireOnDemand && !cs.member {
+		return nil, fwk.NewStatus(fwk.Skip)
+	}
+	return nil, nil
 }
 
 // PreFilterExtensions implements fwk.PreFilterPlugin.
 func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 
-// Filter implements fwk.FilterPlugin. Not reached while PreFilter skips.
-func (pl *Plugin) Filter(_ context.Context, _ fwk.CycleState, _ *v1.Pod, _ fwk.NodeInfo) *fwk.Status {
+// spreadState counts the gang's members on each spot pool (bound and
+// assumed pods on the snapshot) and the spot pools with room for the pod.
+func (pl *Plugin) spreadState(cs *cycleState, pod *v1.Pod, nodes []fwk.NodeInfo) {
+	cs.inPool, cs.roomy = map[string]int{}, map[string]bool{}
+	req := shared.PodRequest(pod)
+	for _, ni := range nodes {
+		n := ni.Node()
+		if n == nil {
+			continue
+		}
+		pool := capacity.ViewOf(n).SpotPool()
+		if pool == "" {
+			continue
+		}
+		for _, pi := range ni.GetPods() {
+			if ref, ok := pl.rt.GangOf(pi.GetPod()); ok && ref == cs.ref {
+				cs.inPool[pool]++
+			}
+		}
+		if fits(ni, req) {
+			cs.roomy[pool] = true
+		}
+	}
+	info, _ := pl.rt.Gangs.Get(cs.ref)
+	cs.spotMembers = max(info.Members, int(info.Spec.MinMember))
+}
+
+// Filter applies require-* policies, keeps gang members off nodes being
+// taken away, and spreads a gang's extra members over spot pools.
+func (pl *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	n := ni.Node()
+	if n == nil {
+		return fwk.NewStatus(fwk.Error, "node not found")
+	}
+	cs := readState(state)
+	view := capacity.ViewOf(n)
+	if !capacity.Allows(cs.policy, view.Type) {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(
+			"node is %s; the pod's capacity policy is %s (%s)", view.Type, cs.policy, cs.source))
+	}
+	if !cs.member {
+		return nil
+	}
+	if view.Disrupted {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("node is being taken away (%s); no new gang members go there", view.Reason))
+	}
+	if pool := view.SpotPool(); pool != "" && !cs.slots && cs.inPool != nil {
+		other := false
+		for p := range cs.roomy {
+			if p != pool {
+				other = true
+				break
+			}
+		}
+		if !capacity.SpreadAllows(cs.inPool[pool], cs.spotMembers, other) {
+			return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf(
+				"spot pool %s already holds %d of the gang's %d members; another pool has room", pool, cs.inPool[pool], cs.spotMembers))
+		}
+	}
 	return nil
 }
 
-// PreScore implements fwk.PreScorePlugin. No scores yet: Score is skipped.
-func (pl *Plugin) PreScore(_ context.Context, _ fwk.CycleState, _ *v1.Pod, _ []fwk.NodeInfo) *fwk.Status {
-	return fwk.NewStatus(fwk.Skip)
+// PreScore has nothing to compute beyond PreFilter's state; it exists so
+// Score is skipped where PreFilter did not run.
+func (pl *Plugin) PreScore(_ context.Context, state fwk.CycleState, _ *v1.Pod, _ []fwk.NodeInfo) *fwk.Status {
+	if _, err := state.Read(stateKey); err != nil {
+		return fwk.NewStatus(fwk.Skip)
+	}
+	return nil
 }
 
-// Score implements fwk.ScorePlugin. Not reached while PreScore skips.
-func (pl *Plugin) Score(_ context.Context, _ fwk.CycleState, _ *v1.Pod, _ fwk.NodeInfo) (int64, *fwk.Status) {
-	return 0, nil
+// Score ranks nodes 0..100: the policy's preference, spreading a gang's spot
+// members, and nodes being taken away lowest of all (see capacity.Score).
+// The profile's plugin weight sets how much this counts against
+// kube-scheduler's own scores.
+func (pl *Plugin) Score(_ context.Context, state fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
+	n := ni.Node()
+	if n == nil {
+		return 0, fwk.NewStatus(fwk.Error, "node not found")
+	}
+	cs := readState(state)
+	view := capacity.ViewOf(n)
+	spread := capacity.MaxScore
+	if pool := view.SpotPool(); pool != "" && cs.inPool != nil {
+		spread = capacity.SpreadScore(cs.inPool[pool], cs.spotMembers)
+	}
+	return capacity.Score(pl.weights, capacity.ScoreInput{
+		PolicyPreference: capacity.Preference(cs.policy, view.Type),
+		SpreadScore:      spread,
+		Disrupted:        view.Disrupted,
+	}), nil
 }
 
-// ScoreExtensions implements fwk.ScorePlugin.
+// ScoreExtensions implements fwk.ScorePlugin: scores are already 0..100.
 func (pl *Plugin) ScoreExtensions() fwk.ScoreExtensions { return nil }
 
-// SignPod implements fwk.SignPlugin.
-func (pl *Plugin) SignPod(_ context.Context, _ *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
-	return nil, nil
+// PostBind counts the placement by capacity type and role.
+func (pl *Plugin) PostBind(_ context.Context, _ fwk.CycleState, pod *v1.Pod, nodeName string) {
+	n, err := pl.nodes.Get(nodeName)
+	if err != nil {
+		return
+	}
+	metrics.Placements.WithLabelValues(string(capacity.TypeOf(n.Labels)), string(capacity.RoleOf(pod.Labels))).Inc()
+}
+
+// SignPod implements fwk.SignPlugin: the policy decides the pod's scores, so
+// it is part of the signature; gang members depend on their gang's live
+// placement and opt out of batching.
+func (pl *Plugin) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
+	if _, ok := pl.rt.GangOf(pod); ok {
+		return nil, fwk.NewStatus(fwk.Unschedulable, "gang members are spread against their gang's live placement")
+	}
+	pol, _, err := pl.rt.PolicyOf(pod)
+	if err != nil {
+		return nil, fwk.NewStatus(fwk.Unschedulable, err.Error())
+	}
+	return []fwk.SignFragment{{Key: capacity.AnnotationPolicy, Value: string(pol)}}, nil
+}
+
+func readState(state fwk.CycleState) *cycleState {
+	s, err := state.Read(stateKey)
+	if err != nil {
+		return &cycleState{policy: capacity.Any}
+	}
+	return s.(*cycleState)
+}
+
+// fits reports whether the node has room for req by its requested resources.
+func fits(ni fwk.NodeInfo, req map[v1.ResourceName]int64) bool {
+	alloc, used := ni.GetAllocatable(), ni.GetRequested()
+	for name, q := range req {
+		var free int64
+		switch name {
+		case v1.ResourceCPU:
+			free = alloc.GetMilliCPU() - used.GetMilliCPU()
+		case v1.ResourceMemory:
+			free = alloc.GetMemory() - used.GetMemory()
+		case v1.ResourceEphemeralStorage:
+			free = alloc.GetEphemeralStorage() - used.GetEphemeralStorage()
+		case v1.ResourcePods:
+			free = int64(alloc.GetAllowedPodNumber() - len(ni.GetPods()))
+		default:
+			free = alloc.GetScalarResources()[name] - used.GetScalarResources()[name]
+		}
+		if q > free {
+			return false
+		}
+	}
+	return true
 }

@@ -3,6 +3,7 @@ package gang
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -11,6 +12,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
+	"muster.dev/muster/pkg/capacity"
 	gangcore "muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/metrics"
 	"muster.dev/muster/pkg/plugins/shared"
@@ -96,12 +98,16 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs g
 	names, reqs := pl.reg.PendingMembers(ref)
 	members := make([]gangcore.Member, 0, len(reqs)+int(gs.spec.Executors))
 	for i, r := range reqs {
-		members = append(members, gangcore.Member{Name: names[i], Request: r})
+		members = append(members, gangcore.Member{Name: names[i], Request: r, Class: classPod})
 	}
 	if info, _ := pl.reg.Get(ref); info.Bound+info.Assumed == 0 {
 		for i := int32(0); i < gs.spec.Executors; i++ {
-			members = append(members, gangcore.Member{Name: fmt.Sprintf("executor-%d", i), Request: gs.spec.ExecutorRequest})
+			members = append(members, gangcore.Member{Name: fmt.Sprintf("executor-%d", i), Request: gs.spec.ExecutorRequest, Class: classExecutor})
 		}
+	}
+	policies, err := pl.policies(pod, leaf)
+	if err != nil {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %v", ref, err))
 	}
 	total := resources.Vector{}
 	for _, m := range members {
@@ -126,17 +132,22 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs g
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
-	eligible := eligibility(pod, objs)
-	if short := gangcore.NeverFits(allocatable, members, eligible); short != nil {
+	base := eligibility(pod, objs)
+	views := make([]capacity.NodeView, len(objs))
+	for i, n := range objs {
+		views[i] = capacity.ViewOf(n)
+	}
+	anyNode := func(class, n int) bool { return base(class, n) && capacity.Allows(policies[class], views[n].Type) }
+	if short := gangcore.NeverFits(allocatable, members, anyNode); short != nil {
 		return pl.neverFit(pod, ref, gs, fmt.Sprintf(
 			"%s does not fit on this cluster as it is, not even when empty: %s; it waits for nodes to be added", ref, short.Reason))
 	}
 	if err := checkMinResources(nodes, gs.spec.MinResources); err != "" {
 		return pl.wait(ref, err)
 	}
-	plan, short := gangcore.Pack(nodes, members, eligible)
+	plan, short := planGang(nodes, members, base, views, policies)
 	if short != nil {
-		return pl.wait(ref, fmt.Sprintf("not enough room yet: %s", short.Reason))
+		return pl.wait(ref, fmt.Sprintf("not enough room yet%s: %s", policyNote(members, policies), short.Reason))
 	}
 
 	if lerr := pl.rt.Ledger.Reserve(gangKey(ref), leaf, total); lerr != nil {
@@ -158,6 +169,84 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs g
 	log.V(2).Info("Gang admitted", "gang", ref.String(), "queue", leaf.Path, "members", len(members), "total", total.String())
 	pl.activate(ctx, ref, pod.UID)
 	return nil
+}
+
+// Member classes: the gang's pods share the admitting pod's constraints and
+// policy; a Spark driver's virtual executors have the executors' policy.
+const (
+	classPod = iota
+	classExecutor
+)
+
+// policies returns the capacity policy of each member class.
+func (pl *Plugin) policies(pod *v1.Pod, leaf *queue.Queue) ([]capacity.Policy, error) {
+	pol, _, err := pl.rt.PolicyOf(pod)
+	if err != nil {
+		return nil, err
+	}
+	exec, _, err := capacity.PolicyFor(nil, capacity.RoleExecutor, leaf.CapacityPolicy)
+	if err != nil {
+		return nil, err
+	}
+	return []capacity.Policy{classPod: pol, classExecutor: exec}, nil
+}
+
+// planGang places the gang node by node, honouring its capacity policies as
+// far as the cluster allows: first with prefer-* policies as hard
+// preferences and the gang's spot members spread over spot pools (no pool
+// takes more than half), then without the spread (it applies only while
+// another pool has room), then with preferences relaxed. Nodes being taken
+// away and require-* mismatches are never used. The first plan that works
+// wins; if none does, the shortfall of the most relaxed attempt explains why.
+func planGang(nodes []gangcore.Node, members []gangcore.Member, base func(class, node int) bool,
+	views []capacity.NodeView, policies []capacity.Policy) (gangcore.Plan, *gangcore.Shortfall) {
+	spotMembers := 0
+	for _, m := range members {
+		if capacity.MaySpot(policies[m.Class]) {
+			spotMembers++
+		}
+	}
+	pools := make([]string, len(views))
+	for i, v := range views {
+		pools[i] = v.SpotPool()
+	}
+	spread := gangcore.Spread{Pool: pools, MaxPerPool: capacity.MaxPerPool(spotMembers)}
+	if spotMembers <= 1 {
+		spread.MaxPerPool = 0
+	}
+	var short *gangcore.Shortfall
+	for _, strict := range []bool{true, false} {
+		eligible := func(class, n int) bool {
+			return base(class, n) && capacity.Eligible(policies[class], views[n], strict)
+		}
+		var plan gangcore.Plan
+		if spread.MaxPerPool > 0 {
+			if plan, short = gangcore.PackSpread(nodes, members, eligible, spread); short == nil {
+				return plan, nil
+			}
+		}
+		if plan, short = gangcore.Pack(nodes, members, eligible); short == nil {
+			return plan, nil
+		}
+	}
+	return gangcore.Plan{}, short
+}
+
+// policyNote names require-* policies that narrow where the gang may go.
+func policyNote(members []gangcore.Member, policies []capacity.Policy) string {
+	seen := map[capacity.Policy]bool{}
+	var notes []string
+	for _, m := range members {
+		p := policies[m.Class]
+		if (p == capacity.RequireSpot || p == capacity.RequireOnDemand) && !seen[p] {
+			seen[p] = true
+			notes = append(notes, string(p))
+		}
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return " (capacity policy " + strings.Join(notes, ", ") + ")"
 }
 
 // wait records why a gang is not admitted and refuses the pod with it.

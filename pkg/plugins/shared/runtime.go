@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"muster.dev/muster/pkg/apis/config"
+	"muster.dev/muster/pkg/capacity"
 	"muster.dev/muster/pkg/configsource"
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/metrics"
@@ -212,6 +213,22 @@ func (rt *Runtime) onPodDelete(obj any) {
 	if p, ok := obj.(*v1.Pod); ok && p.Spec.SchedulerName == rt.Profile {
 		rt.Ledger.Remove(Key(p))
 	}
+}
+
+// PolicyOf resolves a pod's capacity policy (SPEC section 5): its
+// muster.dev/capacity-policy annotation, else the Spark role's default, else
+// its queue's capacityPolicy, else any. A malformed annotation is an error.
+func (rt *Runtime) PolicyOf(p *v1.Pod) (capacity.Policy, capacity.Source, error) {
+	var queuePolicy capacity.Policy
+	queueName := ""
+	if q, err := rt.Place(p); err == nil {
+		queuePolicy, queueName = q.CapacityPolicy, q.Path
+	}
+	pol, src, err := capacity.PolicyFor(p.Annotations, capacity.RoleOf(p.Labels), queuePolicy)
+	if src == capacity.SourceQueue {
+		src = src.WithQueue(queueName)
+	}
+	return pol, src, err
 }
 
 // Report builds the status report.
