@@ -55,10 +55,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err := config.ValidateMusterCapacityArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	rt, err := shared.Get(ctx, h, configv1.DefaultQueueArgs())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", Name, err)
-	}
+	rt := shared.Get(ctx, h)
 	return &Plugin{
 		args:    *args,
 		weights: capacity.Weights{Policy: args.PolicyWeight, Spread: args.SpreadWeight, Disruption: args.DisruptionWeight},
@@ -97,6 +94,9 @@ func (s *cycleState) Clone() fwk.StateData { return s }
 // annotation refuses the pod until it is fixed, with the reason in its
 // condition and a FailedScheduling Event: never silently "any".
 func (pl *Plugin) PreFilter(_ context.Context, state fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	if err := pl.rt.Ready(); err != nil {
+		return nil, fwk.AsStatus(err)
+	}
 	pol, src, err := pl.rt.PolicyOf(pod)
 	if err != nil {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())

@@ -27,6 +27,9 @@ func gangKey(ref gangcore.Ref) string { return "gang:" + ref.String() }
 // narrows the pod to the nodes holding its gang's slots. Pods outside gangs
 // only need Filter when some gang holds capacity.
 func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	if err := pl.rt.Ready(); err != nil {
+		return nil, fwk.AsStatus(err)
+	}
 	ref, role, _, ok := pl.sources.identify(pod)
 	if !ok {
 		if !pl.reg.AnyReserved() {

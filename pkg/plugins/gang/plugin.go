@@ -96,10 +96,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err := config.ValidateMusterGangArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	rt, err := shared.Get(ctx, h, configv1.DefaultQueueArgs())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", Name, err)
-	}
+	rt := shared.Get(ctx, h)
 	src, err := newSources(ctx, h, args)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)

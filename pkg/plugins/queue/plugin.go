@@ -64,10 +64,8 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err := config.ValidateMusterQueueArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	rt, err := shared.Get(ctx, h, *args)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", Name, err)
-	}
+	rt := shared.Get(ctx, h)
+	rt.SetQueueArgs(*args)
 	pl := &Plugin{args: *args, rt: rt, waiting: map[types.UID]waitingPod{}}
 	rt.OnTreeChange(func(*queue.Tree) { pl.activateAll(ctx) })
 	if _, err := h.SharedInformerFactory().Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -105,6 +103,9 @@ func (s *cycleState) Clone() fwk.StateData { return s }
 // Event.
 func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	logger := klog.FromContext(ctx)
+	if err := pl.rt.Ready(); err != nil {
+		return nil, fwk.AsStatus(err)
+	}
 	if _, ok := pl.rt.GangOf(pod); ok {
 		// A gang is admitted to its queue as a whole by MusterGang.
 		return nil, fwk.NewStatus(fwk.Skip)

@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"muster.dev/muster/pkg/apis/config"
+	configv1 "muster.dev/muster/pkg/apis/config/v1"
 	"muster.dev/muster/pkg/capacity"
 	"muster.dev/muster/pkg/configsource"
 	"muster.dev/muster/pkg/gang"
@@ -43,6 +44,10 @@ type Runtime struct {
 	GangOf func(*v1.Pod) (gang.Ref, bool)
 
 	namespace string
+	ctx       context.Context
+	queueArgs config.MusterQueueArgs
+	startOnce sync.Once
+	startErr  error
 	mu        sync.Mutex
 	listeners []func(*queue.Tree)
 }
@@ -53,56 +58,81 @@ var (
 )
 
 type runtimeEntry struct {
-	rt  *Runtime
-	err error
+	rt *Runtime
 }
 
-// Get returns the runtime of the profile behind h, starting it on first use
-// with the queue plugin's args. It lives until ctx ends.
-func Get(ctx context.Context, h fwk.Handle, args config.MusterQueueArgs) (*Runtime, error) {
+// Get returns the runtime of the profile behind h, creating it on first
+// use. It lives until ctx ends. It starts (reads the queue ConfigMap,
+// publishes status) on the first call to Ready, after every plugin is built:
+// the framework builds plugins in no fixed order, and the queue ConfigMap to
+// read is MusterQueue's argument.
+func Get(ctx context.Context, h fwk.Handle) *Runtime {
 	mu.Lock()
 	defer mu.Unlock()
 	if e, ok := runtimes[h]; ok {
-		return e.rt, e.err
+		return e.rt
 	}
-	rt, err := start(ctx, h, args)
-	runtimes[h] = &runtimeEntry{rt: rt, err: err}
+	logger := klog.FromContext(ctx).WithName("muster")
+	rt := &Runtime{Handle: h, Profile: h.ProfileName(), Clock: clock.RealClock{}, ctx: klog.NewContext(ctx, logger),
+		queueArgs: configv1.DefaultQueueArgs()}
+	rt.Gangs = gang.NewRegistry(rt.Clock)
+	rt.GangOf = func(*v1.Pod) (gang.Ref, bool) { return gang.Ref{}, false }
+	rt.Ledger = queue.NewLedger(nil)
+	runtimes[h] = &runtimeEntry{rt: rt}
 	go func() {
 		<-ctx.Done()
 		mu.Lock()
 		delete(runtimes, h)
 		mu.Unlock()
 	}()
-	return rt, err
+	return rt
 }
 
-func start(ctx context.Context, h fwk.Handle, args config.MusterQueueArgs) (*Runtime, error) {
-	logger := klog.FromContext(ctx).WithName("muster")
-	ctx = klog.NewContext(ctx, logger)
-	rt := &Runtime{Handle: h, Profile: h.ProfileName(), Clock: clock.RealClock{}, namespace: args.Namespace}
-	rt.Gangs = gang.NewRegistry(rt.Clock)
-	rt.GangOf = func(*v1.Pod) (gang.Ref, bool) { return gang.Ref{}, false }
+// SetQueueArgs gives the runtime MusterQueue's args; without them it uses
+// MusterQueue's defaults.
+func (rt *Runtime) SetQueueArgs(args config.MusterQueueArgs) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.queueArgs = args
+}
+
+// Ready starts the runtime on first use and reports whether it could: the
+// queue configuration is read (or the default is in force), pods are
+// accounted, status and metrics are published. Every extension point that
+// reads the runtime calls it first.
+func (rt *Runtime) Ready() error {
+	rt.startOnce.Do(func() { rt.startErr = rt.start() })
+	return rt.startErr
+}
+
+func (rt *Runtime) start() error {
+	ctx, h := rt.ctx, rt.Handle
+	rt.mu.Lock()
+	args := rt.queueArgs
+	rt.mu.Unlock()
+	rt.namespace = args.Namespace
 	metrics.Register()
 
-	// The ledger starts with the tree the config source applies first.
-	rt.Ledger = queue.NewLedger(nil)
-	src, err := configsource.Start(ctx, configsource.Options{
-		Client: h.ClientSet(), Namespace: args.Namespace, Name: args.QueuesConfigMap,
-		OnApply: rt.applyTree,
-	})
-	if err != nil {
-		return nil, err
-	}
-	rt.Config = src
-
+	// Pods are accounted once the first tree is in force (applyTree walks
+	// them all); from then on the informer keeps the ledger current.
 	pods := h.SharedInformerFactory().Core().V1().Pods()
 	if _, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    rt.onPod,
 		UpdateFunc: func(_, obj any) { rt.onPod(obj) },
 		DeleteFunc: rt.onPodDelete,
 	}); err != nil {
-		return nil, fmt.Errorf("watching pods: %w", err)
+		return fmt.Errorf("watching pods: %w", err)
 	}
+	src, err := configsource.Start(ctx, configsource.Options{
+		Client: h.ClientSet(), Namespace: args.Namespace, Name: args.QueuesConfigMap,
+		OnApply: rt.applyTree,
+	})
+	if err != nil {
+		return err
+	}
+	rt.mu.Lock()
+	rt.Config = src
+	rt.mu.Unlock()
 
 	metrics.SetQueueSource(rt.queueSamples)
 	go func() {
@@ -115,7 +145,7 @@ func start(ctx context.Context, h fwk.Handle, args config.MusterQueueArgs) (*Run
 		Report: rt.Report,
 	}
 	go w.Run(ctx)
-	return rt, nil
+	return nil
 }
 
 // OnTreeChange registers fn to be called after every new tree is in force.
@@ -129,12 +159,17 @@ func (rt *Runtime) OnTreeChange(fn func(*queue.Tree)) {
 func (rt *Runtime) Tree() *queue.Tree { return rt.Ledger.Tree() }
 
 func (rt *Runtime) applyTree(t *queue.Tree) {
+	first := rt.Ledger.Tree() == nil
 	rt.Ledger.SetTree(t)
-	// Pending pods may map to other queues now (namespaceQueues, ACLs).
+	// The first tree accounts every pod; later ones re-place pending pods,
+	// which may map to other queues now (namespaceQueues, ACLs).
 	if lister := rt.podLister(); lister != nil {
 		if pods, err := lister.List(labels.Everything()); err == nil {
 			for _, p := range pods {
-				if p.Spec.NodeName == "" {
+				if first || p.Spec.NodeName == "" {
+					if first {
+						rt.Ledger.Remove(Key(p)) // accounted without a tree: place it properly
+					}
 					rt.onPod(p)
 				}
 			}
@@ -168,11 +203,21 @@ func PodRequest(p *v1.Pod) resources.Vector {
 	return v
 }
 
+func (rt *Runtime) config() *configsource.Source {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.Config
+}
+
 // Place returns the pod's leaf queue under the tree in force.
 func (rt *Runtime) Place(p *v1.Pod) (*queue.Queue, *queue.PlacementError) {
 	t := rt.Tree()
 	if t == nil {
-		st := rt.Config.Status()
+		src := rt.config()
+		if src == nil {
+			return nil, &queue.PlacementError{Msg: "muster is starting: the queue configuration is not read yet"}
+		}
+		st := src.Status()
 		return nil, &queue.PlacementError{Msg: fmt.Sprintf("no valid queue configuration is in force, so nothing is admitted: %s: %s", st.Source, st.LastError)}
 	}
 	return t.Place(p.Namespace, p.Labels[queue.LabelQueue])
@@ -180,8 +225,8 @@ func (rt *Runtime) Place(p *v1.Pod) (*queue.Queue, *queue.PlacementError) {
 
 func (rt *Runtime) onPod(obj any) {
 	p, ok := obj.(*v1.Pod)
-	if !ok || p.Spec.SchedulerName != rt.Profile {
-		return
+	if !ok || p.Spec.SchedulerName != rt.Profile || rt.Tree() == nil && rt.config() == nil {
+		return // not started: the first tree will account every pod
 	}
 	key := Key(p)
 	if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
