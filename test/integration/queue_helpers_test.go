@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,46 +57,6 @@ func musterPods(ns, prefix string, n int, cpu string, d time.Duration, labels ma
 		}
 	}
 	return pods
-}
-
-// waitUnschedulable waits until the pod's PodScheduled condition is False
-// with a message containing every one of want, and returns the message.
-func waitUnschedulable(t *testing.T, ns, name string, timeout time.Duration, want ...string) string {
-	t.Helper()
-	var msg string
-	waitFor(t, timeout, fmt.Sprintf("pod %s/%s to be unschedulable with %q", ns, name, want), func(ctx context.Context) (bool, error) {
-		p, err := env.cp.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == v1.PodScheduled && c.Status == v1.ConditionFalse {
-				msg = c.Message
-				for _, w := range want {
-					if !strings.Contains(c.Message, w) {
-						return false, nil
-					}
-				}
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	return msg
-}
-
-// countBound returns how many pods of ns are bound and not finished.
-func countBound(t *testing.T, ns string) int {
-	t.Helper()
-	list, err := env.cp.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
-	require.NoError(t, err)
-	n := 0
-	for _, p := range list.Items {
-		if p.Spec.NodeName != "" && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
-			n++
-		}
-	}
-	return n
 }
 
 // bindWatcher follows every change of the pods of some namespaces through a

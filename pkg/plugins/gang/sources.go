@@ -6,11 +6,13 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	schedv1beta1 "k8s.io/api/scheduling/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	schedv1beta1listers "k8s.io/client-go/listers/scheduling/v1beta1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -36,10 +38,20 @@ type sources struct {
 	// allMembers lists PodGroup members including finished ones (the
 	// scheduler's own pod informer leaves those out), for PodGroup status.
 	allMembers corelisters.PodLister
+	// workloads lists the upstream Workload API's pod groups
+	// (scheduling.k8s.io/v1beta1); nil where the cluster does not serve them.
+	workloads schedv1beta1listers.PodGroupLister
 }
 
 func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs) (*sources, error) {
 	s := &sources{args: *args, pods: h.SharedInformerFactory().Core().V1().Pods().Lister()}
+	if served(h, schedv1beta1.SchemeGroupVersion.String(), "podgroups") {
+		// The scheduler's own factory: it starts and syncs it with the rest.
+		s.workloads = h.SharedInformerFactory().Scheduling().V1beta1().PodGroups().Lister()
+	} else {
+		klog.FromContext(ctx).V(2).Info("The Workload API's pod groups are not served; they are not a gang source here",
+			"groupVersion", schedv1beta1.SchemeGroupVersion.String())
+	}
 	// kube-scheduler talks protobuf; CRDs only speak JSON.
 	cfg := rest.CopyConfig(h.KubeConfig())
 	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
@@ -85,8 +97,8 @@ func (s *sources) identify(p *v1.Pod) (gangcore.Ref, gangcore.SparkRole, string,
 	if !ok {
 		return gangcore.Ref{}, "", "", false
 	}
-	if ref.Kind == gangcore.KindPodGroup && s.pgs == nil {
-		return gangcore.Ref{}, "", "", false // no CRD: the label means nothing here
+	if ref.Kind == gangcore.KindPodGroup && s.pgs == nil || ref.Kind == gangcore.KindWorkload && s.workloads == nil {
+		return gangcore.Ref{}, "", "", false // not served: the reference means nothing here
 	}
 	return ref, gangcore.SparkRoleOf(p.Labels), p.Labels[queue.LabelQueue], true
 }
@@ -169,10 +181,39 @@ func (s *sources) specOf(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) (
 		if err := sparkReservation(driver, &out.spec); err != nil {
 			return out, err
 		}
+	case gangcore.KindWorkload:
+		pg, err := s.workloads.PodGroups(ref.Namespace).Get(ref.Name)
+		if apierrors.IsNotFound(err) {
+			out.wait = fmt.Sprintf("PodGroup %s/%s (%s, spec.schedulingGroup) does not exist yet", ref.Namespace, ref.Name, schedv1beta1.SchemeGroupVersion)
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("reading PodGroup %s/%s: %w", ref.Namespace, ref.Name, err)
+		}
+		if g := pg.Spec.SchedulingPolicy.Gang; g != nil && g.MinCount > 1 {
+			out.spec.MinMember = g.MinCount
+		}
+		if q := pg.Labels[queue.LabelQueue]; q != "" {
+			out.queueLabel = q
+		}
 	default:
-		return out, fmt.Errorf("gangs of kind %s are not supported yet", ref.Kind)
+		return out, fmt.Errorf("gangs of kind %s are not supported", ref.Kind)
 	}
 	return out, nil
+}
+
+// served reports whether the apiserver serves the resource in the group version.
+func served(h fwk.Handle, groupVersion, resource string) bool {
+	list, err := h.ClientSet().Discovery().ServerResourcesForGroupVersion(groupVersion)
+	if err != nil {
+		return false
+	}
+	for _, r := range list.APIResources {
+		if r.Name == resource {
+			return true
+		}
+	}
+	return false
 }
 
 // sparkReservation reads a Spark driver's muster.dev/min-executors and
@@ -228,6 +269,18 @@ func (s *sources) members(ref gangcore.Ref) []*v1.Pod {
 		set = labels.Set{gangcore.LabelGang: ref.Name}
 	case gangcore.KindSpark:
 		set = labels.Set{gangcore.LabelSparkApp: ref.Name}
+	case gangcore.KindWorkload:
+		pods, err := s.pods.Pods(ref.Namespace).List(labels.Everything())
+		if err != nil {
+			return nil
+		}
+		var out []*v1.Pod
+		for _, p := range pods {
+			if g := p.Spec.SchedulingGroup; g != nil && g.PodGroupName != nil && *g.PodGroupName == ref.Name {
+				out = append(out, p)
+			}
+		}
+		return out
 	default:
 		return nil
 	}
