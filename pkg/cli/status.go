@@ -114,14 +114,24 @@ func printStatus(w io.Writer, r status.Report, clk clock.PassiveClock) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "QUEUE\tWEIGHT\tGUARANTEED\tMAX\tALLOCATED\tRESERVED\tPENDING\tPODS (RUN/WAIT)")
+	fmt.Fprintln(tw, "QUEUE\tWEIGHT\tGUARANTEED\tMAX\tALLOCATED\tRESERVED\tPENDING\tFAIR SHARE\tDOMINANT\tPODS (RUN/WAIT)")
 	for _, q := range r.Queues {
 		depth := strings.Count(q.Queue, ".")
 		name := strings.Repeat("  ", depth) + q.Queue[strings.LastIndex(q.Queue, ".")+1:]
-		fmt.Fprintf(tw, "%s\t%g\t%s\t%s\t%s\t%s\t%s\t%d/%d\n", name, q.Weight,
-			list(q.Guaranteed), list(q.Max), list(q.Allocated), list(q.Reserved), list(q.Pending), q.RunningPods, q.PendingPods)
+		fmt.Fprintf(tw, "%s\t%g\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%d/%d\n", name, q.Weight,
+			list(q.Guaranteed), list(q.Max), list(q.Allocated), list(q.Reserved), list(q.Pending), list(q.FairShare),
+			100*q.DominantShare, q.RunningPods, q.PendingPods)
 	}
 	_ = tw.Flush()
+	if len(r.PendingGangs) > 0 {
+		fmt.Fprintln(w, "\nPENDING GANGS")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "GANG\tQUEUE\tPHASE\tMEMBERS\tSINCE\tREASON")
+		for _, g := range r.PendingGangs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", g.Gang, g.Queue, g.Phase, g.Members, g.MinMember, g.Since, g.Reason)
+		}
+		_ = tw.Flush()
+	}
 }
 
 func list(m map[string]string) string {

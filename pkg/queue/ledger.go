@@ -79,6 +79,7 @@ func (e *LimitError) Error() string {
 // with the ancestors that remain.
 type Ledger struct {
 	mu      sync.Mutex
+	version uint64 // bumped on every change, for caches of derived values
 	tree    *Tree
 	entries map[string]*entry
 	usage   map[string]*Usage // by queue path, the leaf and every ancestor
@@ -101,6 +102,7 @@ func (l *Ledger) SetTree(t *Tree) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.tree = t
+	l.version++
 }
 
 // Check reports whether req fits in the leaf and every ancestor's max, with
@@ -258,6 +260,13 @@ func (l *Ledger) Snapshot() (*Tree, map[string]Usage) {
 	return l.tree, out
 }
 
+// Version changes whenever usage, demand or the tree changes.
+func (l *Ledger) Version() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.version
+}
+
 func (l *Ledger) set(key, leaf string, req resources.Vector, s State) {
 	if old, ok := l.entries[key]; ok {
 		l.apply(old, -1)
@@ -270,6 +279,7 @@ func (l *Ledger) set(key, leaf string, req resources.Vector, s State) {
 // apply adds (sign +1) or removes (-1) an entry from its leaf and every
 // ancestor, by path, whether or not the current tree still has them.
 func (l *Ledger) apply(e *entry, sign int) {
+	l.version++
 	for p := e.leaf; p != ""; p = parentPath(p) {
 		u, ok := l.usage[p]
 		if !ok {

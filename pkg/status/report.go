@@ -73,12 +73,18 @@ type Queue struct {
 	Pending     map[string]string `json:"pending,omitempty"`
 	RunningPods int               `json:"runningPods"`
 	PendingPods int               `json:"pendingPods"`
+	// FairShare is what the queue should hold given everyone's demand now
+	// (weighted DRF, guarantees first); DominantShare is its usage in its
+	// most-used resource, as a fraction of the capacity it may draw on.
+	FairShare     map[string]string `json:"fairShare,omitempty"`
+	DominantShare float64           `json:"dominantShare"`
 	// CapacityPolicy is the queue's default pod placement, if it sets one.
 	CapacityPolicy string `json:"capacityPolicy,omitempty"`
 }
 
-// Build assembles the report from a tree and its usage.
-func Build(t *queue.Tree, usage map[string]queue.Usage, cfg Config, now time.Time) Report {
+// Build assembles the report from a tree, its usage and its fair shares
+// (by path; either may be nil).
+func Build(t *queue.Tree, usage map[string]queue.Usage, fair map[string]resources.Vector, dominant map[string]float64, cfg Config, now time.Time) Report {
 	r := Report{UpdatedAt: now.UTC().Format(time.RFC3339), Config: cfg}
 	if t == nil {
 		return r
@@ -91,9 +97,17 @@ func Build(t *queue.Tree, usage map[string]queue.Usage, cfg Config, now time.Tim
 			Allocated: quantities(u.Allocated), Reserved: quantities(u.Reserved), Pending: quantities(u.Pending),
 			RunningPods: u.Running, PendingPods: u.Waiting,
 			CapacityPolicy: string(q.CapacityPolicy),
+			FairShare:      quantities(fair[q.Path]), DominantShare: round3(dominant[q.Path]),
 		})
 	}
 	return r
+}
+
+func round3(f float64) float64 {
+	if f > 1e9 {
+		return 1e9 // infinite: usage of what it may not draw on
+	}
+	return float64(int64(f*1000+0.5)) / 1000
 }
 
 func quantities(v resources.Vector) map[string]string {

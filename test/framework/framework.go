@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -84,7 +85,10 @@ func Main(m interface{ Run() int }, opts controlplane.Options) int {
 	return m.Run()
 }
 
-var nsCounter atomic.Int64
+var (
+	nsCounter        atomic.Int64
+	invalidNameChars = regexp.MustCompile(`[^a-z0-9-]+`)
+)
 
 // TestContext returns a context with a test logger, cancelled when the test ends.
 func TestContext(t *testing.T) context.Context {
@@ -98,7 +102,7 @@ func TestContext(t *testing.T) context.Context {
 // deletes its pods (there is no namespace controller to do it) and itself.
 func NewNamespace(t *testing.T) string {
 	t.Helper()
-	name := fmt.Sprintf("%s-%d", strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())), nsCounter.Add(1))
+	name := fmt.Sprintf("%s-%d", invalidNameChars.ReplaceAllString(strings.ToLower(t.Name()), "-"), nsCounter.Add(1))
 	if len(name) > 63 {
 		name = strings.TrimLeft(name[len(name)-63:], "-")
 	}

@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
@@ -130,8 +131,11 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs g
 		}
 		return pl.wait(ref, fmt.Sprintf("waiting for quota: %v (the whole gang needs %s)", lerr, total))
 	}
+	if fr := pl.rt.FairShareAdmit(leaf, total); fr != nil {
+		return pl.wait(ref, fmt.Sprintf("waiting for its fair share: %s (the whole gang needs %s)", fr.Msg, total))
+	}
 
-	nodes, allocatable, objs, err := pl.nodes(ref)
+	nodes, allocatable, objs, infos, err := pl.nodes(ref)
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
@@ -150,6 +154,13 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs g
 	}
 	plan, short := planGang(nodes, members, base, views, policies)
 	if short != nil {
+		// A queue below its guaranteed takes room back from queues above theirs.
+		if _, err := pl.rt.Reclaim(ctx, shared.ReclaimRequest{
+			Key: gangKey(ref), Pod: pod, Queue: leaf, Priority: corev1helpers.PodPriority(pod),
+			Members: members, Eligible: anyNode, Nodes: infos,
+		}); err == nil {
+			return pl.wait(ref, fmt.Sprintf("preempted pods to reclaim queue %s's guaranteed capacity; admitting the gang once they exit", leaf.Path))
+		}
 		return pl.wait(ref, fmt.Sprintf("not enough room yet%s: %s", policyNote(members, policies), short.Reason))
 	}
 
@@ -275,10 +286,10 @@ func (pl *Plugin) neverFit(pod *v1.Pod, ref gangcore.Ref, gs gangSpec, msg strin
 
 // nodes builds the planner's view: per node what is free for this gang (what
 // other gangs hold counts as used), and its full allocatable.
-func (pl *Plugin) nodes(ref gangcore.Ref) (free, allocatable []gangcore.Node, objs []*v1.Node, err error) {
+func (pl *Plugin) nodes(ref gangcore.Ref) (free, allocatable []gangcore.Node, objs []*v1.Node, kept []fwk.NodeInfo, err error) {
 	infos, err := pl.handle.SnapshotSharedLister().NodeInfos().List()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("listing nodes: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("listing nodes: %w", err)
 	}
 	free = make([]gangcore.Node, 0, len(infos))
 	allocatable = make([]gangcore.Node, 0, len(infos))
@@ -288,8 +299,8 @@ func (pl *Plugin) nodes(ref gangcore.Ref) (free, allocatable []gangcore.Node, ob
 		if n == nil {
 			continue
 		}
-		alloc := fromResource(ni.GetAllocatable())
-		used := fromResource(ni.GetRequested())
+		alloc := shared.ResourceOf(ni.GetAllocatable())
+		used := shared.ResourceOf(ni.GetRequested())
 		used[v1.ResourcePods] = int64(len(ni.GetPods()))
 		used.Add(pl.reg.ReservedOnNode(n.Name, ref))
 		f := alloc.Clone()
@@ -297,22 +308,9 @@ func (pl *Plugin) nodes(ref gangcore.Ref) (free, allocatable []gangcore.Node, ob
 		free = append(free, gangcore.Node{Name: n.Name, Free: f})
 		allocatable = append(allocatable, gangcore.Node{Name: n.Name, Free: alloc})
 		objs = append(objs, n)
+		kept = append(kept, ni)
 	}
-	return free, allocatable, objs, nil
-}
-
-// fromResource converts the framework's resource view to a vector.
-func fromResource(r fwk.Resource) resources.Vector {
-	v := resources.Vector{
-		v1.ResourceCPU:              r.GetMilliCPU(),
-		v1.ResourceMemory:           r.GetMemory(),
-		v1.ResourceEphemeralStorage: r.GetEphemeralStorage(),
-		v1.ResourcePods:             int64(r.GetAllowedPodNumber()),
-	}
-	for name, a := range r.GetScalarResources() {
-		v[name] = a
-	}
-	return v
+	return free, allocatable, objs, kept, nil
 }
 
 func checkMinResources(nodes []gangcore.Node, min resources.Vector) string {
@@ -327,8 +325,12 @@ func checkMinResources(nodes []gangcore.Node, min resources.Vector) string {
 			}
 		}
 	}
-	if r, over := min.Exceeds(total); over {
-		return fmt.Sprintf("waiting for minResources: needs %s free in total, %s is free", resources.Format(r, min[r]), resources.Format(r, total[r]))
+	// Not Exceeds: a resource nothing has free is absent from total, and
+	// absent means "unlimited" there.
+	for _, r := range min.Names() {
+		if total[r] < min[r] {
+			return fmt.Sprintf("waiting for minResources: needs %s %s free in total, %s is free", resources.Format(r, min[r]), r, resources.Format(r, total[r]))
+		}
 	}
 	return ""
 }

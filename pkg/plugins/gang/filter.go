@@ -26,8 +26,8 @@ func (pl *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *v1.Pod, n
 		return nil
 	}
 	need := shared.PodRequest(pod)
-	alloc := fromResource(ni.GetAllocatable())
-	used := fromResource(ni.GetRequested())
+	alloc := shared.ResourceOf(ni.GetAllocatable())
+	used := shared.ResourceOf(ni.GetRequested())
 	used[v1.ResourcePods] = int64(len(ni.GetPods()))
 	for _, r := range need.Names() {
 		if need[r] == 0 || reserved[r] == 0 {

@@ -46,6 +46,9 @@ type waitingPod struct {
 	// blockedAt is the queue whose max refused the pod; empty when it was
 	// refused for placement (unknown queue, ACL).
 	blockedAt string
+	// fair is set when fair sharing held the pod back: any change in who
+	// holds what may let it through.
+	fair bool
 }
 
 var (
@@ -122,6 +125,11 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 		logger.V(4).Info("Pod over its queue's limit", "pod", klog.KObj(pod), "queue", lerr.Queue, "resource", lerr.Resource)
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, lerr.Error())
 	}
+	if ref := pl.rt.FairShareAdmit(leaf, req); ref != nil {
+		pl.waitFair(pod)
+		logger.V(4).Info("Pod held back for fair share", "pod", klog.KObj(pod), "queue", leaf.Path, "waiting", ref.Waiting)
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, ref.Msg)
+	}
 	pl.done(pod)
 	state.Write(stateKey, &cycleState{leaf: leaf, req: req})
 	return nil, nil
@@ -170,7 +178,25 @@ func (pl *Plugin) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint,
 	return []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Delete}, QueueingHintFn: pl.isSchedulableAfterPodDeleted},
 		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.UpdatePodLabel}, QueueingHintFn: pl.isSchedulableAfterPodLabelChange},
+		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Add}, QueueingHintFn: pl.isSchedulableAfterPodAdded},
 	}, nil
+}
+
+// isSchedulableAfterPodAdded: a pod held back for fair share may go once
+// another queue's waiting work is bound (its claim on the free capacity is
+// met).
+func (pl *Plugin) isSchedulableAfterPodAdded(_ klog.Logger, pod *v1.Pod, _, newObj any) (fwk.QueueingHint, error) {
+	added, ok := newObj.(*v1.Pod)
+	if !ok || added.Spec.SchedulerName != pl.rt.Profile || added.Spec.NodeName == "" {
+		return fwk.QueueSkip, nil
+	}
+	pl.mu.Lock()
+	w, waiting := pl.waiting[pod.UID]
+	pl.mu.Unlock()
+	if waiting && w.fair {
+		return fwk.Queue, nil
+	}
+	return fwk.QueueSkip, nil
 }
 
 func (pl *Plugin) isSchedulableAfterPodDeleted(logger klog.Logger, pod *v1.Pod, oldObj, _ any) (fwk.QueueingHint, error) {
@@ -181,6 +207,9 @@ func (pl *Plugin) isSchedulableAfterPodDeleted(logger klog.Logger, pod *v1.Pod, 
 	pl.mu.Lock()
 	w, waiting := pl.waiting[pod.UID]
 	pl.mu.Unlock()
+	if waiting && w.fair {
+		return fwk.Queue, nil // capacity freed: fair shares move
+	}
 	if !waiting || w.blockedAt == "" {
 		return fwk.QueueSkip, nil
 	}
@@ -209,6 +238,12 @@ func (pl *Plugin) isSchedulableAfterPodLabelChange(_ klog.Logger, pod *v1.Pod, o
 		return fwk.Queue, nil
 	}
 	return fwk.QueueSkip, nil
+}
+
+func (pl *Plugin) waitFair(pod *v1.Pod) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	pl.waiting[pod.UID] = waitingPod{pod: pod, fair: true}
 }
 
 func (pl *Plugin) wait(pod *v1.Pod, blockedAt string) {

@@ -48,6 +48,10 @@ type Runtime struct {
 	queueArgs config.MusterQueueArgs
 	startOnce sync.Once
 	startErr  error
+	shares    shareCache
+	// reclaiming: preemptors whose victims may still be exiting; evicted:
+	// those victims. Both until the ledger has caught up (or a grace period).
+	reclaiming, evicted map[string]reclaimEntry
 	mu        sync.Mutex
 	listeners []func(*queue.Tree)
 }
@@ -122,6 +126,9 @@ func (rt *Runtime) start() error {
 		DeleteFunc: rt.onPodDelete,
 	}); err != nil {
 		return fmt.Errorf("watching pods: %w", err)
+	}
+	if err := rt.watchCapacity(); err != nil {
+		return fmt.Errorf("watching capacity: %w", err)
 	}
 	src, err := configsource.Start(ctx, configsource.Options{
 		Client: h.ClientSet(), Namespace: args.Namespace, Name: args.QueuesConfigMap,
@@ -287,7 +294,8 @@ func (rt *Runtime) Report(now time.Time) status.Report {
 	if !st.LastErrorAt.IsZero() {
 		cfg.LastErrorAt = st.LastErrorAt.UTC().Format(time.RFC3339)
 	}
-	r := status.Build(t, usage, cfg, now)
+	shares, _ := rt.Shares()
+	r := status.Build(t, usage, shares.Fair, shares.Dominant, cfg, now)
 	for _, g := range rt.Gangs.List() {
 		if g.Phase == gang.PhaseBound {
 			continue
@@ -312,6 +320,7 @@ func (rt *Runtime) queueSamples() []metrics.QueueSample {
 	if t == nil {
 		return nil
 	}
+	shares, _ := rt.Shares()
 	out := make([]metrics.QueueSample, 0, len(t.Queues))
 	for _, q := range t.Queues {
 		u := usage[q.Path]
@@ -320,6 +329,7 @@ func (rt *Runtime) queueSamples() []metrics.QueueSample {
 			Resources: map[string]map[string]float64{
 				"guaranteed": gauge(q.Guaranteed), "max": gauge(q.EffectiveMax),
 				"allocated": gauge(u.Allocated), "reserved": gauge(u.Reserved), "pending": gauge(u.Pending),
+				"fair_share": gauge(shares.Fair[q.Path]),
 			},
 			Pods: map[string]int{"pending": u.Waiting, "running": u.Running},
 		})

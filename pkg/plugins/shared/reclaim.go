@@ -1,0 +1,255 @@
+package shared
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+
+	"muster.dev/muster/pkg/fairshare"
+	"muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/metrics"
+	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/resources"
+)
+
+// reclaimGrace is how long a preemptor waits for its victims to go before
+// it may preempt again.
+const reclaimGrace = 30 * time.Second
+
+// ReclaimRequest is a preemptor: one pod, or a gang's members.
+type ReclaimRequest struct {
+	// Key identifies the preemptor (a pod's UID, a gang's ledger key).
+	Key      string
+	Pod      *v1.Pod // for Events
+	Queue    *queue.Queue
+	Priority int32
+	Members  []gang.Member
+	// Eligible says which of Nodes the members may use (nil: all).
+	Eligible func(class, node int) bool
+	Nodes    []fwk.NodeInfo
+}
+
+// Reclaim preempts the victims fairshare.Reclaim chooses for the request
+// and returns the node its first member should wait for (nominated), or
+// why nothing was preempted. While victims of an earlier reclaim by the same
+// preemptor are still going, it preempts nothing more.
+func (rt *Runtime) Reclaim(ctx context.Context, req ReclaimRequest) (string, error) {
+	logger := klog.FromContext(ctx)
+	now := rt.Clock.Now()
+	t, snapshot := rt.Ledger.Snapshot()
+	if t == nil {
+		return "", fmt.Errorf("no queue configuration in force")
+	}
+	usage := map[string]resources.Vector{}
+	for p, u := range snapshot {
+		usage[p] = u.Used()
+	}
+	// The ledger lags behind recent reclaims: preemptors waiting for their
+	// victims hold nothing in it yet, and victims still count until their
+	// deletion is seen. Correct for both, so that concurrent reclaims add
+	// up to the guarantee and no more.
+	rt.mu.Lock()
+	if r, ok := rt.reclaiming[req.Key]; ok && now.Before(r.until) {
+		rt.mu.Unlock()
+		return "", fmt.Errorf("waiting for pods preempted for it to exit")
+	}
+	for key, r := range rt.reclaiming {
+		if !now.Before(r.until) {
+			delete(rt.reclaiming, key)
+			continue
+		}
+		if state, _, ok := rt.Ledger.Lookup(key); ok && state != queue.Pending {
+			continue // admitted by now: the ledger counts it
+		}
+		addUp(usage, r.queue, r.request, +1)
+	}
+	for key, e := range rt.evicted {
+		if !now.Before(e.until) {
+			delete(rt.evicted, key)
+			continue
+		}
+		if _, _, ok := rt.Ledger.Lookup(key); ok {
+			addUp(usage, e.queue, e.request, -1)
+		}
+	}
+	rt.mu.Unlock()
+	in := fairshare.ReclaimInput{
+		Tree: t, Usage: usage, Queue: req.Queue, Priority: req.Priority,
+		Members: req.Members, Eligible: req.Eligible, Gangs: map[string]fairshare.GangQuorum{},
+	}
+	pods := map[string]*v1.Pod{}
+	for _, ni := range req.Nodes {
+		n := ni.Node()
+		if n == nil {
+			continue
+		}
+		i := len(in.Nodes)
+		free := ResourceOf(ni.GetAllocatable())
+		used := ResourceOf(ni.GetRequested())
+		used[v1.ResourcePods] = int64(len(ni.GetPods()))
+		// Pods nominated to the node (earlier preemptors waiting for their
+		// victims to go) have first claim on what is freed there.
+		for _, np := range rt.Handle.NominatedPodsForNode(n.Name) {
+			if p := np.GetPod(); p.UID != req.Pod.UID && corev1helpers.PodPriority(p) >= req.Priority {
+				used.Add(PodRequest(p))
+			}
+		}
+		free.Sub(used)
+		in.Nodes = append(in.Nodes, gang.Node{Name: n.Name, Free: free})
+		for _, pi := range ni.GetPods() {
+			p := pi.GetPod()
+			if p.Spec.SchedulerName != rt.Profile || p.DeletionTimestamp != nil {
+				continue
+			}
+			state, leaf, ok := rt.Ledger.Lookup(Key(p))
+			if !ok || state == queue.Pending || rt.isEvicted(Key(p), now) {
+				continue
+			}
+			v := fairshare.Victim{
+				Key: Key(p), Namespace: p.Namespace, Name: p.Name, Queue: leaf, Node: i,
+				Request: PodRequest(p), Priority: corev1helpers.PodPriority(p), Started: p.CreationTimestamp.Time,
+				DisruptionAllowed: rt.disruptionAllowed(p),
+			}
+			if p.Status.StartTime != nil {
+				v.Started = p.Status.StartTime.Time
+			}
+			if ref, ok := rt.GangOf(p); ok {
+				v.Gang = ref.String()
+				if info, ok := rt.Gangs.Get(ref); ok {
+					in.Gangs[v.Gang] = fairshare.GangQuorum{Min: int(info.Spec.MinMember), Bound: info.Bound}
+				}
+			}
+			in.Victims = append(in.Victims, v)
+			pods[v.Key] = p
+		}
+	}
+	if logger.V(5).Enabled() {
+		for _, n := range in.Nodes {
+			logger.V(5).Info("Reclaim candidate node", "node", n.Name, "free", n.Free.String())
+		}
+		logger.V(5).Info("Reclaim candidates", "victims", len(in.Victims), "members", len(in.Members))
+	}
+	plan, why := fairshare.Reclaim(in)
+	if plan == nil {
+		return "", fmt.Errorf("%s", why)
+	}
+	total := resources.Vector{}
+	for _, m := range req.Members {
+		total.Add(m.Request)
+	}
+	rt.mu.Lock()
+	if rt.reclaiming == nil {
+		rt.reclaiming, rt.evicted = map[string]reclaimEntry{}, map[string]reclaimEntry{}
+	}
+	rt.reclaiming[req.Key] = reclaimEntry{until: now.Add(reclaimGrace), queue: req.Queue.Path, request: total}
+	for _, v := range plan.Victims {
+		rt.evicted[v.Key] = reclaimEntry{until: now.Add(reclaimGrace), queue: v.Queue, request: v.Request}
+	}
+	rt.mu.Unlock()
+	for i, v := range plan.Victims {
+		p := pods[v.Key]
+		uid := types.UID(v.Key)
+		err := rt.Handle.ClientSet().CoreV1().Pods(v.Namespace).Delete(ctx, v.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return "", fmt.Errorf("preempting %s/%s: %w", v.Namespace, v.Name, err)
+		}
+		reason := plan.Reasons[i]
+		metrics.Preemptions.WithLabelValues(req.Queue.Path, reason).Inc()
+		msg := fmt.Sprintf("Preempted by muster (%s) to make room for queue %s", reason, req.Queue.Path)
+		if reason == fairshare.ReasonReclaim {
+			msg = fmt.Sprintf("Preempted by muster: queue %s reclaims its guaranteed capacity from queue %s", req.Queue.Path, v.Queue)
+		}
+		rt.Handle.EventRecorder().Eventf(p, req.Pod, v1.EventTypeNormal, "Preempted", "Preempting", "%s", msg)
+		logger.V(2).Info("Preempted a pod", "victim", klog.KObj(p), "victimQueue", v.Queue, "preemptor", klog.KObj(req.Pod), "queue", req.Queue.Path, "reason", reason)
+	}
+	node := ""
+	if len(plan.Plan.Node) > 0 {
+		node = in.Nodes[plan.Plan.Node[0]].Name
+	}
+	return node, nil
+}
+
+// reclaimEntry is a recent reclaim's preemptor, or one of its victims.
+type reclaimEntry struct {
+	until   time.Time
+	queue   string
+	request resources.Vector
+}
+
+func (rt *Runtime) isEvicted(key string, now time.Time) bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	e, ok := rt.evicted[key]
+	return ok && now.Before(e.until)
+}
+
+// addUp adds (sign +1) or removes (-1) req from the usage of a queue and its
+// ancestors, by path.
+func addUp(usage map[string]resources.Vector, leaf string, req resources.Vector, sign int64) {
+	for p := leaf; p != ""; p = parentOf(p) {
+		u := usage[p]
+		if u == nil {
+			u = resources.Vector{}
+			usage[p] = u
+		}
+		for r, a := range req {
+			u[r] += sign * a
+		}
+	}
+}
+
+func parentOf(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '.' {
+			return p[:i]
+		}
+	}
+	return ""
+}
+
+// disruptionAllowed reports whether no PodDisruptionBudget forbids
+// disrupting the pod now.
+func (rt *Runtime) disruptionAllowed(p *v1.Pod) bool {
+	pdbs, err := rt.Handle.SharedInformerFactory().Policy().V1().PodDisruptionBudgets().Lister().PodDisruptionBudgets(p.Namespace).List(labels.Everything())
+	if err != nil {
+		return true
+	}
+	for _, pdb := range pdbs {
+		if matches(pdb, p) && pdb.Status.DisruptionsAllowed <= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func matches(pdb *policyv1.PodDisruptionBudget, p *v1.Pod) bool {
+	sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+	if err != nil || sel.Empty() {
+		return false
+	}
+	return sel.Matches(labels.Set(p.Labels))
+}
+
+// ResourceOf converts the framework's resource view to a vector.
+func ResourceOf(r fwk.Resource) resources.Vector {
+	v := resources.Vector{
+		v1.ResourceCPU:              r.GetMilliCPU(),
+		v1.ResourceMemory:           r.GetMemory(),
+		v1.ResourceEphemeralStorage: r.GetEphemeralStorage(),
+		v1.ResourcePods:             int64(r.GetAllowedPodNumber()),
+	}
+	for name, a := range r.GetScalarResources() {
+		v[name] = a
+	}
+	return v
+}
