@@ -52,8 +52,8 @@ type Runtime struct {
 	// reclaiming: preemptors whose victims may still be exiting; evicted:
 	// those victims. Both until the ledger has caught up (or a grace period).
 	reclaiming, evicted map[string]reclaimEntry
-	mu        sync.Mutex
-	listeners []func(*queue.Tree)
+	mu                  sync.Mutex
+	listeners           []func(*queue.Tree)
 }
 
 var (
