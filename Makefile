@@ -10,7 +10,7 @@ LDFLAGS  := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION)
 # a time is what a 2-core machine takes without starving them.
 TEST_FLAGS ?= -count=1 -p 2 -timeout 30m
 
-.PHONY: all build test unit integration lint sandbox image clean
+.PHONY: all build test unit integration lint sandbox image clean bench bench-smoke
 
 all: build
 
@@ -23,6 +23,17 @@ build:
 # muster in-process, against a real kube-apiserver and etcd in the test process.
 test: build
 	MUSTER_SCHEDULER_BIN=$(abspath $(BIN))/muster-scheduler $(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) bench-smoke
+
+# Benchmarks (test/bench): muster side by side with kube-scheduler's default
+# profile on the in-process control plane. Results: docs/benchmarks.md.
+BENCH ?= .
+bench:
+	$(GO) test -run XXX -bench '$(BENCH)' -benchtime 1x -timeout 2h ./test/bench | tee bench.out
+
+# A short run of every benchmark, so that they keep working (CI).
+bench-smoke:
+	$(GO) test -run XXX -bench . -benchtime 1x -short -timeout 20m ./test/bench
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /test/ -e /pkg/sandbox -e /pkg/controlplane)

@@ -39,6 +39,8 @@ type Options struct {
 	TimeScale float64
 	// Workers is the number of pods updated concurrently; default 8.
 	Workers int
+	// Filter, when set, limits the kubelet to the pods it accepts.
+	Filter func(*v1.Pod) bool
 }
 
 // Kubelet runs the pods of every node in the cluster.
@@ -47,6 +49,7 @@ type Kubelet struct {
 	clock   clock.WithTicker
 	scale   float64
 	workers int
+	filter  func(*v1.Pod) bool
 
 	factory informers.SharedInformerFactory
 	lister  corelisters.PodLister
@@ -76,6 +79,7 @@ func New(client kubernetes.Interface, opts Options) *Kubelet {
 		clock:   opts.Clock,
 		scale:   opts.TimeScale,
 		workers: opts.Workers,
+		filter:  opts.Filter,
 		factory: factory,
 		lister:  factory.Core().V1().Pods().Lister(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
@@ -94,7 +98,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
 		}
-		if pod, ok := obj.(*v1.Pod); ok {
+		if pod, ok := obj.(*v1.Pod); ok && (k.filter == nil || k.filter(pod)) {
 			k.queue.Add(types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name})
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,6 +42,16 @@ var CP *controlplane.ControlPlane
 // simulated kubelet, runs the tests, and tears everything down. Use it from
 // TestMain: os.Exit(framework.Main(m, opts)).
 func Main(m interface{ Run() int }, opts controlplane.Options) int {
+	return MainWith(m, opts, &simkubelet.Options{})
+}
+
+// Kubelet is the package's simulated kubelet, when MainWith started one.
+var Kubelet *simkubelet.Kubelet
+
+// MainWith is Main with the simulated kubelet's options; nil leaves it out
+// (scheduling benchmarks do not want pod status updates loading the
+// apiserver they measure).
+func MainWith(m interface{ Run() int }, opts controlplane.Options, kubelet *simkubelet.Options) int {
 	klog.InitFlags(nil)
 	flag.Parse()
 	// The apiserver and etcd log through the global klog; keep that out of
@@ -75,13 +86,15 @@ func Main(m interface{ Run() int }, opts controlplane.Options) int {
 		fmt.Fprintf(os.Stderr, "creating %s: %v\n", MusterNamespace, err)
 		return 1
 	}
-	kubelet := simkubelet.New(cp.Client, simkubelet.Options{})
-	kubeletDone := make(chan error, 1)
-	go func() { kubeletDone <- kubelet.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-kubeletDone
-	}()
+	if kubelet != nil {
+		Kubelet = simkubelet.New(cp.Client, *kubelet)
+		kubeletDone := make(chan error, 1)
+		go func() { kubeletDone <- Kubelet.Run(ctx) }()
+		defer func() {
+			cancel()
+			<-kubeletDone
+		}()
+	}
 	return m.Run()
 }
 
@@ -90,9 +103,22 @@ var (
 	invalidNameChars = regexp.MustCompile(`[^a-z0-9-]+`)
 )
 
-// TestContext returns a context with a test logger, cancelled when the test ends.
-func TestContext(t *testing.T) context.Context {
-	_, ctx := ktesting.NewTestContext(t)
+// TestContext returns a context with a test logger (verbosity 2; set
+// MUSTER_TEST_V for more), cancelled when the test ends. Benchmarks log
+// through the global klog instead, which Main sends to a file.
+func TestContext(t testing.TB) context.Context {
+	ctx := context.Background()
+	if _, bench := t.(*testing.B); bench {
+		ctx = klog.NewContext(ctx, klog.Background())
+	} else {
+		v := 2
+		if s := os.Getenv("MUSTER_TEST_V"); s != "" {
+			if n, err := strconv.Atoi(s); err == nil {
+				v = n
+			}
+		}
+		ctx = klog.NewContext(ctx, ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(v))))
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	return ctx
@@ -100,7 +126,7 @@ func TestContext(t *testing.T) context.Context {
 
 // NewNamespace creates a namespace for the test and, when the test ends,
 // deletes its pods (there is no namespace controller to do it) and itself.
-func NewNamespace(t *testing.T) string {
+func NewNamespace(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("%s-%d", invalidNameChars.ReplaceAllString(strings.ToLower(t.Name()), "-"), nsCounter.Add(1))
 	if len(name) > 63 {
@@ -118,7 +144,7 @@ func NewNamespace(t *testing.T) string {
 }
 
 // CreateNodes creates nodes for the test and deletes them when it ends.
-func CreateNodes(t *testing.T, nodes ...cluster.Node) {
+func CreateNodes(t testing.TB, nodes ...cluster.Node) {
 	t.Helper()
 	require.NoError(t, cluster.CreateNodes(context.Background(), CP.Client, nodes))
 	t.Cleanup(func() {
@@ -135,14 +161,14 @@ func Node(name, cpu, memory string, labels map[string]string) cluster.Node {
 
 // StartMuster runs muster-scheduler in-process with the shipped
 // configuration (manifests/scheduler-config.yaml) until the test ends.
-func StartMuster(t *testing.T, flags ...string) *scheduler.InProcess {
+func StartMuster(t testing.TB, flags ...string) *scheduler.InProcess {
 	t.Helper()
 	return StartScheduler(t, manifests.SchedulerConfig, flags...)
 }
 
 // StartScheduler runs a scheduler in-process with the given configuration
 // until the test ends.
-func StartScheduler(t *testing.T, config []byte, flags ...string) *scheduler.InProcess {
+func StartScheduler(t testing.TB, config []byte, flags ...string) *scheduler.InProcess {
 	t.Helper()
 	s, err := scheduler.StartInProcess(TestContext(t), scheduler.InProcessOptions{
 		Config: config, Kubeconfig: CP.Kubeconfig, Dir: t.TempDir(), Flags: flags,
@@ -153,14 +179,14 @@ func StartScheduler(t *testing.T, config []byte, flags ...string) *scheduler.InP
 }
 
 // WaitFor polls cond every 50ms until it holds or the timeout passes.
-func WaitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, timeout, true, cond)
 	require.NoError(t, err, "waiting for %s", what)
 }
 
 // WaitBound waits until the pod is bound and returns it.
-func WaitBound(t *testing.T, ns, name string, timeout time.Duration) *v1.Pod {
+func WaitBound(t testing.TB, ns, name string, timeout time.Duration) *v1.Pod {
 	t.Helper()
 	var pod *v1.Pod
 	WaitFor(t, timeout, fmt.Sprintf("pod %s/%s to be bound", ns, name), func(ctx context.Context) (bool, error) {
@@ -179,7 +205,7 @@ func WaitBound(t *testing.T, ns, name string, timeout time.Duration) *v1.Pod {
 
 // WaitUnschedulable waits until the pod's PodScheduled condition is False
 // with a message containing every one of want, and returns the message.
-func WaitUnschedulable(t *testing.T, ns, name string, timeout time.Duration, want ...string) string {
+func WaitUnschedulable(t testing.TB, ns, name string, timeout time.Duration, want ...string) string {
 	t.Helper()
 	var msg string
 	WaitFor(t, timeout, fmt.Sprintf("pod %s/%s to be unschedulable with %q", ns, name, want), func(ctx context.Context) (bool, error) {
@@ -204,7 +230,7 @@ func WaitUnschedulable(t *testing.T, ns, name string, timeout time.Duration, wan
 }
 
 // CountBound returns how many pods of ns are bound and not finished.
-func CountBound(t *testing.T, ns string) int {
+func CountBound(t testing.TB, ns string) int {
 	t.Helper()
 	list, err := CP.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
 	require.NoError(t, err)

@@ -1,0 +1,62 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+
+	"muster.dev/muster/pkg/cluster"
+	"muster.dev/muster/test/framework"
+)
+
+// BenchmarkW1PlainPods: plain pods on an idle cluster, muster (every plugin
+// on) against kube-scheduler's default profile, on the same nodes in the
+// same run. Pods are created first; the scheduler then starts, and the
+// throughput is measured from its first bind to its last.
+func BenchmarkW1PlainPods(b *testing.B) {
+	sizes := []struct{ nodes, pods int }{{1000, 10000}, {5000, 10000}}
+	if testing.Short() {
+		sizes = []struct{ nodes, pods int }{{100, 1000}}
+	}
+	for _, size := range sizes {
+		b.Run(fmt.Sprintf("nodes=%d/pods=%d", size.nodes, size.pods), func(b *testing.B) {
+			benchNodes(b, fmt.Sprintf("w1-%d", size.nodes), size.nodes, "32", nil)
+			for _, which := range []string{defaultProfile, muster} {
+				b.Run(which, func(b *testing.B) {
+					for i := 0; i < b.N; i++ {
+						throughput := runPlain(b, which, size.pods)
+						b.ReportMetric(throughput, "pods/s")
+					}
+				})
+			}
+		})
+	}
+}
+
+// runPlain schedules n one-CPU pods with one scheduler and returns pods/s.
+func runPlain(b *testing.B, which string, n int) float64 {
+	b.Helper()
+	ctx := context.Background()
+	ns := framework.NewNamespace(b)
+	config, name := schedulerConfig(which)
+	pods := make([]cluster.Pod, n)
+	for i := range pods {
+		pods[i] = cluster.Pod{Namespace: ns, Name: fmt.Sprintf("p-%d", i), SchedulerName: name,
+			Requests: map[v1.ResourceName]string{v1.ResourceCPU: "100m", v1.ResourceMemory: "128Mi"}}
+	}
+	if err := cluster.CreatePods(ctx, framework.CP.Client, pods); err != nil {
+		b.Fatal(err)
+	}
+	w := watchBinds(b, ns, nil)
+	b.ResetTimer()
+	s := framework.StartScheduler(b, config)
+	took := w.waitBound(b, n, 10*time.Minute)
+	b.StopTimer()
+	if err := s.Stop(); err != nil {
+		b.Fatal(err)
+	}
+	return float64(n-1) / took.Seconds()
+}
