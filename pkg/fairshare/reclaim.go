@@ -72,8 +72,9 @@ type ReclaimPlan struct {
 //   - Within the preemptor's own queue, only lower-priority pods (priority).
 //   - Lowest priority first, then the newest; victims whose
 //     PodDisruptionBudget forbids it last.
-//   - A gang is taken whole if taking a member would leave it below its
-//     quorum.
+//   - A gang is never left below its quorum: members beyond it may go one
+//     by one; taking more takes the whole gang, which needs every member to
+//     be a candidate (otherwise its members are not taken).
 //   - Never more than needed: after the greedy choice, every victim whose
 //     removal is not needed any more is spared.
 //
@@ -90,51 +91,89 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 	}
 	reclaimOK := withinGuarantee(in.Usage[in.Queue.Path], total, in.Queue.Guaranteed)
 
-	// Candidate units: single pods, or whole gangs that must go together.
+	// Candidates: every pod the preemptor may take, each with its reason.
+	// A gang's members beyond its quorum (its spare members) may go one by
+	// one; taking more takes the whole gang, which is possible only when
+	// every member is a candidate.
 	type unit struct {
 		victims []Victim
-		reason  string
+		reasons []string
 		prio    int32
 		started time.Time
 		pdb     bool // all disruptions allowed
 		key     string
+		gang    string
+		whole   bool // the rest of a gang
+	}
+	type gangState struct {
+		spare, bound int
+		members      []unit // its candidate members, as single units
+		eligible     bool   // every member seen is a candidate
+		taken        int    // spare members taken
+		whole        bool   // the whole gang is taken
+	}
+	gangs := map[string]*gangState{}
+	gangOf := func(name string) *gangState {
+		gs := gangs[name]
+		if gs == nil {
+			q, known := in.Gangs[name]
+			gs = &gangState{eligible: true, bound: -1} // unknown: as many as are seen, no spares
+			if known {
+				gs.spare, gs.bound = max(0, q.Bound-q.Min), q.Bound
+			}
+			gangs[name] = gs
+		}
+		return gs
 	}
 	var units []unit
-	byGang := map[string][]Victim{}
 	for _, v := range in.Victims {
 		var reason string
 		switch {
-		case v.Queue == in.Queue.Path:
-			if v.Priority >= in.Priority {
-				continue
-			}
+		case v.Queue == in.Queue.Path && v.Priority < in.Priority:
 			reason = ReasonPriority
-		case reclaimOK:
+		case v.Queue != in.Queue.Path && reclaimOK:
 			reason = ReasonReclaim
-		default:
+		}
+		if reason == "" {
+			if v.Gang != "" {
+				gangOf(v.Gang).eligible = false
+			}
 			continue
 		}
+		u := unit{victims: []Victim{v}, reasons: []string{reason}, prio: v.Priority, started: v.Started, pdb: v.DisruptionAllowed, key: v.Key, gang: v.Gang}
 		if v.Gang != "" {
-			if q := in.Gangs[v.Gang]; q.Bound <= q.Min {
-				byGang[v.Gang] = append(byGang[v.Gang], v)
-				continue
-			}
-		}
-		units = append(units, unit{victims: []Victim{v}, reason: reason, prio: v.Priority, started: v.Started, pdb: v.DisruptionAllowed, key: v.Key})
-	}
-	for g, vs := range byGang {
-		u := unit{victims: vs, reason: ReasonReclaim, prio: vs[0].Priority, started: vs[0].Started, pdb: true, key: "gang:" + g}
-		for _, v := range vs {
-			if v.Queue == in.Queue.Path {
-				u.reason = ReasonPriority
-			}
-			u.prio = max(u.prio, v.Priority)
-			if v.Started.After(u.started) {
-				u.started = v.Started
-			}
-			u.pdb = u.pdb && v.DisruptionAllowed
+			gs := gangOf(v.Gang)
+			gs.members = append(gs.members, u)
 		}
 		units = append(units, u)
+	}
+	// A gang with no spare members can only go whole: one unit, as
+	// important as its most important member, protected if any member is.
+	complete := func(gs *gangState) bool {
+		return gs.eligible && (gs.bound < 0 || len(gs.members) == gs.bound)
+	}
+	kept := units[:0]
+	for _, u := range units {
+		if u.gang == "" || gangs[u.gang].spare > 0 {
+			kept = append(kept, u)
+		}
+	}
+	units = kept
+	for name, gs := range gangs {
+		if gs.spare > 0 || !complete(gs) || len(gs.members) == 0 {
+			continue
+		}
+		w := unit{gang: name, whole: true, key: "gang:" + name, pdb: true, prio: gs.members[0].prio, started: gs.members[0].started}
+		for _, m := range gs.members {
+			w.victims = append(w.victims, m.victims...)
+			w.reasons = append(w.reasons, m.reasons...)
+			w.prio = max(w.prio, m.prio)
+			if m.started.After(w.started) {
+				w.started = m.started
+			}
+			w.pdb = w.pdb && m.pdb
+		}
+		units = append(units, w)
 	}
 	sort.Slice(units, func(i, j int) bool {
 		a, b := units[i], units[j]
@@ -158,12 +197,14 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 	for p, u := range in.Usage {
 		usage[p] = u.Clone()
 	}
+	taken := map[string]bool{} // victim keys taken
 	// take applies (sign -1: takes back) a unit's removal to nodes and
-	// queue usage, and reports whether every victim queue stays at or above
-	// its guarantee.
+	// queue usage, and reports whether every reclaim victim's queue stays
+	// at or above its guarantee.
 	take := func(u unit, sign int64) bool {
 		ok := true
-		for _, v := range u.victims {
+		for i, v := range u.victims {
+			taken[v.Key] = sign > 0
 			for r, a := range v.Request {
 				free[v.Node].Free[r] += sign * a
 			}
@@ -177,7 +218,7 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 					uq[r] -= sign * a
 				}
 			}
-			if q := in.Tree.Get(v.Queue); q != nil && u.reason == ReasonReclaim && !atOrAbove(usage[q.Path], q.Guaranteed) {
+			if q := in.Tree.Get(v.Queue); q != nil && u.reasons[i] == ReasonReclaim && !atOrAbove(usage[q.Path], q.Guaranteed) {
 				ok = false
 			}
 		}
@@ -194,9 +235,50 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 	var plan gang.Plan
 	found := false
 	for _, u := range units {
+		if taken[u.key] {
+			continue // went with its whole gang
+		}
+		var gs *gangState
+		if u.gang != "" && !u.whole {
+			gs = gangs[u.gang]
+			switch {
+			case gs.whole:
+				continue
+			case gs.taken < gs.spare:
+				// a spare member: its gang keeps its quorum
+			case complete(gs):
+				// Beyond the spares the whole gang goes, as one unit: the
+				// spare members taken so far join it, so that sparing can
+				// never leave part of the gang taken.
+				for i := len(chosen) - 1; i >= 0; i-- {
+					if chosen[i].gang == u.gang {
+						take(chosen[i], -1)
+						chosen = append(chosen[:i], chosen[i+1:]...)
+					}
+				}
+				rest := unit{gang: u.gang, whole: true, key: "gang:" + u.gang}
+				for _, m := range gs.members {
+					rest.victims = append(rest.victims, m.victims...)
+					rest.reasons = append(rest.reasons, m.reasons...)
+				}
+				gs.taken = 0
+				u = rest
+			default:
+				continue // taking it would break a gang that cannot go whole
+			}
+		} else if u.gang != "" {
+			gs = gangs[u.gang]
+		}
 		if !take(u, +1) {
 			take(u, -1) // would take its queue below its guarantee
 			continue
+		}
+		if gs != nil {
+			if u.whole {
+				gs.whole = true
+			} else {
+				gs.taken++
+			}
 		}
 		chosen = append(chosen, u)
 		if p, ok := fits(); ok {
@@ -210,7 +292,9 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 		}
 		return nil, "preempting every eligible pod would not make room (victim queues keep their guarantees)"
 	}
-	// Spare every victim that turns out not to be needed, newest choice first.
+	// Spare every victim that turns out not to be needed, newest choice
+	// first. Sparing never breaks a gang: a spare member or the whole rest
+	// of a gang is spared as a unit, leaving at most its spares taken.
 	for i := len(chosen) - 1; i >= 0; i-- {
 		take(chosen[i], -1)
 		if p, ok := fits(); ok {
@@ -222,10 +306,8 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 	}
 	out := &ReclaimPlan{Plan: plan}
 	for _, u := range chosen {
-		for _, v := range u.victims {
-			out.Victims = append(out.Victims, v)
-			out.Reasons = append(out.Reasons, u.reason)
-		}
+		out.Victims = append(out.Victims, u.victims...)
+		out.Reasons = append(out.Reasons, u.reasons...)
 	}
 	return out, ""
 }
