@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -73,11 +75,15 @@ queues:
 	// Keep every tenant's backlog above what the cluster can run: each
 	// round tops it up to a full cluster's worth of waiting pods.
 	submitted := map[string]int{}
+	// Run times vary (0.5 to 1.5 times podLife, a fixed seed): pods that all
+	// end at once would measure the benchmark's own rhythm, not fairness.
+	rng := rand.New(rand.NewPCG(1, 2))
 	submit := func(q string, n int, life time.Duration) {
 		pods := make([]cluster.Pod, n)
 		for i := range pods {
+			d := time.Duration(float64(life) * (0.5 + rng.Float64()))
 			pods[i] = cluster.Pod{Namespace: ns, Name: fmt.Sprintf("%s-%d", q, submitted[q]+i), SchedulerName: scheduler.SchedulerName,
-				Requests: map[v1.ResourceName]string{v1.ResourceCPU: "1"}, Labels: map[string]string{queue.LabelQueue: q}, Duration: life}
+				Requests: map[v1.ResourceName]string{v1.ResourceCPU: "1"}, Labels: map[string]string{queue.LabelQueue: q}, Duration: d}
 		}
 		submitted[q] += n
 		if err := cluster.CreatePods(ctx, framework.CP.Client, pods); err != nil {
@@ -99,7 +105,7 @@ queues:
 	for time.Since(start) < steady {
 		deadline := time.Now().Add(time.Second)
 		topUp()
-		if time.Since(start) > podLife+2*time.Second { // one turnover first
+		if time.Since(start) > 3*podLife/2+2*time.Second { // one turnover first
 			run := w.running()
 			worst := 0.0
 			for q, wgt := range weights {
@@ -107,6 +113,9 @@ queues:
 				worst = math.Max(worst, math.Abs(float64(run[q])-fair)/fair)
 			}
 			devs = append(devs, worst)
+			if os.Getenv("MUSTER_BENCH_DEBUG") != "" {
+				b.Logf("t=%.0fs running %v worst %.2f", time.Since(start).Seconds(), run, worst)
+			}
 		}
 		framework.WaitFor(b, 2*time.Second, "the next sample", func(context.Context) (bool, error) { return time.Now().After(deadline), nil })
 	}

@@ -35,6 +35,7 @@ type Plugin struct {
 	weights capacity.Weights
 	rt      *shared.Runtime
 	nodes   corelisters.NodeLister
+	views   viewCache
 }
 
 var (
@@ -129,7 +130,7 @@ func (pl *Plugin) spreadState(cs *cycleState, pod *v1.Pod, nodes []fwk.NodeInfo)
 		if n == nil {
 			continue
 		}
-		pool := capacity.ViewOf(n).SpotPool()
+		pool := pl.views.get(n).SpotPool()
 		if pool == "" {
 			continue
 		}
@@ -154,7 +155,7 @@ func (pl *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *v1.Pod, n
 		return fwk.NewStatus(fwk.Error, "node not found")
 	}
 	cs := readState(state)
-	view := capacity.ViewOf(n)
+	view := pl.views.get(n)
 	if !capacity.Allows(cs.policy, view.Type) {
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(
 			"node is %s; the pod's capacity policy is %s (%s)", view.Type, cs.policy, cs.source))
@@ -200,7 +201,7 @@ func (pl *Plugin) Score(_ context.Context, state fwk.CycleState, _ *v1.Pod, ni f
 		return 0, fwk.NewStatus(fwk.Error, "node not found")
 	}
 	cs := readState(state)
-	view := capacity.ViewOf(n)
+	view := pl.views.get(n)
 	spread := capacity.MaxScore
 	if pool := view.SpotPool(); pool != "" && cs.inPool != nil {
 		spread = capacity.SpreadScore(cs.inPool[pool], cs.spotMembers)
