@@ -155,6 +155,12 @@ func (w *binds) finishedOrRunning(q string) int {
 // preemptions reads muster_preemptions_total from the scheduler's /metrics.
 func preemptions(b *testing.B, addr string) int {
 	b.Helper()
+	return int(metricSum(b, addr, "muster_preemptions_total", nil))
+}
+
+// metricSum adds up a counter's samples whose labels include want.
+func metricSum(b *testing.B, addr, name string, want map[string]string) float64 {
+	b.Helper()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
 	resp, err := client.Get("https://" + addr + "/metrics")
 	if err != nil {
@@ -168,10 +174,20 @@ func preemptions(b *testing.B, addr string) int {
 		b.Fatal(err)
 	}
 	total := 0.0
-	if fam, ok := mf["muster_preemptions_total"]; ok {
+	if fam, ok := mf[name]; ok {
+	next:
 		for _, m := range fam.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue next
+				}
+			}
 			total += m.GetCounter().GetValue()
 		}
 	}
-	return int(total)
+	return total
 }

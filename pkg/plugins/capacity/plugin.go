@@ -35,7 +35,7 @@ type Plugin struct {
 	weights capacity.Weights
 	rt      *shared.Runtime
 	nodes   corelisters.NodeLister
-	views   viewCache
+	views   *nodeIndex
 }
 
 var (
@@ -57,11 +57,16 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
 	rt := shared.Get(ctx, h)
+	views, err := newNodeIndex(h.SharedInformerFactory().Core().V1().Nodes().Informer())
+	if err != nil {
+		return nil, fmt.Errorf("%s: watching nodes: %w", Name, err)
+	}
 	return &Plugin{
 		args:    *args,
 		weights: capacity.Weights{Policy: args.PolicyWeight, Spread: args.SpreadWeight, Disruption: args.DisruptionWeight},
 		rt:      rt,
 		nodes:   h.SharedInformerFactory().Core().V1().Nodes().Lister(),
+		views:   views,
 	}, nil
 }
 
@@ -182,10 +187,16 @@ func (pl *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *v1.Pod, n
 	return nil
 }
 
-// PreScore has nothing to compute beyond PreFilter's state; it exists so
-// Score is skipped where PreFilter did not run.
+// PreScore skips Score when it would give every node the same score: the
+// pod prefers no capacity type (or the cluster has only one), no node is
+// being taken away, and it is not a gang member to spread. That is the
+// common case, and Score runs for every node of every pod.
 func (pl *Plugin) PreScore(_ context.Context, state fwk.CycleState, _ *v1.Pod, _ []fwk.NodeInfo) *fwk.Status {
-	if _, err := state.Read(stateKey); err != nil {
+	s, err := state.Read(stateKey)
+	if err != nil {
+		return fwk.NewStatus(fwk.Skip)
+	}
+	if cs := s.(*cycleState); !cs.member && pl.views.uniform(cs.policy) {
 		return fwk.NewStatus(fwk.Skip)
 	}
 	return nil
