@@ -164,3 +164,46 @@ queues:
 		assert.NotEmpty(t, got.Spec.NodeName)
 	}
 }
+
+// TestFairShareNoPingPong: a queue borrows, the other reclaims its
+// guarantee, and then pods of both keep coming and going: the borrower may
+// borrow again whatever is idle and lose it again, but it never preempts the
+// queue that reclaimed from it. Two queues never preempt each other back and
+// forth.
+func TestFairShareNoPingPong(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	setQueues(t, `
+queues:
+  - name: a
+    guaranteed: {cpu: "4"}
+  - name: b
+    guaranteed: {cpu: "4"}
+`)
+	createNodes(t, node("pingpong-0", "8", "64Gi", nil))
+	s := startMuster(t)
+	preemptedBy := func(q string) float64 {
+		return sumMetric(scrape(t, s.Addr), "muster_preemptions_total", map[string]string{"queue": q})
+	}
+	beforeA, beforeB := preemptedBy("root.a"), preemptedBy("root.b")
+
+	// a borrows: six long pods. b has two long pods, and then keeps
+	// submitting short ones, below its guarantee.
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, musterPods(ns, "a-long", 6, "1", 0, map[string]string{queue.LabelQueue: "a"})))
+	waitFor(t, time.Minute, "a's pods bound", func(context.Context) (bool, error) { return boundIn(t, ns, "a") == 6, nil })
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, musterPods(ns, "b-long", 2, "1", 0, map[string]string{queue.LabelQueue: "b"})))
+	waitFor(t, 30*time.Second, "b's long pods bound", func(context.Context) (bool, error) { return boundIn(t, ns, "b") == 2, nil })
+
+	deadline := time.Now().Add(15 * time.Second)
+	for round := 0; time.Now().Before(deadline); round++ {
+		for _, q := range []string{"a", "b"} {
+			require.NoError(t, cluster.CreatePods(ctx, env.cp.Client,
+				musterPods(ns, fmt.Sprintf("%s-short-%d", q, round), 2, "1", time.Second, map[string]string{queue.LabelQueue: q})))
+		}
+		next := time.Now().Add(time.Second)
+		waitFor(t, 5*time.Second, "the next round", func(context.Context) (bool, error) { return time.Now().After(next), nil })
+	}
+	assert.GreaterOrEqual(t, preemptedBy("root.b")-beforeB, 2.0, "b reclaimed its guarantee from a")
+	assert.Zero(t, preemptedBy("root.a")-beforeA, "a never preempted b")
+	t.Logf("preemptions: by b %v, by a %v", preemptedBy("root.b")-beforeB, preemptedBy("root.a")-beforeA)
+}
