@@ -1,14 +1,15 @@
 package cli
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	"k8s.io/klog/v2"
 
 	"muster.dev/muster/pkg/sandbox"
@@ -16,18 +17,46 @@ import (
 
 func newSandboxCommand() *cobra.Command {
 	var (
-		opts    sandbox.Options
-		logFile string
+		opts                      sandbox.Options
+		logFile, output, compare  string
+		traceF, clusterF, queuesF string
+		noLive                    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "sandbox",
-		Short: "Run muster on a simulated cluster on this machine, with nothing installed",
+		Short: "Run muster on a simulated cluster on this machine: a demo, or a what-if replay of your own trace",
 		Long: `Starts a real Kubernetes control plane in this process (etcd and kube-apiserver),
-a dozen simulated spot and on-demand nodes, muster-scheduler with its shipped
-configuration and a demo workload from several tenants; shows progress while pods
-schedule and finish, and prints a summary. --keep leaves it running for kubectl.`,
+simulated spot and on-demand nodes, muster-scheduler with its shipped configuration and a
+queue tree, and replays a trace: Spark applications, ML training gangs, batch pods and spot
+interruptions, faster than real time. Shows live progress and ends with a report per queue
+(waits, share received against fair share), on gangs (admitted, timed out, partially bound),
+on spot vs on-demand placement and on apps lost to interruptions.
+
+With no files it runs the built-in demo. --trace, --cluster and --queues replay your own
+(see docs/sandbox.md); --compare default replays the same trace with kube-scheduler's default
+profile too and prints both side by side.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			for _, f := range []struct {
+				path string
+				dst  *[]byte
+			}{{traceF, &opts.Trace}, {clusterF, &opts.Cluster}, {queuesF, &opts.Queues}} {
+				if f.path == "" {
+					continue
+				}
+				if *f.dst, err = os.ReadFile(f.path); err != nil {
+					return fmt.Errorf("reading %s: %w", f.path, err)
+				}
+			}
+			if compare != "" && compare != sandbox.SchedulerDefault {
+				return fmt.Errorf("--compare takes %q (kube-scheduler's default profile), got %q", sandbox.SchedulerDefault, compare)
+			}
+			// Bad files fail here, before anything starts.
+			if err := sandbox.Validate(opts); err != nil {
+				return err
+			}
+
 			// The control plane logs a great deal; keep the terminal for progress.
 			if logFile == "" {
 				logFile = filepath.Join(os.TempDir(), fmt.Sprintf("muster-sandbox-%d.log", os.Getpid()))
@@ -39,20 +68,62 @@ schedule and finish, and prints a summary. --keep leaves it running for kubectl.
 			defer f.Close()
 			quietKlog(f)
 			defer klog.Flush()
-			fmt.Fprintf(cmd.OutOrStdout(), "Logs of the control plane and scheduler: %s\n", logFile)
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Logs of the control plane and scheduler: %s\n", logFile)
+			opts.Out = out
+			opts.Live = !noLive && isTerminal(out)
 
-			opts.Out = cmd.OutOrStdout()
-			_, err = sandbox.Run(cmd.Context(), opts)
-			return err
+			var reports []sandbox.Report
+			if compare != "" {
+				reports, err = sandbox.Compare(cmd.Context(), opts)
+			} else {
+				var r *sandbox.Report
+				if r, err = sandbox.Run(cmd.Context(), opts); r != nil {
+					reports = append(reports, *r)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if output != "" {
+				return writeReports(output, reports)
+			}
+			return nil
 		},
 	}
 	fs := cmd.Flags()
-	fs.BoolVar(&opts.Keep, "keep", false, "keep the cluster running after the workload finishes and print a kubeconfig for kubectl; Ctrl-C stops it")
-	fs.BoolVar(&opts.Short, "short", false, "a smaller, faster workload")
-	fs.Float64Var(&opts.TimeScale, "time-scale", 0, "speed-up of declared time (arrivals, pod run times); default 10, or 20 with --short")
-	fs.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "give up if the workload has not finished after this long")
+	fs.StringVar(&traceF, "trace", "", "the workload to replay (YAML, docs/sandbox.md); default the built-in demo")
+	fs.StringVar(&clusterF, "cluster", "", "the simulated nodes (YAML, docs/sandbox.md); default the built-in cluster")
+	fs.StringVar(&queuesF, "queues", "", "the queue tree (queues.yaml, as in the muster-queues ConfigMap); default the built-in one")
+	fs.StringVar(&compare, "compare", "", `also replay the trace with "default" (kube-scheduler's default profile) and print both`)
+	fs.StringVarP(&output, "output", "o", "", "write the report as JSON to this file (a list of two with --compare)")
+	fs.BoolVar(&opts.Keep, "keep", false, "keep the cluster running after the report and print a kubeconfig for kubectl; Ctrl-C stops it")
+	fs.BoolVar(&opts.Short, "short", false, "a small, quick trace instead of the demo")
+	fs.Float64Var(&opts.TimeScale, "time-scale", 0, "speed-up of declared time (arrivals, run times, notices); default 20")
+	fs.DurationVar(&opts.Timeout, "timeout", 0, "give up after this long in real time (default: the trace's length plus 5 minutes)")
+	fs.Int64Var(&opts.Seed, "seed", 1, "seed of the run-time variation, to repeat a run exactly")
+	fs.BoolVar(&noLive, "plain", false, "plain progress lines even on a terminal")
 	fs.StringVar(&logFile, "log-file", "", "where the control plane and scheduler log (default: a file in the temp directory)")
 	return cmd
+}
+
+func writeReports(path string, rs []sandbox.Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	defer f.Close()
+	if len(rs) == 1 {
+		return rs[0].WriteJSON(f)
+	}
+	enc := json.NewEncoder(f)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rs)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // quietKlog sends every klog line, errors included, to w only.

@@ -1,71 +1,202 @@
 // Package sandbox runs muster end to end on one machine: a real control plane
-// in-process, simulated nodes and kubelet, muster-scheduler with its shipped
-// configuration, and a demo workload, with live progress and a summary.
+// in-process, simulated spot and on-demand nodes and kubelet, muster-scheduler
+// with its shipped configuration, and a trace of Spark applications, ML
+// training gangs, batch pods and spot interruptions. It shows live progress
+// and reports, per queue and overall, what the scheduler did; with the
+// default kube-scheduler profile too, for a side-by-side what-if.
 package sandbox
 
 import (
 	"context"
+	"embed"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	"muster.dev/muster/manifests"
-	"muster.dev/muster/pkg/cluster"
 	"muster.dev/muster/pkg/controlplane"
+	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/scheduler"
 	"muster.dev/muster/pkg/simkubelet"
 )
 
+//go:embed demo/*.yaml
+var demo embed.FS
+
+// Schedulers a run can use.
+const (
+	SchedulerMuster  = "muster"
+	SchedulerDefault = "default"
+)
+
 // Options configures a sandbox run.
 type Options struct {
-	// Out receives progress and the summary.
+	// Out receives progress and the report.
 	Out io.Writer
-	// Short runs a smaller workload faster (for tests and a quick look).
-	Short bool
-	// TimeScale speeds up declared time (arrivals, pod durations); the
-	// scheduler itself runs in real time. Default 10, or 20 when Short.
+	// Live redraws a compact view in place (a terminal); otherwise progress
+	// is plain lines.
+	Live bool
+	// Trace, Cluster and Queues are the files' contents; empty means the
+	// built-in demo (or the short trace with Short).
+	Trace, Cluster, Queues []byte
+	Short                  bool
+	// TimeScale speeds declared time up (arrivals, run times, notices); the
+	// scheduler itself runs in real time. Default 20.
 	TimeScale float64
-	// Timeout bounds the workload's run; default 5 minutes.
+	// Timeout bounds the run in real time; default: the trace's length at
+	// its time scale, plus five minutes.
 	Timeout time.Duration
-	// Keep leaves everything running after the workload finishes, until ctx
-	// ends, and prints a kubeconfig for kubectl.
+	// Scheduler is SchedulerMuster (default) or SchedulerDefault.
+	Scheduler string
+	// Keep leaves everything running after the report, until ctx ends, and
+	// prints a kubeconfig for kubectl.
 	Keep bool
-	// OnFinished, when set, is called after the summary with the control
-	// plane still up, e.g. to check the summary against the cluster.
-	OnFinished func(ctx context.Context, cp *controlplane.ControlPlane, s Summary) error
-	// Clock is the sandbox's clock; default the real one.
-	Clock clock.WithTicker
+	// OnFinished, when set, is called after the report with the control
+	// plane still up, e.g. to check the report against the cluster.
+	OnFinished func(ctx context.Context, cp *controlplane.ControlPlane, r Report) error
+	Clock      clock.WithTickerAndDelayedExecution
+	// Seed drives the variation of pod run times (within 10% of the
+	// declared ones), so that a run can be repeated exactly; default 1.
+	Seed int64
 }
 
-// Run runs the sandbox and returns its summary. It returns ctx's error if
-// ctx ends before the workload finishes, having shut everything down.
-func Run(ctx context.Context, opts Options) (*Summary, error) {
-	if opts.Out == nil {
-		opts.Out = io.Discard
+// inputs are the parsed files of a run.
+type inputs struct {
+	trace   *Trace
+	cluster *ClusterSpec
+	queues  []byte
+	tree    *queue.Tree
+}
+
+// load parses and checks every input before anything starts.
+func load(opts Options) (*inputs, error) {
+	read := func(given []byte, name string) ([]byte, error) {
+		if len(given) > 0 {
+			return given, nil
+		}
+		return demo.ReadFile("demo/" + name)
 	}
-	if opts.TimeScale <= 0 {
-		opts.TimeScale = 10
-		if opts.Short {
-			opts.TimeScale = 20
+	traceName := "trace.yaml"
+	if opts.Short {
+		traceName = "short.yaml"
+	}
+	in := &inputs{}
+	b, err := read(opts.Trace, traceName)
+	if err != nil {
+		return nil, err
+	}
+	if in.trace, err = ParseTrace(b); err != nil {
+		return nil, err
+	}
+	if b, err = read(opts.Cluster, "cluster.yaml"); err != nil {
+		return nil, err
+	}
+	if in.cluster, err = ParseCluster(b); err != nil {
+		return nil, err
+	}
+	if in.queues, err = read(opts.Queues, "queues.yaml"); err != nil {
+		return nil, err
+	}
+	if in.tree, err = queue.Parse(in.queues); err != nil {
+		return nil, fmt.Errorf("the queue file is invalid:\n%w", err)
+	}
+	// Interruptions must name pools and nodes of this cluster.
+	pools, nodes := map[string]bool{}, map[string]bool{}
+	for _, p := range in.cluster.Pools {
+		pools[p.poolName()] = true
+		for _, n := range poolNodes(p) {
+			nodes[n.Name] = true
 		}
 	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 5 * time.Minute
+	var p problems
+	for i, e := range in.trace.Events {
+		if e.Interrupt == nil {
+			continue
+		}
+		if e.Interrupt.Pool != "" && !pools[e.Interrupt.Pool] {
+			p.add(fmt.Sprintf("events[%d].interrupt.pool", i), "%q is not a pool of the cluster", e.Interrupt.Pool)
+		}
+		if e.Interrupt.Node != "" && !nodes[e.Interrupt.Node] {
+			p.add(fmt.Sprintf("events[%d].interrupt.node", i), "%q is not a node of the cluster", e.Interrupt.Node)
+		}
 	}
-	if opts.Clock == nil {
-		opts.Clock = clock.RealClock{}
+	return in, p.err("the trace")
+}
+
+func (o *Options) defaults() {
+	if o.Out == nil {
+		o.Out = io.Discard
 	}
+	if o.TimeScale <= 0 {
+		o.TimeScale = 20
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.Scheduler == "" {
+		o.Scheduler = SchedulerMuster
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+}
+
+// Validate checks the inputs of a run without starting anything.
+func Validate(opts Options) error {
+	_, err := load(opts)
+	return err
+}
+
+// Run replays the trace once and returns the report. It returns ctx's error
+// if ctx ends first, having shut everything down.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	opts.defaults()
+	in, err := load(opts)
+	if err != nil {
+		return nil, err
+	}
+	return run(ctx, opts, in)
+}
+
+// Compare replays the trace with muster and then with kube-scheduler's
+// default profile, each on a fresh control plane, and prints both side by side.
+func Compare(ctx context.Context, opts Options) ([]Report, error) {
+	opts.defaults()
+	in, err := load(opts)
+	if err != nil {
+		return nil, err
+	}
+	var out []Report
+	for _, s := range []string{SchedulerMuster, SchedulerDefault} {
+		o := opts
+		o.Scheduler, o.Keep = s, false
+		fmt.Fprintf(opts.Out, "\n=== %s ===\n", s)
+		r, err := run(ctx, o, in)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, *r)
+	}
+	fmt.Fprintf(opts.Out, "\nThe same trace, side by side:\n\n")
+	printReports(opts.Out, out...)
+	return out, nil
+}
+
+func run(ctx context.Context, opts Options, in *inputs) (*Report, error) {
 	out, clk := opts.Out, opts.Clock
 	logger := klog.FromContext(ctx)
-
-	fmt.Fprintln(out, "Starting a Kubernetes control plane in this process (etcd + kube-apiserver)...")
+	fmt.Fprintf(out, "Starting a Kubernetes control plane in this process (etcd + kube-apiserver)...\n")
 	started := clk.Now()
 	cp, err := controlplane.Start(ctx, controlplane.Options{})
 	if err != nil {
@@ -78,19 +209,38 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	}()
 	fmt.Fprintf(out, "  ready in %s at %s\n", clk.Since(started).Round(100*time.Millisecond), cp.Config.Host)
 
-	for _, ns := range append([]string{"muster-system"}, tenants...) {
-		if _, err := cp.Client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("creating namespace %s: %w", ns, err)
-		}
-	}
-	nodes := defaultNodes()
-	if err := cluster.CreateNodes(ctx, cp.Client, nodes); err != nil {
+	if _, err := cp.Client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "muster-system"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
-	fmt.Fprintf(out, "Created %d simulated nodes (%s)\n", len(nodes), describePools())
+	if _, err := cp.Client.CoreV1().ConfigMaps("muster-system").Create(ctx, &v1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "muster-queues", Namespace: "muster-system"},
+		Data:       map[string]string{queue.ConfigKey: string(in.queues)},
+	}, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("creating the queue ConfigMap: %w", err)
+	}
+	pgCfg := rest.CopyConfig(cp.Config)
+	pgCfg.ContentType, pgCfg.AcceptContentTypes = "application/json", "application/json"
+	pg, err := pgclientset.NewForConfig(pgCfg)
+	if err != nil {
+		return nil, err
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	factory := informers.NewSharedInformerFactory(cp.Client, 0)
+	obs := newObserver(clk, in.tree, factory.Core().V1().Nodes().Lister(), opts.TimeScale)
+	w := &world{client: cp.Client, pg: pg, clock: clk, scale: opts.TimeScale, cluster: in.cluster, obs: obs,
+		logger: logger, apps: map[string]*app{}, schedulerName: scheduler.SchedulerName,
+		rng: rand.New(rand.NewPCG(uint64(opts.Seed), 0x6d7573746572))}
+	if err := w.nodes(ctx); err != nil {
+		return nil, err
+	}
+	nodeCount := 0
+	for _, p := range in.cluster.Pools {
+		nodeCount += p.Count
+	}
+	fmt.Fprintf(out, "Created %d simulated nodes in %d pools\n", nodeCount, len(in.cluster.Pools))
+
 	kubelet := simkubelet.New(cp.Client, simkubelet.Options{Clock: clk, TimeScale: opts.TimeScale})
 	kubeletDone := make(chan error, 1)
 	go func() { kubeletDone <- kubelet.Run(runCtx) }()
@@ -99,22 +249,27 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		<-kubeletDone
 	}()
 
-	sched, err := scheduler.StartInProcess(ctx, scheduler.InProcessOptions{
-		Config: manifests.SchedulerConfig, Kubeconfig: cp.Kubeconfig, Dir: cp.Dir,
-	})
+	config, label := manifests.SchedulerConfig, "muster-scheduler (manifests/scheduler-config.yaml)"
+	if opts.Scheduler == SchedulerDefault {
+		config, label = scheduler.DefaultProfileConfig("default-scheduler"), "kube-scheduler's default profile (no queues, no gangs)"
+		w.schedulerName = "default-scheduler"
+	}
+	sched, err := scheduler.StartInProcess(ctx, scheduler.InProcessOptions{Config: config, Kubeconfig: cp.Kubeconfig, Dir: cp.Dir})
 	if err != nil {
-		return nil, fmt.Errorf("starting muster-scheduler: %w", err)
+		return nil, fmt.Errorf("starting the scheduler: %w", err)
 	}
 	defer func() {
 		if err := sched.Stop(); err != nil {
-			logger.Error(err, "muster-scheduler stopped with an error")
+			logger.Error(err, "The scheduler stopped with an error")
 		}
 	}()
-	fmt.Fprintf(out, "Started muster-scheduler (manifests/scheduler-config.yaml, schedulerName %q)\n", scheduler.SchedulerName)
+	fmt.Fprintf(out, "Started %s\n", label)
 
-	factory := informers.NewSharedInformerFactory(cp.Client, 0)
-	tr, err := newTracker(factory, clk)
-	if err != nil {
+	podInformer := factory.Core().V1().Pods().Informer()
+	if err := obs.watch(podInformer); err != nil {
+		return nil, err
+	}
+	if err := w.watch(runCtx, podInformer); err != nil {
 		return nil, err
 	}
 	factory.Start(runCtx.Done())
@@ -124,101 +279,76 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	}()
 	factory.WaitForCacheSync(runCtx.Done())
 
-	workload := demoWorkload(opts.Short)
-	fmt.Fprintf(out, "Replaying the demo workload at %gx speed\n\n", opts.TimeScale)
-	start := clk.Now()
-	submitErr := make(chan error, 1)
-	go func() { submitErr <- submit(runCtx, cp, tr, workload, opts.TimeScale, start, clk, out) }()
-
-	if err := waitDone(runCtx, tr, workload, submitErr, sched, start, opts, out); err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(out, "\nInterrupted; shutting down.")
-			return nil, ctx.Err()
-		}
-		return nil, err
-	}
-
-	summary := tr.summary(start)
-	fmt.Fprintf(out, "\n%s", summary)
-	if opts.OnFinished != nil {
-		if err := opts.OnFinished(ctx, cp, summary); err != nil {
-			return &summary, err
+	last := time.Duration(0)
+	for _, e := range in.trace.Events {
+		if e.At.Duration > last {
+			last = e.At.Duration
 		}
 	}
-	if opts.Keep {
-		fmt.Fprintf(out, "\nThe sandbox keeps running. In another terminal:\n  export KUBECONFIG=%s\n  kubectl get pods -A -o wide\nPress Ctrl-C to stop it.\n", cp.Kubeconfig)
-		<-ctx.Done()
-		fmt.Fprintln(out, "Shutting down.")
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = time.Duration(float64(last)/opts.TimeScale) + 5*time.Minute
 	}
-	return &summary, nil
-}
+	name := in.trace.Name
+	if name == "" {
+		name = "trace"
+	}
+	fmt.Fprintf(out, "Replaying %s (%d events) at %gx speed\n\n", name, len(in.trace.Events), opts.TimeScale)
+	obs.start = clk.Now()
+	playErr := make(chan error, 1)
+	go func() { playErr <- w.play(runCtx, in.trace, obs.start) }()
 
-// submit creates each arrival's pods at its scaled offset from start.
-func submit(ctx context.Context, cp *controlplane.ControlPlane, tr *tracker, workload []arrival, scale float64, start time.Time, clk clock.Clock, out io.Writer) error {
-	for _, a := range workload {
-		at := time.Duration(float64(a.at) / scale)
-		if wait := at - clk.Since(start); wait > 0 {
-			select {
-			case <-clk.After(wait):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		tr.submitted(a.pods)
-		if err := cluster.CreatePods(ctx, cp.Client, a.pods); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "[%6.1fs] submitted %s\n", clk.Since(start).Seconds(), a.what)
-	}
-	return nil
-}
-
-// waitDone prints progress until every pod of the workload has finished.
-func waitDone(ctx context.Context, tr *tracker, workload []arrival, submitErr <-chan error, sched *scheduler.InProcess, start time.Time, opts Options, out io.Writer) error {
-	total := 0
-	for _, a := range workload {
-		total += len(a.pods)
-	}
-	ticker := opts.Clock.NewTicker(500 * time.Millisecond)
+	view := newLiveView(out, opts.Live, in.tree)
+	ticker := clk.NewTicker(time.Second)
 	defer ticker.Stop()
-	deadline := opts.Clock.After(opts.Timeout)
-	var last counts
+	deadline := clk.After(timeout)
+	played := false
+loop:
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-submitErr:
+			fmt.Fprintln(out, "\nInterrupted; shutting down.")
+			return nil, ctx.Err()
+		case err := <-playErr:
 			if err != nil {
-				return fmt.Errorf("submitting the workload: %w", err)
+				return nil, fmt.Errorf("replaying the trace: %w", err)
 			}
-			submitErr = nil
+			played, playErr = true, nil
 		case <-sched.Done():
-			return fmt.Errorf("muster-scheduler stopped: %w", sched.Err())
+			return nil, fmt.Errorf("the scheduler stopped: %w", sched.Err())
 		case <-deadline:
-			return fmt.Errorf("the workload did not finish within %s: %s", opts.Timeout, tr.counts())
+			fmt.Fprintf(out, "\nStopped after %s: some pods never ran (see the report).\n", timeout)
+			break loop
 		case <-ticker.C():
-			c := tr.counts()
-			if c != last {
-				fmt.Fprintf(out, "[%6.1fs] %s\n", opts.Clock.Since(start).Seconds(), c)
-				last = c
-			}
-			if c.submitted == total && c.succeeded+c.failed == total {
-				return nil
+			view.show(obs.sample(), obs)
+			if played && obs.finished() {
+				break loop
 			}
 		}
 	}
-}
+	view.done()
 
-func describePools() string {
-	spot, od := 0, 0
-	zones, types := map[string]bool{}, map[string]bool{}
-	for _, p := range defaultPools {
-		if p.spot {
-			spot += p.count
-		} else {
-			od += p.count
+	timedOut := 0
+	if evs, err := cp.Client.CoreV1().Events("").List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("reason", "GangTimedOut").String()}); err == nil {
+		seen := map[string]bool{}
+		for _, e := range evs.Items {
+			seen[e.InvolvedObject.Namespace+"/"+e.InvolvedObject.Name] = true
 		}
-		zones[p.zone], types[p.instanceType] = true, true
+		timedOut = len(seen)
 	}
-	return fmt.Sprintf("%d on-demand, %d spot; %d instance types over %d zones", od, spot, len(types), len(zones))
+	report := obs.report(opts.Scheduler, name, timedOut)
+	fmt.Fprintln(out)
+	report.Print(out)
+	if opts.OnFinished != nil {
+		if err := opts.OnFinished(ctx, cp, report); err != nil {
+			return &report, err
+		}
+	}
+	if opts.Keep {
+		fmt.Fprintf(out, "\nThe sandbox keeps running. In another terminal:\n  export KUBECONFIG=%s\n  kubectl get pods -A -o wide\n  muster status --kubeconfig %s\nPress Ctrl-C to stop it.\n", cp.Kubeconfig, cp.Kubeconfig)
+		<-ctx.Done()
+		fmt.Fprintln(out, "Shutting down.")
+	}
+	return &report, nil
 }

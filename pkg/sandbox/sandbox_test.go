@@ -17,66 +17,125 @@ import (
 	"k8s.io/klog/v2/ktesting"
 
 	"muster.dev/muster/pkg/capacity"
-	"muster.dev/muster/pkg/cluster"
 	"muster.dev/muster/pkg/controlplane"
-	"muster.dev/muster/pkg/scheduler"
 )
 
-// TestFoundationSandbox runs the sandbox's short mode to the end and checks
-// its summary against what the cluster itself shows.
-func TestFoundationSandbox(t *testing.T) {
+// A small cluster where the training gang must wait for the batch pods.
+const testCluster = `
+pools:
+  - {name: od, capacityType: on-demand, instanceType: m5.2xlarge, zone: zone-a, count: 2, cpu: "8", memory: 32Gi}
+  - {name: spot-a, capacityType: spot, instanceType: m5.2xlarge, zone: zone-a, count: 1, cpu: "8", memory: 32Gi}
+  - {name: spot-b, capacityType: spot, instanceType: c5.2xlarge, zone: zone-b, count: 1, cpu: "8", memory: 32Gi}
+`
+
+const testQueues = `
+queues:
+  - name: batch
+  - name: ml
+  - name: spark
+namespaceQueues:
+  ml-research: root.ml
+  spark-etl: root.spark
+  "*": root.batch
+`
+
+const testTrace = `
+name: test
+events:
+  - at: 0s
+    batch: {name: jobs, namespace: batch, count: 4, pod: {cpu: "4", memory: 4Gi}, duration: 60s}
+  - at: 5s
+    training: {name: train, namespace: ml-research, workers: 3, worker: {cpu: "6", memory: 8Gi}, duration: 30s}
+  - at: 10s
+    spark: {name: etl, namespace: spark-etl, driver: {cpu: "1", memory: 2Gi}, executor: {cpu: "2", memory: 4Gi}, minExecutors: 1, executors: 2, duration: 60s}
+  - at: 40s
+    interrupt: {pool: spot-b, notice: 5s}
+`
+
+// TestSandboxTrace replays a short trace and checks the report against what
+// the cluster shows.
+func TestSandboxTrace(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	var out bytes.Buffer
 	checked := false
-	summary, err := Run(ctx, Options{
-		Out: &out, Short: true, Timeout: 3 * time.Minute,
-		OnFinished: func(ctx context.Context, cp *controlplane.ControlPlane, s Summary) error {
+	r, err := Run(ctx, Options{
+		Out: &out, Trace: []byte(testTrace), Cluster: []byte(testCluster), Queues: []byte(testQueues),
+		TimeScale: 10, Timeout: 3 * time.Minute,
+		OnFinished: func(ctx context.Context, cp *controlplane.ControlPlane, r Report) error {
 			checked = true
 			pods, err := cp.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 			require.NoError(t, err)
-			nodes, err := cp.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-			require.NoError(t, err)
-			nodeLabels := map[string]map[string]string{}
-			for _, n := range nodes.Items {
-				nodeLabels[n.Name] = n.Labels
-			}
-			bound, succeeded := 0, 0
-			byType, byZone, byTenant := map[string]int{}, map[string]int{}, map[string]int{}
+			succeeded := 0
 			for _, p := range pods.Items {
-				assert.Equal(t, scheduler.SchedulerName, p.Spec.SchedulerName)
-				if p.Spec.NodeName == "" {
-					continue
-				}
-				bound++
 				if p.Status.Phase == v1.PodSucceeded {
 					succeeded++
 				}
-				byType[string(capacity.TypeOf(nodeLabels[p.Spec.NodeName]))]++
-				byZone[nodeLabels[p.Spec.NodeName][cluster.LabelZone]]++
-				byTenant[p.Namespace]++
+				if p.Labels["spark-role"] == "driver" {
+					n, err := cp.Client.CoreV1().Nodes().Get(ctx, p.Spec.NodeName, metav1.GetOptions{})
+					require.NoError(t, err)
+					assert.Equal(t, capacity.OnDemand, capacity.TypeOf(n.Labels), "the driver ran on on-demand")
+				}
 			}
-			assert.Equal(t, len(pods.Items), s.Pods, "pods submitted")
-			assert.Equal(t, bound, s.Bound, "pods bound")
-			assert.Equal(t, succeeded, s.Succeeded, "pods succeeded")
-			assert.Equal(t, byType, s.ByCapacityType)
-			assert.Equal(t, byZone, s.ByZone)
-			assert.Equal(t, byTenant, s.ByTenant)
+			assert.Equal(t, succeeded, r.Pods.Succeeded, "succeeded pods")
 			return nil
 		},
 	})
 	require.NoError(t, err, out.String())
-	require.True(t, checked, "OnFinished ran")
-	assert.Positive(t, summary.Pods)
-	assert.Equal(t, summary.Pods, summary.Bound, "every pod was bound")
-	assert.Equal(t, summary.Pods, summary.Succeeded, "every pod finished")
-	assert.LessOrEqual(t, summary.TimeToBind.P50, summary.TimeToBind.P95)
-	assert.LessOrEqual(t, summary.TimeToBind.P95, summary.TimeToBind.Max)
-	assert.Positive(t, summary.TimeToBind.Max)
-
+	require.True(t, checked)
+	assert.Zero(t, r.Gangs.PartiallyBound, "no gang was ever partially bound")
+	assert.Equal(t, 2, r.Gangs.Total)
+	assert.Equal(t, 2, r.Gangs.Admitted)
+	assert.Zero(t, r.Pods.NeverBound)
+	ml := queueReport(t, r, "root.ml")
+	assert.Equal(t, 3, ml.Pods)
+	assert.Greater(t, ml.WaitMax, 0.0, "the training gang waited for room")
+	assert.Greater(t, r.TraceSeconds, 60.0)
 	text := out.String()
-	assert.Contains(t, text, "submitted Spark app")
-	assert.Contains(t, text, summary.String(), "the summary is printed")
-	assert.Contains(t, summary.String(), "bound")
+	assert.Contains(t, text, "spot interruption notice")
+	assert.Contains(t, text, "gangs partially bound")
+
+	var js bytes.Buffer
+	require.NoError(t, r.WriteJSON(&js))
+	for _, key := range []string{`"scheduler": "muster"`, `"waitP95Seconds"`, `"shareOfFairShare"`, `"partiallyBound": 0`, `"appsLostToInterruptions"`} {
+		assert.Contains(t, js.String(), key)
+	}
+}
+
+// TestSandboxCompare replays a tiny trace with muster and with the default
+// profile and prints both.
+func TestSandboxCompare(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	var out bytes.Buffer
+	trace := `
+name: tiny
+events:
+  - at: 0s
+    training: {name: train, namespace: ml-research, workers: 2, worker: {cpu: "2", memory: 2Gi}, duration: 20s}
+  - at: 0s
+    batch: {name: jobs, namespace: batch, count: 2, pod: {cpu: "1", memory: 1Gi}, duration: 20s}
+`
+	rs, err := Compare(ctx, Options{Out: &out, Trace: []byte(trace), Cluster: []byte(testCluster), Queues: []byte(testQueues), TimeScale: 10, Timeout: 2 * time.Minute})
+	require.NoError(t, err, out.String())
+	require.Len(t, rs, 2)
+	assert.Equal(t, SchedulerMuster, rs[0].Scheduler)
+	assert.Equal(t, SchedulerDefault, rs[1].Scheduler)
+	for _, r := range rs {
+		assert.Equal(t, 4, r.Pods.Submitted)
+		assert.Equal(t, 4, r.Pods.Bound)
+	}
+	assert.Contains(t, out.String(), "side by side")
+	assert.Regexp(t, `pods bound / submitted\s+4 / 4\s+4 / 4`, out.String())
+}
+
+func queueReport(t *testing.T, r *Report, q string) QueueReport {
+	t.Helper()
+	for _, qr := range r.Queues {
+		if qr.Queue == q {
+			return qr
+		}
+	}
+	t.Fatalf("no queue %s in the report", q)
+	return QueueReport{}
 }
 
 // TestSandboxInterrupt: stopping the sandbox mid-run (Ctrl-C) returns at
@@ -90,7 +149,7 @@ func TestSandboxInterrupt(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
 	before := controlPlaneDirs(t)
 
-	out := &watchedWriter{want: "submitted", seen: make(chan struct{})}
+	out := &watchedWriter{want: "Replaying", seen: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() {
 		_, err := Run(ctx, Options{Out: out, TimeScale: 1, Timeout: 10 * time.Minute})
