@@ -198,6 +198,10 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 		usage[p] = u.Clone()
 	}
 	taken := map[string]bool{} // victim keys taken
+	shared := map[string]bool{} // the preemptor's queue and its ancestors
+	for q := in.Queue; q != nil; q = q.Parent {
+		shared[q.Path] = true
+	}
 	// take applies (sign -1: takes back) a unit's removal to nodes and
 	// queue usage, and reports whether every reclaim victim's queue stays
 	// at or above its guarantee.
@@ -218,8 +222,17 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 					uq[r] -= sign * a
 				}
 			}
-			if q := in.Tree.Get(v.Queue); q != nil && u.reasons[i] == ReasonReclaim && !atOrAbove(usage[q.Path], q.Guaranteed) {
-				ok = false
+			// The victim's queue, and each of its ancestors that the
+			// preemptor does not share, must keep its guarantee: capacity
+			// moving inside a common ancestor leaves that one's usage as it
+			// was.
+			if u.reasons[i] != ReasonReclaim {
+				continue
+			}
+			for q := in.Tree.Get(v.Queue); q != nil && !shared[q.Path]; q = q.Parent {
+				if !atOrAbove(usage[q.Path], q.Guaranteed) {
+					ok = false
+				}
 			}
 		}
 		return ok

@@ -60,22 +60,23 @@ type queueAcc struct {
 
 // observer follows the cluster by watch and keeps what the report needs.
 type observer struct {
-	mu    sync.Mutex
-	clock clock.Clock
-	tree  *queue.Tree
-	nodes corelisters.NodeLister
-	pods  map[string]*podRec
-	gangs map[string]*gangRec
-	acc   map[string]*queueAcc
-	lost  map[string]bool // apps lost to interruptions
-	log   []string
-	start time.Time
-	scale float64
+	mu        sync.Mutex
+	clock     clock.Clock
+	tree      *queue.Tree
+	nodes     corelisters.NodeLister
+	pods      map[string]*podRec
+	gangs     map[string]*gangRec
+	acc       map[string]*queueAcc
+	lost      map[string]bool // apps lost to interruptions
+	preempted map[string]bool // apps lost to preemption
+	log       []string
+	start     time.Time
+	scale     float64
 }
 
 func newObserver(clk clock.Clock, tree *queue.Tree, nodes corelisters.NodeLister, scale float64) *observer {
 	return &observer{clock: clk, tree: tree, nodes: nodes, scale: scale, pods: map[string]*podRec{},
-		gangs: map[string]*gangRec{}, acc: map[string]*queueAcc{}, lost: map[string]bool{}}
+		gangs: map[string]*gangRec{}, acc: map[string]*queueAcc{}, lost: map[string]bool{}, preempted: map[string]bool{}}
 }
 
 func (o *observer) watch(informer cache.SharedIndexInformer) error {
@@ -153,11 +154,26 @@ func (o *observer) podLost(p *v1.Pod) {
 	}
 }
 
-func (o *observer) appLost(a *app) {
+// appLost records an app that ended before finishing: its driver or a
+// worker went with an interrupted node, or was preempted.
+func (o *observer) appLost(a *app, interrupted bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.lost[a.key()] = true
-	o.logf("%s %s lost to a spot interruption", a.kind, a.key())
+	if interrupted {
+		o.lost[a.key()] = true
+		o.logf("%s %s lost to a spot interruption", a.kind, a.key())
+		return
+	}
+	o.preempted[a.key()] = true
+	o.logf("%s %s lost: a driver or worker was preempted", a.kind, a.key())
+}
+
+// wasLost reports whether the pod went with an interrupted node.
+func (o *observer) wasLost(p *v1.Pod) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.pods[p.Namespace+"/"+p.Name]
+	return r != nil && r.lost
 }
 
 func (o *observer) event(msg string) {
@@ -243,7 +259,7 @@ func (o *observer) sample() snapshot {
 			g.admitted = true
 		}
 		switch {
-		case b > 0 && b < g.quorum && !o.lost[g.key]:
+		case b > 0 && b < g.quorum && !o.lost[g.key] && !o.preempted[g.key]:
 			if g.partialSince.IsZero() {
 				g.partialSince = now
 			} else if now.Sub(g.partialSince) > partialGrace {

@@ -29,6 +29,9 @@ type Report struct {
 	// AppsLost counts Spark applications and training jobs lost to spot
 	// interruptions (a driver or a worker taken away with its node).
 	AppsLost int `json:"appsLostToInterruptions"`
+	// AppsPreempted counts apps that ended because a driver or worker was
+	// preempted.
+	AppsPreempted int `json:"appsLostToPreemption"`
 	// Timeline lists what happened, in trace time.
 	Timeline []string `json:"timeline"`
 }
@@ -137,7 +140,7 @@ func (o *observer) report(scheduler, trace string, timedOut int) Report {
 		}
 		return a.CapacityType < b.CapacityType
 	})
-	r.AppsLost = len(o.lost)
+	r.AppsLost, r.AppsPreempted = len(o.lost), len(o.preempted)
 	return r
 }
 
@@ -175,6 +178,7 @@ func printReports(w io.Writer, rs ...Report) {
 	row("gangs timed out", func(r Report) string { return fmt.Sprint(r.Gangs.TimedOut) })
 	row("gangs partially bound", func(r Report) string { return fmt.Sprint(r.Gangs.PartiallyBound) })
 	row("apps lost to interruptions", func(r Report) string { return fmt.Sprint(r.AppsLost) })
+	row("apps lost to preemption", func(r Report) string { return fmt.Sprint(r.AppsPreempted) })
 	for _, role := range []string{"driver", "executor", "other"} {
 		row(role+" pods on spot / on-demand", func(r Report) string {
 			spot, od := 0, 0

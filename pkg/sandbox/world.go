@@ -300,9 +300,9 @@ func (w *world) onPod(ctx context.Context, o any, deleted bool) {
 			}
 		}
 	case a.kind == kindSpark && role == gang.SparkDriver && !deleted && p.Status.Phase == v1.PodSucceeded:
-		w.finish(ctx, a, false)
+		w.finish(ctx, a, false, false)
 	case a.kind == kindSpark && role == gang.SparkDriver && deleted && p.Status.Phase != v1.PodSucceeded:
-		w.finish(ctx, a, true)
+		w.finish(ctx, a, true, w.obs.wasLost(p))
 	case a.kind == kindSpark && role == gang.SparkExecutor && deleted:
 		w.mu.Lock()
 		replace := a.started && !a.done && !a.lost
@@ -311,12 +311,13 @@ func (w *world) onPod(ctx context.Context, o any, deleted bool) {
 			go w.startExecutors(ctx, a, 1)
 		}
 	case a.kind == kindTraining && deleted && p.Status.Phase != v1.PodSucceeded:
-		w.finish(ctx, a, true)
+		w.finish(ctx, a, true, w.obs.wasLost(p))
 	}
 }
 
-// finish ends an app, as done or lost, and removes the pods left behind.
-func (w *world) finish(ctx context.Context, a *app, lost bool) {
+// finish ends an app, as done or lost (to a spot interruption, or else
+// preempted), and removes the pods left behind.
+func (w *world) finish(ctx context.Context, a *app, lost, interrupted bool) {
 	w.mu.Lock()
 	if a.done || a.lost {
 		w.mu.Unlock()
@@ -325,7 +326,7 @@ func (w *world) finish(ctx context.Context, a *app, lost bool) {
 	a.done, a.lost = !lost, lost
 	w.mu.Unlock()
 	if lost {
-		w.obs.appLost(a)
+		w.obs.appLost(a, interrupted)
 	}
 	go func() {
 		zero := int64(0)
