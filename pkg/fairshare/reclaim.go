@@ -197,7 +197,7 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 	for p, u := range in.Usage {
 		usage[p] = u.Clone()
 	}
-	taken := map[string]bool{} // victim keys taken
+	taken := map[string]bool{}  // victim keys taken
 	shared := map[string]bool{} // the preemptor's queue and its ancestors
 	for q := in.Queue; q != nil; q = q.Parent {
 		shared[q.Path] = true

@@ -215,6 +215,7 @@ func (o *observer) sample() snapshot {
 	s := snapshot{at: o.traceTime(now), alloc: map[string]float64{}, fair: map[string]float64{}, want: map[string]float64{}}
 	usage, demand := map[string]resources.Vector{}, map[string]resources.Vector{}
 	boundBy := map[string]int{}
+	waitingExec := map[string]int{} // Spark executors created and not bound, by app
 	for _, r := range o.pods {
 		req := r.request.Clone()
 		delete(req, v1.ResourcePods)
@@ -232,6 +233,9 @@ func (o *observer) sample() snapshot {
 		case r.pending():
 			s.pending++
 			addPath(demand, r.queue, req)
+			if r.role == capacity.RoleExecutor {
+				waitingExec[r.app]++
+			}
 		}
 	}
 	if o.tree != nil {
@@ -258,8 +262,15 @@ func (o *observer) sample() snapshot {
 		if b >= g.quorum {
 			g.admitted = true
 		}
+		// A Spark app's executors are created once its driver runs, so a
+		// bound driver alone is not a partial gang; executors that exist and
+		// cannot bind while the app is short of its quorum are.
+		short := b > 0 && b < g.quorum
+		if g.kind == kindSpark {
+			short = short && waitingExec[g.key] > 0
+		}
 		switch {
-		case b > 0 && b < g.quorum && !o.lost[g.key] && !o.preempted[g.key]:
+		case short && !o.lost[g.key] && !o.preempted[g.key]:
 			if g.partialSince.IsZero() {
 				g.partialSince = now
 			} else if now.Sub(g.partialSince) > partialGrace {
