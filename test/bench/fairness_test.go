@@ -2,25 +2,20 @@ package bench
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"muster.dev/muster/pkg/cluster"
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/scheduler"
+	"muster.dev/muster/test/bench/internal/benchkit"
 	"muster.dev/muster/test/framework"
 )
 
@@ -40,7 +35,7 @@ func BenchmarkFairness(b *testing.B) {
 	}
 	capacity := nodes * perNode
 	guarantee := capacity / 4
-	benchNodes(b, "fair", nodes, fmt.Sprint(perNode), nil)
+	benchkit.Nodes(b, "fair", nodes, fmt.Sprint(perNode), nil)
 	for i := 0; i < b.N; i++ {
 		dev, reclaim, preempted := runFairness(b, capacity, guarantee, steady, podLife)
 		b.ReportMetric(dev, "deviation-%")
@@ -68,7 +63,7 @@ queues:
 	}
 	b.Cleanup(func() { _ = cms.Delete(context.Background(), "muster-queues", metav1.DeleteOptions{}) })
 
-	w := watchBinds(b, ns, func(p *v1.Pod) string { return p.Labels[queue.LabelQueue] })
+	w := benchkit.WatchPods(b, ns, func(p *v1.Pod) string { return p.Labels[queue.LabelQueue] }, nil)
 	s := framework.StartMuster(b)
 	b.Cleanup(func() { _ = s.Stop() })
 
@@ -91,9 +86,9 @@ queues:
 		}
 	}
 	topUp := func() {
-		run := w.running()
+		run := w.Running()
 		for q := range weights {
-			if waiting := submitted[q] - w.finishedOrRunning(q); waiting < capacity {
+			if waiting := submitted[q] - w.BoundWithPrefix(q+"-"); waiting < capacity {
 				submit(q, capacity-waiting, podLife)
 			}
 			_ = run
@@ -106,7 +101,7 @@ queues:
 		deadline := time.Now().Add(time.Second)
 		topUp()
 		if time.Since(start) > 3*podLife/2+2*time.Second { // one turnover first
-			run := w.running()
+			run := w.Running()
 			worst := 0.0
 			for q, wgt := range weights {
 				fair := float64(capacity) * float64(wgt) / 6
@@ -133,61 +128,14 @@ queues:
 	submit("vip", guarantee, time.Hour)
 	framework.WaitFor(b, 2*time.Minute, "the guarantee reclaimed", func(context.Context) (bool, error) {
 		topUp()
-		return w.running()["vip"] >= guarantee, nil
+		return w.Running()["vip"] >= guarantee, nil
 	})
 	reclaim := time.Since(arrived)
 	return dev, reclaim, preemptions(b, s.Addr) - before
 }
 
-// finishedOrRunning counts the queue's pods ever bound.
-func (w *binds) finishedOrRunning(q string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := 0
-	for name := range w.bound {
-		if strings.HasPrefix(name, q+"-") {
-			n++
-		}
-	}
-	return n
-}
-
 // preemptions reads muster_preemptions_total from the scheduler's /metrics.
 func preemptions(b *testing.B, addr string) int {
 	b.Helper()
-	return int(metricSum(b, addr, "muster_preemptions_total", nil))
-}
-
-// metricSum adds up a counter's samples whose labels include want.
-func metricSum(b *testing.B, addr, name string, want map[string]string) float64 {
-	b.Helper()
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
-	resp, err := client.Get("https://" + addr + "/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mf, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	total := 0.0
-	if fam, ok := mf[name]; ok {
-	next:
-		for _, m := range fam.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue next
-				}
-			}
-			total += m.GetCounter().GetValue()
-		}
-	}
-	return total
+	return int(benchkit.MetricSum(b, addr, "muster_preemptions_total", nil))
 }
