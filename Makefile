@@ -17,6 +17,7 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/muster-scheduler ./cmd/muster-scheduler
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/muster ./cmd/muster
+	ln -sf muster $(BIN)/kubectl-muster  # the kubectl plugin: `kubectl muster ...`
 
 # Unit and integration tests. The integration tests run the muster-scheduler
 # binary built here (leader election, start-up failures) as well as

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -32,10 +34,21 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// invokedAs is the command's name in help texts: "kubectl muster" when the
+// binary runs as the kubectl plugin kubectl-muster (kubectl passes the
+// arguments after the plugin's name unchanged, so the commands and flags are
+// the same), else "muster".
+func invokedAs(argv0 string) string {
+	if strings.HasPrefix(filepath.Base(argv0), "kubectl-") {
+		return "kubectl muster"
+	}
+	return "muster"
+}
+
 // NewRootCommand returns the muster command tree.
 func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
-		Use:   "muster",
+		Use:   invokedAs(os.Args[0]),
 		Short: "muster: a gang-aware batch scheduler for Kubernetes",
 		Long: `muster schedules Spark and ML workloads on shared Kubernetes clusters:
 tenant queues with quotas, fair share, all-or-nothing gangs and spot-aware placement.
@@ -45,6 +58,6 @@ It runs as a secondary scheduler; pods opt in with spec.schedulerName: muster.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newSandboxCommand(), newValidateCommand(), newStatusCommand())
+	root.AddCommand(newSandboxCommand(), newValidateCommand(), newStatusCommand(), newExplainCommand())
 	return root
 }

@@ -291,3 +291,47 @@ func parseAmount(name v1.ResourceName, val string) (int64, string) {
 	}
 	return 0, fmt.Sprintf("%s must be more than 0, got %s", name, quote(val))
 }
+
+// SparkReservation reads a Spark driver's muster.dev/min-executors and
+// muster.dev/executor-resources: how many executors of which size (one
+// "pods" included) to reserve with the driver. n is 0 when the driver asks
+// for no reservation.
+func SparkReservation(driverAnnotations map[string]string) (n int32, executor resources.Vector, err error) {
+	v, ok := driverAnnotations[AnnotationMinExecutors]
+	if !ok {
+		return 0, nil, nil
+	}
+	if n, err = ParseMinExecutors(v); err != nil || n == 0 {
+		return 0, nil, err
+	}
+	r, ok := driverAnnotations[AnnotationExecutorResources]
+	if !ok {
+		return 0, nil, fmt.Errorf("annotation %s=%d needs %s (the size of one executor, e.g. \"cpu=4,memory=18Gi\")",
+			AnnotationMinExecutors, n, AnnotationExecutorResources)
+	}
+	if executor, err = ParseExecutorResources(r); err != nil {
+		return 0, nil, err
+	}
+	executor[v1.ResourcePods] = 1
+	return n, executor, nil
+}
+
+// AnnotationGang reads an annotation gang's member pod: its quorum
+// (muster.dev/gang-min-member, required) and its timeout
+// (muster.dev/gang-timeout; 0 when the pod does not set one).
+func AnnotationGang(name string, annotations map[string]string) (minMember int32, timeout time.Duration, err error) {
+	v, ok := annotations[AnnotationMinMember]
+	if !ok {
+		return 0, 0, fmt.Errorf("label %s=%s needs the annotation %s (how many members must run together)",
+			LabelGang, name, AnnotationMinMember)
+	}
+	if minMember, err = ParseMinMember(v); err != nil {
+		return 0, 0, err
+	}
+	if v, ok := annotations[AnnotationTimeout]; ok {
+		if timeout, err = ParseTimeout(v); err != nil {
+			return 0, 0, err
+		}
+	}
+	return minMember, timeout, nil
+}

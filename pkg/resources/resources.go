@@ -10,6 +10,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 // Vector maps resource names to amounts: cpu in millicores, all other
@@ -148,4 +149,12 @@ func (v Vector) Quantities() map[string]string {
 		out[string(k)] = Format(k, a)
 	}
 	return out
+}
+
+// PodRequest is what a pod counts for in its queue: its effective requests
+// (containers, init containers, overhead) plus one "pods".
+func PodRequest(p *v1.Pod) Vector {
+	v := FromList(resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{}))
+	v[v1.ResourcePods] = 1
+	return v
 }

@@ -145,22 +145,13 @@ func (s *sources) specOf(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) (
 			out.queueLabel = q
 		}
 	case gangcore.KindAnnotation:
-		v, ok := p.Annotations[gangcore.AnnotationMinMember]
-		if !ok {
-			return out, fmt.Errorf("label %s=%s needs the annotation %s (how many members must run together)",
-				gangcore.LabelGang, ref.Name, gangcore.AnnotationMinMember)
-		}
-		n, err := gangcore.ParseMinMember(v)
+		n, timeout, err := gangcore.AnnotationGang(ref.Name, p.Annotations)
 		if err != nil {
 			return out, err
 		}
 		out.spec.MinMember = n
-		if v, ok := p.Annotations[gangcore.AnnotationTimeout]; ok {
-			d, err := gangcore.ParseTimeout(v)
-			if err != nil {
-				return out, err
-			}
-			out.spec.Timeout = d
+		if timeout > 0 {
+			out.spec.Timeout = timeout
 		}
 	case gangcore.KindSpark:
 		driver := p
@@ -216,30 +207,12 @@ func served(h fwk.Handle, groupVersion, resource string) bool {
 	return false
 }
 
-// sparkReservation reads a Spark driver's muster.dev/min-executors and
-// muster.dev/executor-resources into spec.
+// sparkReservation reads a Spark driver's reservation into spec.
 func sparkReservation(driver *v1.Pod, spec *gangcore.Spec) error {
-	v, ok := driver.Annotations[gangcore.AnnotationMinExecutors]
-	if !ok {
-		return nil
-	}
-	n, err := gangcore.ParseMinExecutors(v)
-	if err != nil {
+	n, req, err := gangcore.SparkReservation(driver.Annotations)
+	if err != nil || n == 0 {
 		return err
 	}
-	if n == 0 {
-		return nil
-	}
-	r, ok := driver.Annotations[gangcore.AnnotationExecutorResources]
-	if !ok {
-		return fmt.Errorf("annotation %s=%d needs %s (the size of one executor, e.g. \"cpu=4,memory=18Gi\")",
-			gangcore.AnnotationMinExecutors, n, gangcore.AnnotationExecutorResources)
-	}
-	req, err := gangcore.ParseExecutorResources(r)
-	if err != nil {
-		return err
-	}
-	req[v1.ResourcePods] = 1
 	spec.Executors, spec.ExecutorRequest = n, req
 	return nil
 }

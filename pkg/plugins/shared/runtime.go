@@ -13,7 +13,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
-	resourcehelper "k8s.io/component-helpers/resource"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/utils/clock"
@@ -204,11 +203,7 @@ func Key(p *v1.Pod) string { return string(p.UID) }
 
 // PodRequest is what a pod counts for in its queue: its effective requests
 // (containers, init containers, overhead) plus one "pods".
-func PodRequest(p *v1.Pod) resources.Vector {
-	v := resources.FromList(resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{}))
-	v[v1.ResourcePods] = 1
-	return v
-}
+func PodRequest(p *v1.Pod) resources.Vector { return resources.PodRequest(p) }
 
 func (rt *Runtime) config() *configsource.Source {
 	rt.mu.Lock()

@@ -1,0 +1,373 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
+	"sigs.k8s.io/yaml"
+
+	configv1 "muster.dev/muster/pkg/apis/config/v1"
+	"muster.dev/muster/pkg/explain"
+	"muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/status"
+)
+
+// explainOptions are `muster explain`'s flags.
+type explainOptions struct {
+	kubeconfig, context string
+	namespace           string // the pod's namespace
+	musterNamespace     string
+	schedulerName       string
+	gang                string
+	output              string
+}
+
+func newExplainCommand() *cobra.Command {
+	o := explainOptions{}
+	cmd := &cobra.Command{
+		Use:   "explain (POD | NAMESPACE/POD | --gang NAME)",
+		Short: "Say why a pod (or a gang) is pending: its queue, gang, limits and the scheduler's reason",
+		Long: `Reads the pod, its gang, the queue configuration, the status muster-scheduler
+publishes and the pod's Events from the live cluster, and prints one verdict
+with the reason and what to do, followed by the facts it rests on: the queue's
+usage against its limits and fair share, the gang's members, the scheduler's
+PodScheduled condition and recent Events.
+
+Verdicts: Bound, Finished, NotMuster, NoQueueConfig, NoQueue, BadAnnotation,
+GangSourceMissing, GangIncomplete, QueueOverMax, GangWaiting, NoNodeFits,
+NeverFits, NotTriedYet, SchedulerStatus.`,
+		Example: `  muster explain spark-pi-exec-3 -n team-a
+  muster explain team-a/spark-pi-driver
+  muster explain --gang train-resnet -n ml
+  kubectl muster explain spark-pi-driver -n team-a -o json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if o.gang != "" && len(args) > 0 || o.gang == "" && len(args) != 1 {
+				return fmt.Errorf("give one pod (POD or NAMESPACE/POD) or --gang NAME")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd.Context(), cmd.OutOrStdout(), args)
+		},
+	}
+	cmd.Flags().StringVar(&o.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	cmd.Flags().StringVar(&o.context, "context", "", "the kubeconfig context to use")
+	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", "", "the pod's namespace (default: the context's namespace)")
+	cmd.Flags().StringVar(&o.musterNamespace, "muster-namespace", configv1.DefaultNamespace, "muster's namespace (queue and status ConfigMaps)")
+	cmd.Flags().StringVar(&o.schedulerName, "scheduler-name", "muster", "muster's schedulerName")
+	cmd.Flags().StringVar(&o.gang, "gang", "", "explain a gang (PodGroup, muster.dev/gang or Spark application) instead of one pod")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text, yaml or json")
+	return cmd
+}
+
+func (o *explainOptions) run(ctx context.Context, w io.Writer, args []string) error {
+	switch o.output {
+	case "text", "yaml", "json":
+	default:
+		return fmt.Errorf("unknown output format %q: use text, yaml or json", o.output)
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.kubeconfig
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.context})
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	if o.namespace == "" {
+		if o.namespace, _, err = cc.Namespace(); err != nil || o.namespace == "" {
+			o.namespace = metav1.NamespaceDefault
+		}
+	}
+	g, err := newGatherer(cfg, o)
+	if err != nil {
+		return err
+	}
+	var pods []*v1.Pod
+	if o.gang != "" {
+		if pods, err = g.gangPods(ctx, o.namespace, o.gang); err != nil {
+			return err
+		}
+	} else {
+		ns, name := o.namespace, args[0]
+		if i := strings.Index(name, "/"); i >= 0 {
+			ns, name = name[:i], name[i+1:]
+		}
+		p, err := g.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading pod %s/%s: %w", ns, name, err)
+		}
+		pods = []*v1.Pod{p}
+	}
+	// For a gang: one explanation for the whole gang, from the member that
+	// waits (a bound member says little about why the rest wait).
+	subject := pods[0]
+	for _, p := range pods {
+		if p.Spec.NodeName == "" && p.Status.Phase == v1.PodPending {
+			subject = p
+			break
+		}
+	}
+	ex := explain.Explain(g.input(ctx, subject))
+	switch o.output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(ex)
+	case "yaml":
+		b, err := yaml.Marshal(ex)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	printExplanation(w, ex)
+	if o.gang != "" {
+		printMembers(w, pods)
+	}
+	return nil
+}
+
+// gatherer reads the facts explain needs. Anything it cannot read becomes
+// a warning in the explanation, never a failure: a tenant without rights to
+// muster's namespace still learns what their own objects say.
+type gatherer struct {
+	client kubernetes.Interface
+	pgs    pgclientset.Interface
+	o      *explainOptions
+}
+
+func newGatherer(cfg *rest.Config, o *explainOptions) (*gatherer, error) {
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pgCfg := rest.CopyConfig(cfg)
+	pgCfg.ContentType, pgCfg.AcceptContentTypes = "application/json", "application/json" // CRDs speak JSON only
+	pgs, err := pgclientset.NewForConfig(pgCfg)
+	if err != nil {
+		return nil, err
+	}
+	return &gatherer{client: client, pgs: pgs, o: o}, nil
+}
+
+func (g *gatherer) input(ctx context.Context, p *v1.Pod) explain.Input {
+	in := explain.Input{Pod: p, SchedulerName: g.o.schedulerName, Now: time.Now()}
+	cm, err := g.client.CoreV1().ConfigMaps(g.o.musterNamespace).Get(ctx, configv1.DefaultQueuesConfigMap, metav1.GetOptions{})
+	switch {
+	case err != nil:
+		in.TreeErr = fmt.Errorf("reading ConfigMap %s/%s: %w", g.o.musterNamespace, configv1.DefaultQueuesConfigMap, err)
+	default:
+		in.Tree, in.TreeErr = queue.Parse([]byte(cm.Data[queue.ConfigKey]))
+	}
+	if st, err := g.client.CoreV1().ConfigMaps(g.o.musterNamespace).Get(ctx, configv1.DefaultStatusConfigMap, metav1.GetOptions{}); err == nil {
+		if r, err := status.Decode([]byte(st.Data[status.Key])); err == nil {
+			in.Status = &r
+		}
+	}
+	in.Gang = g.gangFacts(ctx, p)
+	sel := fields.Set{"involvedObject.name": p.Name, "involvedObject.uid": string(p.UID)}.AsSelector().String()
+	if evs, err := g.client.CoreV1().Events(p.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel}); err == nil {
+		in.Events = evs.Items
+	}
+	return in
+}
+
+// gangFacts reads the pod's gang as muster's gang plugin does (the same
+// parsers: pkg/gang).
+func (g *gatherer) gangFacts(ctx context.Context, p *v1.Pod) *explain.GangFacts {
+	group := ""
+	if sg := p.Spec.SchedulingGroup; sg != nil && sg.PodGroupName != nil {
+		group = *sg.PodGroupName
+	}
+	ref, ok := gang.Identify(p.Namespace, p.Labels, group)
+	if !ok {
+		return nil
+	}
+	f := &explain.GangFacts{Ref: ref, QueueLabel: p.Labels[queue.LabelQueue]}
+	switch ref.Kind {
+	case gang.KindPodGroup:
+		pg, err := g.pgs.SchedulingV1alpha1().PodGroups(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			f.Missing = fmt.Sprintf("the pod names PodGroup %s/%s (label %s), which does not exist; muster waits for it", ref.Namespace, ref.Name, gang.LabelPodGroup)
+		case err != nil:
+			f.Missing = fmt.Sprintf("PodGroup %s/%s could not be read: %v", ref.Namespace, ref.Name, err)
+		default:
+			f.MinMember = max(pg.Spec.MinMember, 1)
+			if q := pg.Labels[queue.LabelQueue]; q != "" {
+				f.QueueLabel = q
+			}
+		}
+	case gang.KindAnnotation:
+		f.MinMember, _, f.SpecErr = gang.AnnotationGang(ref.Name, p.Annotations)
+	case gang.KindSpark:
+		f.MinMember = 1 // the driver; executors come after it runs
+		driver := p
+		if gang.SparkRoleOf(p.Labels) != gang.SparkDriver {
+			driver = g.sparkDriver(ctx, ref)
+			if driver == nil {
+				f.Missing = fmt.Sprintf("the driver of Spark application %s is not running, so its executors are not scheduled", ref.Name)
+				break
+			}
+			if q := driver.Labels[queue.LabelQueue]; q != "" && f.QueueLabel == "" {
+				f.QueueLabel = q
+			}
+		}
+		_, _, f.SpecErr = gang.SparkReservation(driver.Annotations)
+	}
+	for _, m := range g.members(ctx, ref) {
+		if m.DeletionTimestamp != nil || m.Status.Phase == v1.PodSucceeded || m.Status.Phase == v1.PodFailed {
+			continue
+		}
+		f.Members++
+		if m.Spec.NodeName != "" {
+			f.Placed++
+		}
+	}
+	return f
+}
+
+func (g *gatherer) sparkDriver(ctx context.Context, ref gang.Ref) *v1.Pod {
+	sel := labels.Set{gang.LabelSparkApp: ref.Name, gang.LabelSparkRole: string(gang.SparkDriver)}.String()
+	list, err := g.client.CoreV1().Pods(ref.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil
+	}
+	for i := range list.Items {
+		if d := &list.Items[i]; d.DeletionTimestamp == nil && d.Status.Phase != v1.PodSucceeded && d.Status.Phase != v1.PodFailed {
+			return d
+		}
+	}
+	return nil
+}
+
+// members lists a gang's pods.
+func (g *gatherer) members(ctx context.Context, ref gang.Ref) []*v1.Pod {
+	opts := metav1.ListOptions{}
+	switch ref.Kind {
+	case gang.KindPodGroup:
+		opts.LabelSelector = labels.Set{gang.LabelPodGroup: ref.Name}.String()
+	case gang.KindAnnotation:
+		opts.LabelSelector = labels.Set{gang.LabelGang: ref.Name}.String()
+	case gang.KindSpark:
+		opts.LabelSelector = labels.Set{gang.LabelSparkApp: ref.Name}.String()
+	}
+	list, err := g.client.CoreV1().Pods(ref.Namespace).List(ctx, opts)
+	if err != nil {
+		return nil
+	}
+	var out []*v1.Pod
+	for i := range list.Items {
+		p := &list.Items[i]
+		if ref.Kind == gang.KindWorkload {
+			if sg := p.Spec.SchedulingGroup; sg == nil || sg.PodGroupName == nil || *sg.PodGroupName != ref.Name {
+				continue
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// gangPods finds a gang by name in the namespace, whatever its source.
+func (g *gatherer) gangPods(ctx context.Context, ns, name string) ([]*v1.Pod, error) {
+	for _, kind := range []gang.Kind{gang.KindPodGroup, gang.KindAnnotation, gang.KindSpark, gang.KindWorkload} {
+		pods := g.members(ctx, gang.Ref{Kind: kind, Namespace: ns, Name: name})
+		if len(pods) > 0 {
+			sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
+			return pods, nil
+		}
+	}
+	return nil, fmt.Errorf("no pods of a gang named %s in namespace %s (looked for labels %s, %s, %s and the Workload API's schedulingGroup)",
+		name, ns, gang.LabelPodGroup, gang.LabelGang, gang.LabelSparkApp)
+}
+
+func printExplanation(w io.Writer, e explain.Explanation) {
+	fmt.Fprintf(w, "Pod:        %s (%s", e.Pod, e.Phase)
+	if e.Node != "" {
+		fmt.Fprintf(w, " on %s", e.Node)
+	}
+	fmt.Fprintln(w, ")")
+	fmt.Fprintf(w, "Verdict:    %s\n", e.Verdict)
+	fmt.Fprintf(w, "Why:        %s\n", e.Reason)
+	for i, t := range e.Todo {
+		label := "            "
+		if i == 0 {
+			label = "What to do: "
+		}
+		fmt.Fprintf(w, "%s%s\n", label, t)
+	}
+	fmt.Fprintln(w)
+	if e.Queue != "" {
+		fmt.Fprintf(w, "Queue:      %s (from %s)\n", e.Queue, e.QueueVia)
+	}
+	if e.Gang != "" {
+		fmt.Fprintf(w, "Gang:       %s: %s\n", e.Gang, e.GangLine)
+	}
+	if e.Policy != "" {
+		fmt.Fprintf(w, "Placement:  %s\n", e.Policy)
+	}
+	fmt.Fprintf(w, "Requests:   %s\n", e.Request)
+	if len(e.Usage) > 0 {
+		fmt.Fprintf(w, "\nQueue usage (muster-queue-status, %s old):\n", e.StatusAge)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  QUEUE\tGUARANTEED\tMAX\tALLOCATED\tRESERVED\tPENDING\tFAIR SHARE\tDOMINANT")
+		for _, q := range e.Usage {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f%%\n", q.Queue.Queue, list(q.Guaranteed), list(q.OwnMax),
+				list(q.Allocated), list(q.Reserved), list(q.Pending), list(q.FairShare), 100*q.DominantShare)
+		}
+		_ = tw.Flush()
+	}
+	if e.Condition != "" {
+		fmt.Fprintf(w, "\nScheduler:  %s\n", e.Condition)
+	}
+	if len(e.Events) > 0 {
+		fmt.Fprintln(w, "\nRecent events:")
+		for _, ev := range e.Events {
+			fmt.Fprintf(w, "  %s\n", ev)
+		}
+	}
+	for _, warn := range e.Warnings {
+		fmt.Fprintf(w, "\nWARNING: %s\n", warn)
+	}
+}
+
+func printMembers(w io.Writer, pods []*v1.Pod) {
+	fmt.Fprintln(w, "\nMembers:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  POD\tPHASE\tNODE\tSCHEDULED")
+	for _, p := range pods {
+		node, sched := p.Spec.NodeName, ""
+		if node == "" {
+			node = "-"
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == v1.PodScheduled {
+				sched = string(c.Status)
+				if c.Reason != "" {
+					sched += " " + c.Reason
+				}
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Name, p.Status.Phase, node, sched)
+	}
+	_ = tw.Flush()
+}
