@@ -26,12 +26,12 @@ import (
 type Verdict string
 
 const (
-	Bound           Verdict = "Bound"           // on a node
-	Finished        Verdict = "Finished"        // Succeeded or Failed
-	NotMuster       Verdict = "NotMuster"       // another scheduler's pod
-	NoQueueConfig   Verdict = "NoQueueConfig"   // no valid queue configuration in force
-	NoQueue         Verdict = "NoQueue"         // no queue, not a leaf, or the namespace is not admitted (ACL)
-	BadAnnotation   Verdict = "BadAnnotation"   // a muster annotation muster cannot use
+	Bound           Verdict = "Bound"         // on a node
+	Finished        Verdict = "Finished"      // Succeeded or Failed
+	NotMuster       Verdict = "NotMuster"     // another scheduler's pod
+	NoQueueConfig   Verdict = "NoQueueConfig" // no valid queue configuration in force
+	NoQueue         Verdict = "NoQueue"       // no queue, not a leaf, or the namespace is not admitted (ACL)
+	BadAnnotation   Verdict = "BadAnnotation" // a muster annotation muster cannot use
 	GangSource      Verdict = "GangSourceMissing"
 	GangIncomplete  Verdict = "GangIncomplete"  // fewer members exist than the gang's minimum
 	QueueOverMax    Verdict = "QueueOverMax"    // admitting it would take a queue over max
