@@ -6,6 +6,11 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	// client-go's metrics (rest_client_*: requests, client-side throttling)
+	// and leader election's (leader_election_master_status), registered as
+	// kube-scheduler's own main does. The dashboard and the alerts
+	// (manifests/) use both.
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 )
 
