@@ -464,7 +464,7 @@ func (r *Registry) TimedOut(now time.Time) []Info {
 			start = g.BackoffUntil
 		}
 		switch g.Phase {
-		case PhasePending, PhaseAdmitted:
+		case PhaseWaiting, PhasePending, PhaseAdmitted:
 			if now.Sub(start) < g.Spec.Timeout {
 				continue
 			}

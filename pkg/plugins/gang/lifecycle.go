@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	gangcore "muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/metrics"
@@ -61,11 +62,37 @@ func (pl *Plugin) forget(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) {
 		pl.reg.ReleaseSlots(ref)
 		pl.rt.Ledger.Remove(gangKey(ref))
 	}
-	if _, ok := pl.reg.Get(ref); !ok {
+	info, ok := pl.reg.Get(ref)
+	if !ok {
 		pl.rt.Ledger.Remove(gangKey(ref))
 		pl.mu.Lock()
 		delete(pl.neverFits, ref)
 		pl.mu.Unlock()
+		return
+	}
+	// An admission short of members can never reach its quorum: release it
+	// now rather than hold its room until the timeout. (A member deleted
+	// while waiting at Permit is rejected by the framework and released in
+	// Unreserve; this is the member that was not placed yet.)
+	if info.Phase == gangcore.PhaseAdmitted && info.Spec.Executors == 0 && info.Members < int(info.Spec.MinMember) {
+		pl.release(pl.ctx, ref, fmt.Sprintf("member %s/%s is gone; %d of %d members exist", p.Namespace, p.Name, info.Members, info.Spec.MinMember), false)
+	}
+}
+
+// onPodGroupDelete releases the admission of a PodGroup's gang when the
+// PodGroup is deleted: its members wait for it to exist again, and the room
+// held for them is free meanwhile.
+func (pl *Plugin) onPodGroupDelete(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	pg, ok := obj.(*schedv1alpha1.PodGroup)
+	if !ok {
+		return
+	}
+	ref := gangcore.Ref{Kind: gangcore.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}
+	if info, ok := pl.reg.Get(ref); ok && info.Phase == gangcore.PhaseAdmitted {
+		pl.release(pl.ctx, ref, fmt.Sprintf("PodGroup %s/%s was deleted", pg.Namespace, pg.Name), false)
 	}
 }
 
@@ -89,6 +116,12 @@ func (pl *Plugin) runTimeouts(ctx context.Context) {
 			case gangcore.PhaseAdmitted:
 				pl.release(ctx, info.Ref, fmt.Sprintf("timed out after %s with %d of %d members placed",
 					info.Spec.Timeout, info.Assumed+info.Bound, info.Spec.MinMember), true)
+			case gangcore.PhaseWaiting:
+				// Members never came: nothing is held, but the tenant and the
+				// admin hear about it (Event, metric, status) as for any timeout.
+				reason := fmt.Sprintf("only %d of %d members exist", info.Members, info.Spec.MinMember)
+				pl.reg.Release(info.Ref, reason, pl.clock.Now())
+				pl.timedOut(ctx, info.Ref, fmt.Sprintf("not complete within %s: %s", info.Spec.Timeout, reason))
 			case gangcore.PhasePending:
 				reason := info.Reason
 				if reason == "" {

@@ -319,15 +319,29 @@ func (rt *Runtime) queueSamples() []metrics.QueueSample {
 	out := make([]metrics.QueueSample, 0, len(t.Queues))
 	for _, q := range t.Queues {
 		u := usage[q.Path]
-		out = append(out, metrics.QueueSample{
-			Queue: q.Path,
-			Resources: map[string]map[string]float64{
-				"guaranteed": gauge(q.Guaranteed), "max": gauge(q.EffectiveMax),
-				"allocated": gauge(u.Allocated), "reserved": gauge(u.Reserved), "pending": gauge(u.Pending),
-				"fair_share": gauge(shares.Fair[q.Path]),
-			},
-			Pods: map[string]int{"pending": u.Waiting, "running": u.Running},
-		})
+		res := map[string]map[string]float64{
+			"guaranteed": gauge(q.Guaranteed), "max": gauge(q.EffectiveMax),
+			"allocated": gauge(u.Allocated), "reserved": gauge(u.Reserved), "pending": gauge(u.Pending),
+			"fair_share": gauge(shares.Fair[q.Path]),
+		}
+		// Every type of every resource the queue mentions has a series, 0
+		// when there is none of it, so that "allocated < guaranteed" holds
+		// for a queue that holds nothing. Max is the exception: no series
+		// means no limit.
+		for typ, m := range res {
+			if typ == "max" {
+				continue
+			}
+			for _, other := range res {
+				for name := range other {
+					if _, ok := m[name]; !ok {
+						m[name] = 0
+					}
+				}
+			}
+		}
+		out = append(out, metrics.QueueSample{Queue: q.Path, Resources: res,
+			Pods: map[string]int{"pending": u.Waiting, "running": u.Running}})
 	}
 	return out
 }
