@@ -22,8 +22,8 @@ build:
 # Unit and integration tests. The integration tests run the muster-scheduler
 # binary built here (leader election, start-up failures) as well as
 # muster in-process, against a real kube-apiserver and etcd in the test process.
-test: build
-	MUSTER_SCHEDULER_BIN=$(abspath $(BIN))/muster-scheduler $(GO) test $(TEST_FLAGS) ./...
+test: build $(BIN)/helm
+	MUSTER_SCHEDULER_BIN=$(abspath $(BIN))/muster-scheduler HELM_BIN=$(abspath $(BIN))/helm $(GO) test $(TEST_FLAGS) ./...
 	$(MAKE) bench-smoke
 
 # Benchmarks (test/bench): muster side by side with kube-scheduler's default
@@ -56,3 +56,11 @@ image:
 
 clean:
 	rm -rf $(BIN)
+
+# helm, for the chart's tests (manifests/helm_test.go: helm lint, helm
+# template). Built from a module of its own, hack/tools, so that helm's
+# Kubernetes libraries never meet the main module's; the version is the one
+# hack/tools/go.mod pins.
+HELM_VERSION = $(shell cd hack/tools && $(GO) list -m -f '{{.Version}}' helm.sh/helm/v3)
+$(BIN)/helm: hack/tools/go.mod hack/tools/go.sum
+	cd hack/tools && $(GO) build -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" -o $(abspath $(BIN))/helm helm.sh/helm/v3/cmd/helm
