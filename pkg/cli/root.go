@@ -48,8 +48,9 @@ func invokedAs(argv0 string) string {
 // NewRootCommand returns the muster command tree.
 func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
-		Use:   invokedAs(os.Args[0]),
-		Short: "muster: a gang-aware batch scheduler for Kubernetes",
+		Use:         "muster",
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: invokedAs(os.Args[0])},
+		Short:       "muster: a gang-aware batch scheduler for Kubernetes",
 		Long: `muster schedules Spark and ML workloads on shared Kubernetes clusters:
 tenant queues with quotas, fair share, all-or-nothing gangs and spot-aware placement.
 It runs as a secondary scheduler; pods opt in with spec.schedulerName: muster.`,
