@@ -44,6 +44,8 @@ func TestGangPodGroupAllOrNothing(t *testing.T) {
 
 	nodes4(t, "aon", 7, 1)
 	waitFor(t, 30*time.Second, "all 8 members bound", func(context.Context) (bool, error) { return countBound(t, ns) == 8, nil })
+	// The watcher sees the binds a moment after the API does.
+	waitFor(t, 10*time.Second, "the watcher to see all 8 bound", func(context.Context) (bool, error) { return w.everBound("train") == 8, nil })
 	worst, open := w.worstPartial()
 	assert.Empty(t, open)
 	assert.Less(t, worst, 5*time.Second, "binding the gang is one burst")
