@@ -27,6 +27,9 @@ type Report struct {
 	// PendingGangs lists the gangs that wait for admission or for members,
 	// oldest first, with the reason.
 	PendingGangs []Gang `json:"pendingGangs,omitempty"`
+	// PendingGangsOmitted counts the pending gangs left out (the newest) to
+	// keep the report within a ConfigMap's size.
+	PendingGangsOmitted int `json:"pendingGangsOmitted,omitempty"`
 }
 
 // Gang is a gang that is not bound yet.
@@ -117,13 +120,56 @@ func quantities(v resources.Vector) map[string]string {
 	return v.Quantities()
 }
 
-// Encode renders the report as status.yaml.
+func encodeRaw(r Report) ([]byte, error) { return yaml.Marshal(r) }
+
+// MaxSize bounds status.yaml below the 1 MiB a ConfigMap may hold, with
+// room for the object's metadata.
+const MaxSize = 900 << 10
+
+// Encode renders the report as status.yaml. A report larger than MaxSize
+// (thousands of pending gangs) keeps the oldest pending gangs that fit and
+// counts the others in pendingGangsOmitted: the queues are always whole.
 func Encode(r Report) ([]byte, error) {
-	b, err := yaml.Marshal(r)
+	b, err := encodeRaw(r)
 	if err != nil {
 		return nil, fmt.Errorf("encoding queue status: %w", err)
 	}
-	return b, nil
+	if len(b) <= MaxSize {
+		return b, nil
+	}
+	// Measure the queues alone and each gang's entry, take the longest
+	// prefix that adds up within MaxSize, and check it (the sum is an
+	// estimate of the list's indentation: shrink until it fits).
+	all := r.PendingGangs
+	r.PendingGangs, r.PendingGangsOmitted = nil, len(all)
+	b, err = encodeRaw(r)
+	if err != nil {
+		return nil, fmt.Errorf("encoding queue status: %w", err)
+	}
+	if len(b) > MaxSize {
+		return nil, fmt.Errorf("queue status is %d bytes even without pending gangs, more than a ConfigMap holds", len(b))
+	}
+	best, size, n := b, len(b)+len("pendingGangs:\n"), 0
+	for _, g := range all {
+		e, err := yaml.Marshal([]Gang{g})
+		if err != nil {
+			return nil, fmt.Errorf("encoding queue status: %w", err)
+		}
+		if size+len(e) > MaxSize {
+			break
+		}
+		size, n = size+len(e), n+1
+	}
+	for ; n > 0; n = n * 9 / 10 {
+		r.PendingGangs, r.PendingGangsOmitted = all[:n], len(all)-n
+		if b, err = encodeRaw(r); err != nil {
+			return nil, fmt.Errorf("encoding queue status: %w", err)
+		}
+		if len(b) <= MaxSize {
+			return b, nil
+		}
+	}
+	return best, nil
 }
 
 // Decode parses status.yaml.
