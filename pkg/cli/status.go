@@ -131,6 +131,9 @@ func printStatus(w io.Writer, r status.Report, clk clock.PassiveClock) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", g.Gang, g.Queue, g.Phase, g.Members, g.MinMember, g.Since, g.Reason)
 		}
 		_ = tw.Flush()
+		if r.PendingGangsOmitted > 0 {
+			fmt.Fprintf(w, "... and %d more pending gangs (newest; left out to keep the status within a ConfigMap)\n", r.PendingGangsOmitted)
+		}
 	}
 }
 
