@@ -314,17 +314,7 @@ func sumMetric(mf map[string]*dto.MetricFamily, name string, want map[string]str
 	}
 	var sum float64
 	for _, m := range fam.GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range want {
-			if labels[k] != v {
-				match = false
-			}
-		}
-		if !match {
+		if !labelsMatch(m, want) {
 			continue
 		}
 		switch {
@@ -335,4 +325,18 @@ func sumMetric(mf map[string]*dto.MetricFamily, name string, want map[string]str
 		}
 	}
 	return sum
+}
+
+// labelsMatch says whether the sample has every label of want.
+func labelsMatch(m *dto.Metric, want map[string]string) bool {
+	labels := map[string]string{}
+	for _, l := range m.GetLabel() {
+		labels[l.GetName()] = l.GetValue()
+	}
+	for k, v := range want {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
 }

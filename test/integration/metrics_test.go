@@ -128,15 +128,7 @@ func hasSeries(mf map[string]*dto.MetricFamily, name string, want map[string]str
 		return false
 	}
 	for _, m := range fam.GetMetric() {
-		got := map[string]string{}
-		for _, l := range m.GetLabel() {
-			got[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range want {
-			match = match && got[k] == v
-		}
-		if match {
+		if labelsMatch(m, want) {
 			return true
 		}
 	}
