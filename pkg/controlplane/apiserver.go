@@ -46,7 +46,9 @@ type apiServer struct {
 // ends. It is the same construction as kube-apiserver's own command (options
 // -> Complete -> Validate -> CreateServerChain -> Run), with a loopback
 // listener on a free port and certificates and keys written under dir.
-func startAPIServer(ctx context.Context, dir, etcdURL string, flags []string) (*apiServer, error) {
+//
+// addr is the host:port to listen on; empty picks a free port.
+func startAPIServer(ctx context.Context, dir, etcdURL, addr string, flags []string) (*apiServer, error) {
 	s := options.NewServerRunOptions()
 
 	// A registry of its own, so that several control planes (and the
@@ -65,9 +67,9 @@ func startAPIServer(ctx context.Context, dir, etcdURL string, flags []string) (*
 		fs.AddFlagSet(f)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := listen(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("listening for the apiserver: %w", err)
+		return nil, err
 	}
 	s.SecureServing.Listener = ln
 	s.SecureServing.BindPort = ln.Addr().(*net.TCPAddr).Port
@@ -143,6 +145,24 @@ func startAPIServer(ctx context.Context, dir, etcdURL string, flags []string) (*
 		return nil, err
 	}
 	return &apiServer{config: loopback, done: done}, nil
+}
+
+// listen listens on addr (a free loopback port when empty). A port the
+// previous apiserver just closed may take a moment to be free again.
+func listen(ctx context.Context, addr string) (net.Listener, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var ln net.Listener
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		ln, last = net.Listen("tcp", addr)
+		return last == nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listening for the apiserver on %s: %w (last: %v)", addr, err, last)
+	}
+	return ln, nil
 }
 
 // mirrorFeatureGates copies gates that the apiserver's flags changed into the

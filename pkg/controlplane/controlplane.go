@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,12 @@ type Options struct {
 	APIServerFlags []string
 	// SkipCRDs leaves out the CRDs muster reads (scheduler-plugins PodGroup).
 	SkipCRDs bool
+	// Restartable makes Config and Kubeconfig survive StopAPIServer and
+	// StartAPIServer: they carry a static admin token (--token-auth-file,
+	// group system:masters) and the serving certificate's CA, kept in Dir,
+	// instead of the loopback credentials, which kube-apiserver makes anew
+	// at every start.
+	Restartable bool
 }
 
 // ControlPlane is a running etcd + kube-apiserver.
@@ -48,10 +55,16 @@ type ControlPlane struct {
 	removeDir bool
 	etcd      *embed.Etcd
 	etcdURL   string
-	cancel    context.CancelFunc
-	apiDone   <-chan error
-	stopOnce  sync.Once
-	stopErr   error
+	// addr and flags start the apiserver again on the same address.
+	addr     string
+	flags    []string
+	logger   klog.Logger
+	stopOnce sync.Once
+	stopErr  error
+
+	mu      sync.Mutex // guards cancel and apiDone
+	cancel  context.CancelFunc
+	apiDone <-chan error
 }
 
 // Start brings up etcd and kube-apiserver and waits until the apiserver is
@@ -78,16 +91,26 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	}
 	logger.V(2).Info("etcd started", "url", cp.etcdURL)
 
-	// The apiserver lives until Stop, not until the caller's ctx ends: the
-	// caller's ctx only bounds the start-up.
-	runCtx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
-	cp.cancel = cancel
-	api, err := startAPIServer(runCtx, cp.Dir, cp.etcdURL, opts.APIServerFlags)
+	cp.logger = logger
+	cp.flags = append([]string{}, opts.APIServerFlags...)
+	var token string
+	if opts.Restartable {
+		if token, err = writeTokenFile(cp.Dir); err != nil {
+			return nil, err
+		}
+		cp.flags = append(cp.flags, "--token-auth-file="+filepath.Join(cp.Dir, tokenFile))
+	}
+	api, err := cp.runAPIServer()
 	if err != nil {
 		return nil, err
 	}
-	cp.apiDone = api.done
+	cp.addr = strings.TrimPrefix(api.config.Host, "https://")
 	cp.Config = api.config
+	if opts.Restartable {
+		if cp.Config, err = stableConfig(cp.Dir, api.config, token); err != nil {
+			return nil, err
+		}
+	}
 	if cp.Client, err = kubernetes.NewForConfig(cp.Config); err != nil {
 		return nil, fmt.Errorf("building client: %w", err)
 	}
@@ -105,16 +128,70 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	return cp, nil
 }
 
+// runAPIServer starts kube-apiserver on cp.addr (a free port the first
+// time). It lives until StopAPIServer or Stop, not until the caller's ctx
+// ends.
+func (cp *ControlPlane) runAPIServer() (*apiServer, error) {
+	runCtx, cancel := context.WithCancel(klog.NewContext(context.Background(), cp.logger))
+	api, err := startAPIServer(runCtx, cp.Dir, cp.etcdURL, cp.addr, cp.flags)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	cp.mu.Lock()
+	cp.cancel, cp.apiDone = cancel, api.done
+	cp.mu.Unlock()
+	return api, nil
+}
+
+// StopAPIServer stops kube-apiserver and waits until it has, leaving etcd
+// running: an apiserver outage. StartAPIServer brings it back. Clients of
+// Config keep working across the two only with Options.Restartable.
+func (cp *ControlPlane) StopAPIServer() error {
+	cp.mu.Lock()
+	cancel, done := cp.cancel, cp.apiDone
+	cp.cancel, cp.apiDone = nil, nil
+	cp.mu.Unlock()
+	if cancel == nil {
+		return errors.New("the apiserver is not running")
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("kube-apiserver: %w", err)
+	}
+	return nil
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, on the
+// same address, certificates and etcd, and waits until it is healthy.
+func (cp *ControlPlane) StartAPIServer() error {
+	cp.mu.Lock()
+	running := cp.cancel != nil
+	cp.mu.Unlock()
+	if running {
+		return errors.New("the apiserver is already running")
+	}
+	if _, err := cp.runAPIServer(); err != nil {
+		return fmt.Errorf("restarting kube-apiserver on %s: %w", cp.addr, err)
+	}
+	cp.logger.V(2).Info("kube-apiserver restarted", "address", cp.addr)
+	return nil
+}
+
 // Stop shuts down the apiserver, then etcd, and removes the directory if
 // Start created it. It is safe to call more than once.
 func (cp *ControlPlane) Stop() error {
 	cp.stopOnce.Do(func() {
 		var errs []error
-		if cp.cancel != nil {
-			cp.cancel()
+		cp.mu.Lock()
+		cancel, done := cp.cancel, cp.apiDone
+		cp.cancel, cp.apiDone = nil, nil
+		cp.mu.Unlock()
+		if cancel != nil {
+			cancel()
 		}
-		if cp.apiDone != nil {
-			if err := <-cp.apiDone; err != nil && !errors.Is(err, context.Canceled) {
+		if done != nil {
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 				errs = append(errs, fmt.Errorf("kube-apiserver: %w", err))
 			}
 		}

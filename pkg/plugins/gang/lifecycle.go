@@ -3,11 +3,13 @@ package gang
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	gangcore "muster.dev/muster/pkg/gang"
@@ -76,6 +78,38 @@ func (pl *Plugin) forget(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) {
 	// Unreserve; this is the member that was not placed yet.)
 	if info.Phase == gangcore.PhaseAdmitted && info.Spec.Executors == 0 && info.Members < int(info.Spec.MinMember) {
 		pl.release(pl.ctx, ref, fmt.Sprintf("member %s/%s is gone; %d of %d members exist", p.Namespace, p.Name, info.Members, info.Spec.MinMember), false)
+	}
+}
+
+// onNodeDelete releases the admitted gangs that counted on a node that is
+// gone: members waiting at Permit on it would be bound to a node that no
+// longer exists, and slots on it can never be taken. The gangs are admitted
+// again on the nodes that are left.
+func (pl *Plugin) onNodeDelete(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	node, ok := obj.(*v1.Node)
+	if !ok {
+		return
+	}
+	affected := map[gangcore.Ref]bool{}
+	pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
+		if p := wp.GetPod(); p.Spec.NodeName == node.Name {
+			if ref, ok := pl.rt.GangOf(p); ok {
+				affected[ref] = true
+			}
+		}
+	})
+	for _, info := range pl.reg.List() {
+		if info.Phase == gangcore.PhaseAdmitted && slices.Contains(pl.reg.SlotNodes(info.Ref), node.Name) {
+			affected[info.Ref] = true
+		}
+	}
+	for ref := range affected {
+		if info, ok := pl.reg.Get(ref); ok && info.Phase == gangcore.PhaseAdmitted {
+			pl.release(pl.ctx, ref, fmt.Sprintf("node %s was deleted; admitting the gang again on the nodes left", node.Name), false)
+		}
 	}
 }
 

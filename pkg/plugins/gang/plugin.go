@@ -68,6 +68,8 @@ type Plugin struct {
 	clock    clock.WithTickerAndDelayedExecution
 	sources  *sources
 	recorder eventRecorder
+	// ctx is the plugin's lifetime, for work that informer events start.
+	ctx context.Context
 
 	mu sync.Mutex
 	// neverFits remembers the gangs told they can never fit, so the Event is
@@ -103,7 +105,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	}
 	pl := &Plugin{
 		args: *args, handle: h, rt: rt, reg: rt.Gangs, clock: rt.Clock, sources: src,
-		recorder: h.EventRecorder(), neverFits: map[gangcore.Ref]string{},
+		recorder: h.EventRecorder(), neverFits: map[gangcore.Ref]string{}, ctx: ctx,
 	}
 	rt.GangOf = func(p *v1.Pod) (gangcore.Ref, bool) {
 		ref, _, _, ok := pl.sources.identify(p)
@@ -116,6 +118,15 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		DeleteFunc: pl.onPodDelete,
 	}); err != nil {
 		return nil, fmt.Errorf("%s: watching pods: %w", Name, err)
+	}
+	nodes := h.SharedInformerFactory().Core().V1().Nodes().Informer()
+	if _, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: pl.onNodeDelete}); err != nil {
+		return nil, fmt.Errorf("%s: watching nodes: %w", Name, err)
+	}
+	if src.pgInformer != nil {
+		if _, err := src.pgInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: pl.onPodGroupDelete}); err != nil {
+			return nil, fmt.Errorf("%s: watching PodGroups: %w", Name, err)
+		}
 	}
 	go pl.runTimeouts(ctx)
 	go pl.runStatus(ctx)

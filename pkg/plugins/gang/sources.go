@@ -35,6 +35,8 @@ type sources struct {
 	pods     corelisters.PodLister
 	pgs      pglisters.PodGroupLister // nil without the PodGroup CRD
 	pgClient pgclientset.Interface
+	// pgInformer watches PodGroups (nil without the CRD).
+	pgInformer cache.SharedIndexInformer
 	// allMembers lists PodGroup members including finished ones (the
 	// scheduler's own pod informer leaves those out), for PodGroup status.
 	allMembers corelisters.PodLister
@@ -69,6 +71,7 @@ func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs) 
 	informer := factory.Scheduling().V1alpha1().PodGroups()
 	s.pgs, s.pgClient = informer.Lister(), client
 	inf := informer.Informer()
+	s.pgInformer = inf
 	factory.Start(ctx.Done())
 
 	members := informers.NewSharedInformerFactoryWithOptions(h.ClientSet(), 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {

@@ -1,0 +1,624 @@
+package reliability
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
+
+	"muster.dev/muster/manifests"
+	"muster.dev/muster/pkg/cluster"
+	"muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/scheduler"
+	"muster.dev/muster/pkg/status"
+	"muster.dev/muster/test/framework"
+)
+
+const musterNamespace = framework.MusterNamespace
+
+// Lease times for the binaries: short, so that a takeover after a SIGKILL
+// is quick; the mechanism is the same as with the shipped defaults.
+const (
+	leaseDuration = 4 * time.Second
+	renewDeadline = 3 * time.Second
+	retryPeriod   = 500 * time.Millisecond
+)
+
+// schedulerConfig is the shipped configuration with the status ConfigMap
+// refreshed every second, so that tests see reservations come and go.
+func schedulerConfig() []byte {
+	return bytes.Replace(manifests.SchedulerConfig, []byte("statusIntervalSeconds: 5"), []byte("statusIntervalSeconds: 1"), 1)
+}
+
+// startMuster runs muster in-process (no leader election) until the test ends.
+func startMuster(t *testing.T) *scheduler.InProcess {
+	t.Helper()
+	return framework.StartScheduler(t, schedulerConfig())
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// schedulerBinary is the muster-scheduler binary under test: the one `make
+// test` built (MUSTER_SCHEDULER_BIN), or one built now from this tree.
+func schedulerBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("MUSTER_SCHEDULER_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "muster-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		_, file, _, _ := runtime.Caller(0)
+		binPath = filepath.Join(dir, "muster-scheduler")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/muster-scheduler")
+		cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %w: %s", err, out)
+		}
+	})
+	require.NoError(t, buildErr, "building muster-scheduler")
+	return binPath
+}
+
+// proc is a muster-scheduler binary running in the background.
+type proc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	// Addr serves /metrics and /healthz.
+	Addr string
+}
+
+// startBinary runs muster-scheduler with schedulerConfig and leader election
+// (short lease times), and extra args; it is killed when the test ends.
+func startBinary(t *testing.T, extra ...string) *proc {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "scheduler-config.yaml")
+	require.NoError(t, os.WriteFile(cfg, schedulerConfig(), 0o600))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	args := append([]string{
+		"--config", cfg, "--kubeconfig", framework.CP.Kubeconfig, "-v=2",
+		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
+		"--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+		"--leader-elect-lease-duration=" + leaseDuration.String(),
+		"--leader-elect-renew-deadline=" + renewDeadline.String(),
+		"--leader-elect-retry-period=" + retryPeriod.String(),
+	}, extra...)
+	p := &proc{out: &syncBuffer{}, done: make(chan struct{}), Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	p.cmd = exec.Command(schedulerBinary(t), args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.Kill(t)
+		if t.Failed() {
+			t.Logf("output of muster-scheduler (pid %d):\n%s", p.cmd.Process.Pid, tail(p.out.String(), 200))
+		}
+	})
+	return p
+}
+
+// Kill sends SIGKILL, as a node failure or the OOM killer would, and waits
+// until the process is gone.
+func (p *proc) Kill(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	<-p.done
+}
+
+// Exited reports whether the process has ended.
+func (p *proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Count counts the lines of output that contain s.
+func (p *proc) Count(s string) int { return strings.Count(p.out.String(), s) }
+
+func tail(s string, lines int) string {
+	all := strings.Split(s, "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// leaseHolder is who holds muster's lease ("" when nobody does).
+func leaseHolder(ctx context.Context) string {
+	l, err := framework.CP.Client.CoordinationV1().Leases(musterNamespace).Get(ctx, status.LeaseName, metav1.GetOptions{})
+	if err != nil || l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
+
+// deleteLeaseAtEnd removes the lease when the test ends, so that the next
+// test's binaries do not wait for a dead holder's lease to expire.
+func deleteLeaseAtEnd(t *testing.T) {
+	t.Cleanup(func() {
+		_ = framework.CP.Client.CoordinationV1().Leases(musterNamespace).Delete(context.Background(), status.LeaseName, metav1.DeleteOptions{})
+	})
+}
+
+// scrapeGauges reads the unlabelled samples of a scheduler's /metrics.
+func scrapeGauges(addr string, names ...string) (map[string]float64, error) {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the scheduler's self-signed cert
+	}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("https://" + addr + "/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("scraping %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("reading /metrics: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: status %d: %s", resp.StatusCode, body)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mf, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("parsing /metrics: %w", err)
+	}
+	out := map[string]float64{}
+	for _, name := range names {
+		fam, ok := mf[name]
+		if !ok || len(fam.GetMetric()) == 0 {
+			return nil, fmt.Errorf("/metrics has no %s", name)
+		}
+		m := fam.GetMetric()[0]
+		switch {
+		case m.Gauge != nil:
+			out[name] = m.GetGauge().GetValue()
+		case m.Counter != nil:
+			out[name] = m.GetCounter().GetValue()
+		case m.Untyped != nil:
+			out[name] = m.GetUntyped().GetValue()
+		}
+	}
+	return out, nil
+}
+
+// setQueues writes queues.yaml into the muster-queues ConfigMap, creating
+// it if needed; the ConfigMap and the status are removed when the test ends.
+func setQueues(t *testing.T, queuesYAML string) {
+	t.Helper()
+	ctx := context.Background()
+	cms := framework.CP.Client.CoreV1().ConfigMaps(musterNamespace)
+	cm, err := cms.Get(ctx, "muster-queues", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = cms.Create(ctx, &v1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "muster-queues", Namespace: musterNamespace},
+			Data:       map[string]string{queue.ConfigKey: queuesYAML},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			_ = cms.Delete(context.Background(), "muster-queues", metav1.DeleteOptions{})
+			_ = cms.Delete(context.Background(), "muster-queue-status", metav1.DeleteOptions{})
+		})
+		return
+	}
+	require.NoError(t, err)
+	cm.Data = map[string]string{queue.ConfigKey: queuesYAML}
+	_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+	require.NoError(t, err)
+}
+
+// tenantQueues is a queue tree with one leaf, root.tenant, limited to
+// maxCPU, for the namespaces given.
+func tenantQueues(maxCPU string, namespaces ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "queues:\n  - name: tenant\n    max: {cpu: %q}\nnamespaceQueues:\n", maxCPU)
+	for _, ns := range namespaces {
+		fmt.Fprintf(&b, "  %s: root.tenant\n", ns)
+	}
+	return b.String()
+}
+
+// readStatus reads the published status report.
+func readStatus(ctx context.Context) (status.Report, error) {
+	cm, err := framework.CP.Client.CoreV1().ConfigMaps(musterNamespace).Get(ctx, "muster-queue-status", metav1.GetOptions{})
+	if err != nil {
+		return status.Report{}, err
+	}
+	return status.Decode([]byte(cm.Data[status.Key]))
+}
+
+// waitStatus waits for a report written at or after since that satisfies
+// cond, and returns it.
+func waitStatus(t *testing.T, timeout time.Duration, since time.Time, what string, cond func(status.Report) bool) status.Report {
+	t.Helper()
+	var r status.Report
+	var last status.Report
+	err := pollUntil(timeout, func(ctx context.Context) bool {
+		rep, err := readStatus(ctx)
+		if err != nil {
+			return false
+		}
+		last = rep
+		at, err := time.Parse(time.RFC3339, rep.UpdatedAt)
+		if err != nil || at.Before(since.Truncate(time.Second)) {
+			return false
+		}
+		r = rep
+		return cond(rep)
+	})
+	require.NoError(t, err, "waiting for the status to show %s; last report: %+v", what, last)
+	return r
+}
+
+func pollUntil(timeout time.Duration, cond func(ctx context.Context) bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if cond(ctx) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not within %s", timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// queueLine returns a queue's line of the report.
+func queueLine(r status.Report, path string) (status.Queue, bool) {
+	for _, q := range r.Queues {
+		if q.Queue == path {
+			return q, true
+		}
+	}
+	return status.Queue{}, false
+}
+
+// cpuOf parses a quantity map's cpu in millicores (0 when absent).
+func cpuOf(m map[string]string) int64 {
+	q, err := resource.ParseQuantity(m["cpu"])
+	if m["cpu"] == "" || err != nil {
+		return 0
+	}
+	return resources.FromQuantity(v1.ResourceCPU, q)
+}
+
+// nothingReserved: no queue holds a reservation.
+func nothingReserved(r status.Report) bool {
+	for _, q := range r.Queues {
+		if len(q.Reserved) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// pendingGang returns a gang's line among the pending gangs of the report.
+func pendingGang(r status.Report, ref string) (status.Gang, bool) {
+	for _, g := range r.PendingGangs {
+		if g.Gang == ref {
+			return g, true
+		}
+	}
+	return status.Gang{}, false
+}
+
+// podSpec describes a pod to create: a muster pod of cpu, with labels,
+// annotations, and optionally a node selector and a scheduling gate.
+type podSpec struct {
+	name, cpu    string
+	labels       map[string]string
+	annotations  map[string]string
+	nodeSelector map[string]string
+	gated        bool
+	duration     time.Duration
+}
+
+// gateName is the scheduling gate tests put on a member to hold it back.
+const gateName = "muster.dev/test-hold"
+
+func createPods(t *testing.T, ns string, specs ...podSpec) {
+	t.Helper()
+	for _, s := range specs {
+		require.NoError(t, createPodErr(context.Background(), ns, s))
+	}
+}
+
+// ungate lifts the test's scheduling gate from a pod.
+func ungate(t *testing.T, ns, name string) {
+	t.Helper()
+	ctx := context.Background()
+	p, err := framework.CP.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	require.NoError(t, err)
+	p.Spec.SchedulingGates = nil
+	_, err = framework.CP.Client.CoreV1().Pods(ns).Update(ctx, p, metav1.UpdateOptions{})
+	require.NoError(t, err)
+}
+
+// annotationGang returns the pods of an annotation gang of n members of cpu
+// each, all needed (min-member n).
+func annotationGang(name string, n int, cpu string) []podSpec {
+	out := make([]podSpec, n)
+	for i := range out {
+		out[i] = podSpec{
+			name: fmt.Sprintf("%s-%d", name, i), cpu: cpu,
+			labels:      map[string]string{gang.LabelGang: name},
+			annotations: map[string]string{gang.AnnotationMinMember: strconv.Itoa(n)},
+		}
+	}
+	return out
+}
+
+func podGroupClient(t *testing.T) pgclientset.Interface {
+	t.Helper()
+	cfg := rest.CopyConfig(framework.CP.Config)
+	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json" // CRDs speak JSON only
+	c, err := pgclientset.NewForConfig(cfg)
+	require.NoError(t, err)
+	return c
+}
+
+// podGroupGang creates a PodGroup of minMember n and returns its n pods.
+func podGroupGang(t *testing.T, ns, name string, n int, cpu string) []podSpec {
+	t.Helper()
+	pg := &schedv1alpha1.PodGroup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: schedv1alpha1.PodGroupSpec{MinMember: int32(n)}}
+	_, err := podGroupClient(t).SchedulingV1alpha1().PodGroups(ns).Create(context.Background(), pg, metav1.CreateOptions{})
+	require.NoError(t, err)
+	out := make([]podSpec, n)
+	for i := range out {
+		out[i] = podSpec{name: fmt.Sprintf("%s-%d", name, i), cpu: cpu, labels: map[string]string{gang.LabelPodGroup: name}}
+	}
+	return out
+}
+
+// gangName is the gang a pod belongs to ("" for none): its PodGroup or
+// annotation gang name.
+func gangName(p *v1.Pod) string {
+	if g := p.Labels[gang.LabelPodGroup]; g != "" {
+		return p.Namespace + "/" + g
+	}
+	if g := p.Labels[gang.LabelGang]; g != "" {
+		return p.Namespace + "/" + g
+	}
+	return ""
+}
+
+// podWatch follows every change of the pods of some namespaces from the
+// start, through a watch (the apiserver's order, not sampling), and keeps
+// the evidence: every pod's first node, any change of it (a double bind),
+// and for each gang how long it was partly bound.
+type podWatch struct {
+	mu     sync.Mutex
+	quorum map[string]int // gang -> quorum, registered by expect
+	node   map[types.UID]string
+	// rebinds lists pods whose node changed once set.
+	rebinds []string
+	ever    map[string]map[types.UID]bool // gang -> members ever bound
+	// partialSince: gangs partly bound right now; longest: their longest
+	// stretch; maxPartial: most gangs partly bound at one moment.
+	partialSince map[string]time.Time
+	longest      map[string]time.Duration
+	maxPartial   int
+	lastBind     time.Time
+	bound        int
+}
+
+func watchPods(t *testing.T, namespaces ...string) *podWatch {
+	t.Helper()
+	w := &podWatch{quorum: map[string]int{}, node: map[types.UID]string{}, ever: map[string]map[types.UID]bool{},
+		partialSince: map[string]time.Time{}, longest: map[string]time.Duration{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for _, ns := range namespaces {
+		f := informers.NewSharedInformerFactoryWithOptions(framework.CP.Client, 0, informers.WithNamespace(ns))
+		_, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    w.observe,
+			UpdateFunc: func(_, o any) { w.observe(o) },
+		})
+		require.NoError(t, err)
+		f.Start(ctx.Done())
+		f.WaitForCacheSync(ctx.Done())
+	}
+	return w
+}
+
+// expect registers a gang and its quorum.
+func (w *podWatch) expect(gang string, quorum int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.quorum[gang] = quorum
+}
+
+func (w *podWatch) observe(o any) {
+	p, ok := o.(*v1.Pod)
+	if !ok || p.Spec.NodeName == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if first, seen := w.node[p.UID]; seen {
+		if first != p.Spec.NodeName {
+			w.rebinds = append(w.rebinds, fmt.Sprintf("%s/%s: %s then %s", p.Namespace, p.Name, first, p.Spec.NodeName))
+		}
+		return
+	}
+	w.node[p.UID] = p.Spec.NodeName
+	w.bound++
+	w.lastBind = time.Now()
+	g := gangName(p)
+	if g == "" {
+		return
+	}
+	if w.ever[g] == nil {
+		w.ever[g] = map[types.UID]bool{}
+	}
+	w.ever[g][p.UID] = true
+	n, q, now := len(w.ever[g]), w.quorum[g], time.Now()
+	if q == 0 {
+		return
+	}
+	if n < q {
+		if _, ok := w.partialSince[g]; !ok {
+			w.partialSince[g] = now
+		}
+	} else if since, ok := w.partialSince[g]; ok {
+		w.longest[g] = max(w.longest[g], now.Sub(since))
+		delete(w.partialSince, g)
+	}
+	w.maxPartial = max(w.maxPartial, len(w.partialSince))
+}
+
+// complete counts the registered gangs whose quorum has been bound.
+func (w *podWatch) complete() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for g, q := range w.quorum {
+		if len(w.ever[g]) >= q {
+			n++
+		}
+	}
+	return n
+}
+
+// everBound counts a gang's members ever seen bound.
+func (w *podWatch) everBound(gang string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.ever[gang])
+}
+
+// report is what the watch saw.
+type watchReport struct {
+	Bound      int
+	Rebinds    []string
+	Partial    []string      // gangs partly bound now
+	Longest    time.Duration // longest stretch any gang spent partly bound
+	MaxPartial int           // most gangs partly bound at once
+	LastBind   time.Time
+}
+
+func (w *podWatch) report() watchReport {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r := watchReport{Bound: w.bound, Rebinds: append([]string{}, w.rebinds...), MaxPartial: w.maxPartial, LastBind: w.lastBind}
+	for _, d := range w.longest {
+		r.Longest = max(r.Longest, d)
+	}
+	for g, since := range w.partialSince {
+		r.Partial = append(r.Partial, g)
+		r.Longest = max(r.Longest, time.Since(since))
+	}
+	return r
+}
+
+// waitPodCondition waits until a pod's PodScheduled condition is False with
+// a message containing want.
+func waitUnschedulable(t *testing.T, ns, name string, timeout time.Duration, want string) {
+	t.Helper()
+	var last string
+	err := pollUntil(timeout, func(ctx context.Context) bool {
+		p, err := framework.CP.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == v1.PodScheduled && c.Status == v1.ConditionFalse {
+				last = c.Message
+				return strings.Contains(c.Message, want)
+			}
+		}
+		return false
+	})
+	require.NoError(t, err, "waiting for %s/%s to be unschedulable with %q (last: %q)", ns, name, want, last)
+}
+
+// createPodErr creates one pod of spec, returning the error.
+func createPodErr(ctx context.Context, ns string, s podSpec) error {
+	obj, err := cluster.Pod{Namespace: ns, Name: s.name, SchedulerName: scheduler.SchedulerName,
+		Requests: map[v1.ResourceName]string{v1.ResourceCPU: s.cpu}, Labels: s.labels, Annotations: s.annotations, Duration: s.duration}.Object()
+	if err != nil {
+		return err
+	}
+	obj.Spec.NodeSelector = s.nodeSelector
+	if s.gated {
+		obj.Spec.SchedulingGates = []v1.PodSchedulingGate{{Name: gateName}}
+	}
+	if _, err := framework.CP.Client.CoreV1().Pods(ns).Create(ctx, obj, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating pod %s/%s: %w", ns, s.name, err)
+	}
+	return nil
+}

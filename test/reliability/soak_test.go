@@ -1,0 +1,348 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
+
+	"muster.dev/muster/pkg/cluster"
+	"muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/status"
+	"muster.dev/muster/test/framework"
+)
+
+// soakDuration is SOAK_DURATION (`make soak`: an hour by default), else the
+// short version CI runs.
+func soakDuration(t *testing.T) time.Duration {
+	t.Helper()
+	if s := os.Getenv("SOAK_DURATION"); s != "" {
+		d, err := time.ParseDuration(s)
+		require.NoError(t, err, "SOAK_DURATION")
+		return d
+	}
+	return 60 * time.Second
+}
+
+// sample is one reading of the scheduler's /metrics.
+type sample struct {
+	At         time.Duration
+	Goroutines float64
+	RSS        float64 // process_resident_memory_bytes
+	Heap       float64 // go_memstats_heap_alloc_bytes
+	Bound      int     // pods bound so far (by the test's watch)
+}
+
+// TestReliabilitySoak churns the cluster under one muster-scheduler binary
+// for SOAK_DURATION (60 s without it): plain pods and gangs (annotation and
+// PodGroup) that run a few seconds, gangs deleted in flight, finished pods
+// and PodGroups cleaned up, queue edits (valid and invalid), a node added
+// and removed. It samples the binary's goroutines, resident memory and heap
+// from /metrics, writes them to SOAK_OUT (a CSV file; default in the temp
+// directory), and checks that goroutines and memory stay flat after the
+// warm-up, that no pod was bound twice, that no gang was left partly bound,
+// and that once the churn stops nothing stays reserved.
+func TestReliabilitySoak(t *testing.T) {
+	d := soakDuration(t)
+	period := max(time.Second, d/120)
+	ns := framework.NewNamespace(t)
+	deleteLeaseAtEnd(t)
+	queues := func(maxCPU string) string { return tenantQueues(maxCPU, ns) }
+	setQueues(t, queues("40"))
+	for i := 0; i < 4; i++ {
+		framework.CreateNodes(t, framework.Node(fmt.Sprintf("soak-%d", i), "16", "64Gi", nil))
+	}
+	w := watchPods(t, ns)
+	p := startBinary(t)
+	waitFor(t, 60*time.Second, "muster to lead", func(ctx context.Context) bool { return leaseHolder(ctx) != "" })
+	waitFor(t, 60*time.Second, "/metrics", func(context.Context) bool {
+		_, err := scrapeGauges(p.Addr, "go_goroutines")
+		return err == nil
+	})
+
+	ctx, stop := context.WithTimeout(context.Background(), d)
+	defer stop()
+	c := &churn{pgs: podGroupClient(t), ns: ns, w: w, rnd: rand.New(rand.NewSource(1))}
+	t.Cleanup(func() {
+		_ = framework.CP.Client.CoreV1().Nodes().Delete(context.Background(), "soak-churn", metav1.DeleteOptions{})
+	})
+	var wg sync.WaitGroup
+	loop := func(every time.Duration, fn func(ctx context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					fn(ctx)
+				}
+			}
+		}()
+	}
+	loop(250*time.Millisecond, c.plainPod)
+	loop(time.Second, c.gang)
+	loop(2*time.Second, c.cleanUp)
+	loop(5*time.Second, func(ctx context.Context) { c.editQueues(ctx, queues) })
+	loop(7*time.Second, c.nodeChurn)
+
+	var samples []sample
+	start := time.Now()
+	tick := time.NewTicker(period)
+sampling:
+	for {
+		select {
+		case <-ctx.Done():
+			break sampling
+		case <-tick.C:
+		}
+		g, err := scrapeGauges(p.Addr, "go_goroutines", "process_resident_memory_bytes", "go_memstats_heap_alloc_bytes")
+		if err != nil {
+			t.Logf("sample: %v", err)
+			continue
+		}
+		samples = append(samples, sample{At: time.Since(start), Goroutines: g["go_goroutines"],
+			RSS: g["process_resident_memory_bytes"], Heap: g["go_memstats_heap_alloc_bytes"], Bound: w.report().Bound})
+	}
+	tick.Stop()
+	wg.Wait()
+	require.False(t, p.Exited(), "muster-scheduler is running")
+	c.mu.Lock()
+	errs := c.errs
+	c.mu.Unlock()
+	assert.Empty(t, errs, "the churn's own requests")
+
+	out := os.Getenv("SOAK_OUT")
+	if out == "" {
+		out = filepath.Join(os.TempDir(), fmt.Sprintf("muster-soak-%d.csv", os.Getpid()))
+	}
+	require.NoError(t, writeSamples(out, samples))
+	t.Logf("%d samples every %s written to %s", len(samples), period, out)
+
+	// Flat: after a warm-up (the first fifth), the last quarter's median
+	// is within 1.5x of the first quarter's (goroutines: plus a few, for
+	// the in-flight work of the moment).
+	require.GreaterOrEqual(t, len(samples), 20, "enough samples")
+	steady := samples[len(samples)/5:]
+	q := len(steady) / 4
+	first, last := steady[:q], steady[len(steady)-q:]
+	stat := func(f func(sample) float64) (float64, float64) { return median(first, f), median(last, f) }
+	g1, g2 := stat(func(s sample) float64 { return s.Goroutines })
+	r1, r2 := stat(func(s sample) float64 { return s.RSS })
+	h1, h2 := stat(func(s sample) float64 { return s.Heap })
+	bound := samples[len(samples)-1].Bound
+	t.Logf("soak %s: %d pods bound (%.1f/s); goroutines %0.f -> %0.f; RSS %.0f MiB -> %.0f MiB; heap %.0f MiB -> %.0f MiB (medians of the first and last quarter after warm-up); %d queue edits (%d invalid), %d node changes, %d gangs deleted in flight",
+		d, bound, float64(bound)/d.Seconds(), g1, g2, r1/(1<<20), r2/(1<<20), h1/(1<<20), h2/(1<<20), c.edits, c.invalid, c.nodeChanges, c.doomed)
+	assert.LessOrEqual(t, g2, 1.5*g1+20, "goroutines stay flat")
+	assert.LessOrEqual(t, r2, 1.5*r1, "resident memory stays flat")
+	assert.LessOrEqual(t, h2, 1.5*h1, "heap stays flat")
+
+	// The churn stops: what is left finishes or binds, nothing stays reserved.
+	waitStatus(t, 90*time.Second, time.Now(), "nothing reserved and no gang pending once the churn stops", func(r status.Report) bool {
+		return nothingReserved(r) && len(r.PendingGangs) == 0 && r.Config.Valid
+	})
+	rep := w.report()
+	assert.Empty(t, rep.Rebinds, "no pod bound twice")
+	assert.Empty(t, rep.Partial, "no gang left partly bound")
+	t.Logf("watch: longest partial %s, most gangs partial at once %d", rep.Longest, rep.MaxPartial)
+}
+
+func median(s []sample, f func(sample) float64) float64 {
+	v := make([]float64, len(s))
+	for i := range s {
+		v[i] = f(s[i])
+	}
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+func writeSamples(path string, samples []sample) error {
+	var b strings.Builder
+	b.WriteString("seconds,goroutines,rss_bytes,heap_alloc_bytes,pods_bound\n")
+	for _, s := range samples {
+		fmt.Fprintf(&b, "%.1f,%.0f,%.0f,%.0f,%d\n", s.At.Seconds(), s.Goroutines, s.RSS, s.Heap, s.Bound)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("writing soak samples: %w", err)
+	}
+	return nil
+}
+
+// churn is the soak's workload.
+type churn struct {
+	pgs pgclientset.Interface
+	ns  string
+	w   *podWatch
+	rnd *rand.Rand
+
+	mu                                  sync.Mutex
+	n                                   int
+	edits, invalid, nodeChanges, doomed int
+	nodeUp                              bool
+	errs                                []string
+}
+
+func (c *churn) next() (int, *rand.Rand) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	return c.n, c.rnd
+}
+
+func (c *churn) fail(ctx context.Context, err error) {
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.errs) < 20 {
+		c.errs = append(c.errs, err.Error())
+	}
+}
+
+func (c *churn) plainPod(ctx context.Context) {
+	n, rnd := c.next()
+	c.mu.Lock()
+	dur := time.Duration(2000+rnd.Intn(3000)) * time.Millisecond
+	c.mu.Unlock()
+	c.fail(ctx, createPodErr(ctx, c.ns, podSpec{name: fmt.Sprintf("p%d", n), cpu: "500m", duration: dur}))
+}
+
+// gang creates a gang of 2-6 members; every fifth is a PodGroup, and every
+// seventh is deleted right after it is created (while it is being admitted
+// or bound).
+func (c *churn) gang(ctx context.Context) {
+	n, rnd := c.next()
+	c.mu.Lock()
+	size := 2 + rnd.Intn(5)
+	cpu := []string{"500m", "1"}[rnd.Intn(2)]
+	doomed := n%7 == 0
+	if doomed {
+		c.doomed++
+	}
+	c.mu.Unlock()
+	name := fmt.Sprintf("g%d", n)
+	var pods []podSpec
+	if n%5 == 0 {
+		pg := &schedv1alpha1.PodGroup{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: name}, Spec: schedv1alpha1.PodGroupSpec{MinMember: int32(size)}}
+		if _, err := c.pgs.SchedulingV1alpha1().PodGroups(c.ns).Create(ctx, pg, metav1.CreateOptions{}); err != nil {
+			c.fail(ctx, err)
+			return
+		}
+		for i := 0; i < size; i++ {
+			pods = append(pods, podSpec{name: fmt.Sprintf("%s-%d", name, i), cpu: cpu, labels: map[string]string{gang.LabelPodGroup: name}})
+		}
+	} else {
+		pods = annotationGang(name, size, cpu)
+	}
+	if !doomed {
+		c.w.expect(c.ns+"/"+name, size)
+	}
+	for _, p := range pods {
+		p.duration = 3 * time.Second
+		c.fail(ctx, createPodErr(ctx, c.ns, p))
+	}
+	if doomed {
+		zero := int64(0)
+		for _, p := range pods {
+			c.fail(ctx, ignoreNotFound(framework.CP.Client.CoreV1().Pods(c.ns).Delete(ctx, p.name, metav1.DeleteOptions{GracePeriodSeconds: &zero})))
+		}
+		if n%5 == 0 {
+			c.fail(ctx, ignoreNotFound(c.pgs.SchedulingV1alpha1().PodGroups(c.ns).Delete(ctx, name, metav1.DeleteOptions{})))
+		}
+	}
+}
+
+// cleanUp deletes finished pods, and PodGroups none of whose pods is left
+// unfinished, so that the cluster's size stays steady.
+func (c *churn) cleanUp(ctx context.Context) {
+	pods, err := framework.CP.Client.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		c.fail(ctx, err)
+		return
+	}
+	live := map[string]bool{}
+	zero := int64(0)
+	for _, p := range pods.Items {
+		if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+			c.fail(ctx, ignoreNotFound(framework.CP.Client.CoreV1().Pods(c.ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})))
+			continue
+		}
+		if g := p.Labels[gang.LabelPodGroup]; g != "" {
+			live[g] = true
+		}
+	}
+	pgs, err := c.pgs.SchedulingV1alpha1().PodGroups(c.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		c.fail(ctx, err)
+		return
+	}
+	for _, pg := range pgs.Items {
+		if !live[pg.Name] && time.Since(pg.CreationTimestamp.Time) > 5*time.Second {
+			c.fail(ctx, ignoreNotFound(c.pgs.SchedulingV1alpha1().PodGroups(c.ns).Delete(ctx, pg.Name, metav1.DeleteOptions{})))
+		}
+	}
+}
+
+// editQueues alternates the tenant's max, with an invalid edit now and then
+// (refused; the last good configuration stays).
+func (c *churn) editQueues(ctx context.Context, queues func(string) string) {
+	c.mu.Lock()
+	c.edits++
+	k := c.edits
+	c.mu.Unlock()
+	body := queues([]string{"40", "24"}[k%2])
+	if k%4 == 0 {
+		body = "queues:\n  - name: tenant\n    max: {cpu: nonsense}\n"
+		c.mu.Lock()
+		c.invalid++
+		c.mu.Unlock()
+	}
+	cms := framework.CP.Client.CoreV1().ConfigMaps(musterNamespace)
+	cm, err := cms.Get(ctx, "muster-queues", metav1.GetOptions{})
+	if err != nil {
+		c.fail(ctx, err)
+		return
+	}
+	cm.Data["queues.yaml"] = body
+	_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+	c.fail(ctx, err)
+}
+
+// nodeChurn adds a node, or removes it again (with whatever runs there).
+func (c *churn) nodeChurn(ctx context.Context) {
+	c.mu.Lock()
+	up := c.nodeUp
+	c.nodeUp = !up
+	c.nodeChanges++
+	c.mu.Unlock()
+	if !up {
+		c.fail(ctx, cluster.CreateNodes(ctx, framework.CP.Client, []cluster.Node{framework.Node("soak-churn", "8", "32Gi", nil)}))
+		return
+	}
+	c.fail(ctx, ignoreNotFound(framework.CP.Client.CoreV1().Nodes().Delete(ctx, "soak-churn", metav1.DeleteOptions{})))
+}
+
+func ignoreNotFound(err error) error {
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
