@@ -2,6 +2,7 @@ package capacity
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -32,7 +33,26 @@ func ParsePolicy(s string) (Policy, error) {
 	for i, p := range Policies {
 		names[i] = string(p)
 	}
-	return "", fmt.Errorf("%q is not a capacity policy; use one of %s", s, strings.Join(names, ", "))
+	return "", fmt.Errorf("%s is not a capacity policy; use one of %s", quoteShort(s), strings.Join(names, ", "))
+}
+
+// quoteShort quotes a value for an error message, cut to a few dozen bytes:
+// an annotation may hold up to 256 KiB, and the message becomes a pod's
+// condition and an Event.
+func quoteShort(s string) string {
+	const most = 40
+	q := strconv.Quote(s)
+	if len(q) <= most+2 {
+		return q
+	}
+	r := []rune(s)
+	if len(r) > most {
+		r = r[:most]
+	}
+	for len(r) > 0 && len(strconv.Quote(string(r))) > most+2 {
+		r = r[:len(r)*3/4]
+	}
+	return strings.TrimSuffix(strconv.Quote(string(r)), `"`) + fmt.Sprintf(`..." (%d bytes)`, len(s))
 }
 
 // AnnotationPolicy is the pod annotation that names its capacity policy.
