@@ -163,6 +163,16 @@ func readFile(path string) ([]byte, error) {
 	return b, nil
 }
 
+// Bounds on what one file may ask of the sandbox. The sandbox runs every
+// simulated node and pod in this process: a typo such as count: 1000000
+// must be refused with its path, not exhaust the machine.
+const (
+	maxEvents     = 10000
+	maxPodsPerApp = 5000 // batch count, training workers, Spark executors
+	maxPoolNodes  = 1000
+	maxNodes      = 5000
+)
+
 type problems []string
 
 func (p *problems) add(path, format string, args ...any) {
@@ -181,6 +191,10 @@ func (t *Trace) validate() error {
 	if len(t.Events) == 0 {
 		p.add("events", "a trace needs at least one event")
 	}
+	if len(t.Events) > maxEvents {
+		p.add("events", "%d events; a trace holds at most %d", len(t.Events), maxEvents)
+		return p.err("the trace")
+	}
 	names := map[string]string{}
 	for i, e := range t.Events {
 		path := fmt.Sprintf("events[%d]", i)
@@ -197,12 +211,15 @@ func (t *Trace) validate() error {
 			p.add(path, "exactly one of spark, training, batch, interrupt must be set, found %d", set)
 			continue
 		}
-		checkName := func(field, ns, name string) {
+		checkName := func(field, ns, name, queue string) {
 			if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 || len(name) > 40 {
 				p.add(path+"."+field+".name", "%q must be a lowercase name of at most 40 characters", name)
 			}
 			if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
 				p.add(path+"."+field+".namespace", "%q is not a namespace name", ns)
+			}
+			if msgs := validation.IsValidLabelValue(queue); len(msgs) > 0 {
+				p.add(path+"."+field+".queue", "%q is not a queue name (a label value): %s", queue, strings.Join(msgs, "; "))
 			}
 			key := ns + "/" + name
 			if first, dup := names[key]; dup {
@@ -213,34 +230,33 @@ func (t *Trace) validate() error {
 		switch {
 		case e.Spark != nil:
 			s := e.Spark
-			checkName("spark", s.Namespace, s.Name)
+			checkName("spark", s.Namespace, s.Name, s.Queue)
 			checkResources(&p, path+".spark.driver", s.Driver)
 			checkResources(&p, path+".spark.executor", s.Executor)
-			if s.Executors < 1 {
-				p.add(path+".spark.executors", "must be at least 1")
-			}
+			checkCount(&p, path+".spark.executors", s.Executors)
 			if s.MinExecutors < 0 || s.MinExecutors > s.Executors {
 				p.add(path+".spark.minExecutors", "must be between 0 and executors (%d)", s.Executors)
 			}
 			if s.MaxExecutors != 0 && s.MaxExecutors < s.Executors {
 				p.add(path+".spark.maxExecutors", "must be at least executors (%d)", s.Executors)
+			} else if s.MaxExecutors > maxPodsPerApp {
+				p.add(path+".spark.maxExecutors", "must be at most %d", maxPodsPerApp)
 			}
 			checkDuration(&p, path+".spark.duration", s.Duration)
 		case e.Training != nil:
 			tr := e.Training
-			checkName("training", tr.Namespace, tr.Name)
+			checkName("training", tr.Namespace, tr.Name, tr.Queue)
 			checkResources(&p, path+".training.worker", tr.Worker)
-			if tr.Workers < 1 {
-				p.add(path+".training.workers", "must be at least 1")
+			checkCount(&p, path+".training.workers", tr.Workers)
+			if tr.Timeout.Duration < 0 {
+				p.add(path+".training.timeout", "must not be negative")
 			}
 			checkDuration(&p, path+".training.duration", tr.Duration)
 		case e.Batch != nil:
 			b := e.Batch
-			checkName("batch", b.Namespace, b.Name)
+			checkName("batch", b.Namespace, b.Name, b.Queue)
 			checkResources(&p, path+".batch.pod", b.Pod)
-			if b.Count < 1 {
-				p.add(path+".batch.count", "must be at least 1")
-			}
+			checkCount(&p, path+".batch.count", b.Count)
 			checkDuration(&p, path+".batch.duration", b.Duration)
 		case e.Interrupt != nil:
 			in := e.Interrupt
@@ -270,6 +286,14 @@ func checkResources(p *problems, path string, r Resources) {
 	}
 }
 
+func checkCount(p *problems, path string, n int) {
+	if n < 1 {
+		p.add(path, "must be at least 1")
+	} else if n > maxPodsPerApp {
+		p.add(path, "must be at most %d", maxPodsPerApp)
+	}
+}
+
 func checkDuration(p *problems, path string, d Duration) {
 	if d.Duration <= 0 {
 		p.add(path, "must be a positive duration such as \"10m\"")
@@ -282,6 +306,7 @@ func (c *ClusterSpec) validate() error {
 		p.add("pools", "a cluster needs at least one pool")
 	}
 	names := map[string]bool{}
+	total := 0
 	for i, pool := range c.Pools {
 		path := fmt.Sprintf("pools[%d]", i)
 		if pool.CapacityType != "spot" && pool.CapacityType != "on-demand" {
@@ -289,9 +314,23 @@ func (c *ClusterSpec) validate() error {
 		}
 		if pool.Count < 1 {
 			p.add(path+".count", "must be at least 1")
+		} else if pool.Count > maxPoolNodes {
+			p.add(path+".count", "must be at most %d", maxPoolNodes)
+		} else {
+			total += pool.Count
 		}
 		if pool.InstanceType == "" || pool.Zone == "" {
 			p.add(path, "instanceType and zone are required")
+		}
+		// Both become node labels, and (with the capacity type) the
+		// pool's default name, which names its nodes.
+		for field, v := range map[string]string{"instanceType": pool.InstanceType, "zone": pool.Zone} {
+			if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 {
+				p.add(path+"."+field, "%q is not a label value: %s", v, strings.Join(msgs, "; "))
+			}
+		}
+		if msgs := validation.IsDNS1123Subdomain(fmt.Sprintf("%s-%d", pool.poolName(), max(pool.Count, 1)-1)); len(msgs) > 0 || len(pool.poolName()) > 50 {
+			p.add(path+".name", "%q does not make node names (a lowercase name of at most 50 characters): %s", pool.poolName(), strings.Join(msgs, "; "))
 		}
 		checkResources(&p, path, Resources{"cpu": pool.CPU, "memory": pool.Memory})
 		if pool.GPU != "" {
@@ -302,6 +341,9 @@ func (c *ClusterSpec) validate() error {
 			p.add(path+".name", "pool %s is defined twice", name)
 		}
 		names[name] = true
+	}
+	if total > maxNodes {
+		p.add("pools", "%d nodes in all; the sandbox simulates at most %d", total, maxNodes)
 	}
 	return p.err("the cluster")
 }
