@@ -10,7 +10,7 @@ LDFLAGS  := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION)
 # a time is what a 2-core machine takes without starving them.
 TEST_FLAGS ?= -count=1 -p 2 -timeout 30m
 
-.PHONY: all build test unit integration lint sandbox image clean bench bench-smoke
+.PHONY: all build test unit integration lint sandbox image clean bench bench-smoke bench-schedperf
 
 all: build
 
@@ -27,14 +27,35 @@ test: build $(BIN)/helm
 	$(MAKE) bench-smoke
 
 # Benchmarks (test/bench): muster side by side with kube-scheduler's default
-# profile on the in-process control plane. Results: docs/benchmarks.md.
+# profile, upstream's GangScheduling and the raw bind limit, on the in-process
+# control plane; then kube-scheduler's own scheduler_perf suite on both.
+# Results: docs/benchmarks.md. BENCH_SIZE=small runs the short sizes;
+# BENCH selects benchmarks (a -bench regexp).
 BENCH ?= .
-bench:
-	$(GO) test -run XXX -bench '$(BENCH)' -benchtime 1x -timeout 2h ./test/bench | tee bench.out
+BENCH_SIZE ?= full
+BENCH_FLAGS = -run XXX -bench '$(BENCH)' -benchtime 1x -timeout 3h $(if $(filter small,$(BENCH_SIZE)),-short)
+bench: $(BIN)/etcd
+	$(GO) test $(BENCH_FLAGS) ./test/bench/ ./test/bench/gang/ 2>&1 | tee bench.out
+	$(MAKE) bench-schedperf
 
 # A short run of every benchmark, so that they keep working (CI).
 bench-smoke:
-	$(GO) test -run XXX -bench . -benchtime 1x -short -timeout 20m ./test/bench
+	$(GO) test -run XXX -bench . -benchtime 1x -short -timeout 20m ./test/bench/ ./test/bench/gang/
+
+# etcd for tools that run it as a process (scheduler_perf), built from the
+# etcd server module muster already depends on: nothing is downloaded.
+$(BIN)/etcd:
+	$(GO) build -o $(BIN)/etcd ./hack/etcd
+
+# kube-scheduler's scheduler_perf (test/bench/schedperf, build tag schedperf):
+# it needs test-only modules muster's go.mod does not list, so it runs with a
+# tidied copy of go.mod in a temporary directory (the module cache has them).
+SCHEDPERF_MOD := $(abspath $(BIN))/schedperf-mod
+bench-schedperf: $(BIN)/etcd
+	mkdir -p $(SCHEDPERF_MOD) && cp go.mod $(SCHEDPERF_MOD)/go.mod && cp go.sum $(SCHEDPERF_MOD)/go.sum
+	GOFLAGS=-mod=mod $(GO) mod tidy -modfile=$(SCHEDPERF_MOD)/go.mod
+	cd test/bench/schedperf && PATH=$(abspath $(BIN)):$$PATH $(GO) test -modfile=$(SCHEDPERF_MOD)/go.mod -tags schedperf \
+		-run XXX -bench . -benchtime 1x -timeout 3h $(if $(filter small,$(BENCH_SIZE)),-short) . 2>&1 | tee -a $(CURDIR)/bench.out | grep -v '^[IWE][0-9]'
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /test/ -e /pkg/sandbox -e /pkg/controlplane)
