@@ -85,3 +85,34 @@ clean:
 HELM_VERSION = $(shell cd hack/tools && $(GO) list -m -f '{{.Version}}' helm.sh/helm/v3)
 $(BIN)/helm: hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && $(GO) build -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" -o $(abspath $(BIN))/helm helm.sh/helm/v3/cmd/helm
+
+# Fuzzing (Go native) of every parser of tenant or admin input, each target
+# for FUZZTIME, one after another (go test takes one -fuzz target per run).
+# The seed corpora (testdata/fuzz/<FuzzName>) also run in every plain
+# `go test`. The first run of the pkg/sandbox targets builds an instrumented
+# control plane, which takes a while; later runs reuse it.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := \
+	pkg/queue:FuzzParse \
+	pkg/gang:FuzzParseMinMember \
+	pkg/gang:FuzzParseTimeout \
+	pkg/gang:FuzzParseExecutorResources \
+	pkg/gang:FuzzIdentify \
+	pkg/capacity:FuzzParsePolicy \
+	pkg/capacity:FuzzTypeOf \
+	pkg/sandbox:FuzzParseTrace \
+	pkg/sandbox:FuzzParseCluster \
+	pkg/sandbox:FuzzValidate
+.PHONY: fuzz
+fuzz:
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' pkg); do \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			case " $(FUZZ_TARGETS) " in *" $$(dirname $$f):$$name "*) ;; \
+			*) echo "$$(dirname $$f):$$name is not in FUZZ_TARGETS"; exit 1;; esac; \
+		done; \
+	done
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run XXX -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done

@@ -476,7 +476,7 @@ func TestRBACGrantsWhatMusterNeedsAndNoMore(t *testing.T) {
 		{"", "create", "authorization.k8s.io", "subjectaccessreviews", "", true},
 		// Preemption and reclaim.
 		{ns, "delete", core, "pods", "p", true},
-		{ns, "create", core, "pods/eviction", "p", true},
+		{ns, "create", core, "pods/eviction", "p", false}, // reclaim deletes; nothing evicts
 		// Gangs.
 		{ns, "get", "scheduling.x-k8s.io", "podgroups", "g", true},
 		{ns, "list", "scheduling.x-k8s.io", "podgroups", "", true},
