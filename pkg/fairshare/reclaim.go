@@ -3,6 +3,7 @@ package fairshare
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"muster.dev/muster/pkg/gang"
@@ -66,9 +67,13 @@ type ReclaimPlan struct {
 // Reclaim chooses the fewest, least important victims whose removal lets
 // the preemptor's members fit node by node, under these rules:
 //
-//   - Across queues, only reclaim: the preemptor's queue must stay at or
-//     under its guaranteed with the members admitted, and a victim's queue
-//     must stay at or above its guaranteed after losing the victim.
+//   - Across queues, only reclaim: the preemptor's queue, or an ancestor
+//     of it that the victim's queue does not share, must guarantee a
+//     resource the members use and stay at or under that guarantee with the
+//     members admitted (a leaf that guarantees nothing reclaims for its
+//     parent's guarantee); and a victim's queue, with each ancestor the
+//     preemptor does not share, must stay at or above its guaranteed after
+//     losing the victim.
 //   - Within the preemptor's own queue, only lower-priority pods (priority).
 //   - Lowest priority first, then the newest; victims whose
 //     PodDisruptionBudget forbids it last.
@@ -89,7 +94,35 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 	for _, m := range in.Members {
 		total.Add(m.Request)
 	}
-	reclaimOK := withinGuarantee(in.Usage[in.Queue.Path], total, in.Queue.Guaranteed)
+	// The preemptor and its ancestors, by path.
+	shared := map[string]bool{}
+	for q := in.Queue; q != nil; q = q.Parent {
+		shared[q.Path] = true
+	}
+	// reclaimOK reports whether the preemptor may reclaim from a queue:
+	// some queue on its path below their lowest common ancestor is owed
+	// the request (capacity moving inside a common ancestor leaves that
+	// one's usage as it was). Once that queue holds the request it is at
+	// or under its guarantee, so the victim's side may not take it back.
+	within := map[string]bool{} // by common ancestor
+	reclaimOK := func(victimQueue string) bool {
+		lca := victimQueue
+		for lca != "" && !shared[lca] {
+			lca = parentOf(lca)
+		}
+		ok, seen := within[lca]
+		if seen {
+			return ok
+		}
+		for q := in.Queue; q != nil && q.Path != lca; q = q.Parent {
+			if withinGuarantee(in.Usage[q.Path], total, q.Guaranteed) {
+				ok = true
+				break
+			}
+		}
+		within[lca] = ok
+		return ok
+	}
 
 	// Candidates: every pod the preemptor may take, each with its reason.
 	// A gang's members beyond its quorum (its spare members) may go one by
@@ -126,13 +159,16 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 		return gs
 	}
 	var units []unit
+	notOwed := map[string]bool{} // victim queues the preemptor may not reclaim from
 	for _, v := range in.Victims {
 		var reason string
 		switch {
 		case v.Queue == in.Queue.Path && v.Priority < in.Priority:
 			reason = ReasonPriority
-		case v.Queue != in.Queue.Path && reclaimOK:
+		case v.Queue != in.Queue.Path && reclaimOK(v.Queue):
 			reason = ReasonReclaim
+		case v.Queue != in.Queue.Path:
+			notOwed[v.Queue] = true
 		}
 		if reason == "" {
 			if v.Gang != "" {
@@ -197,11 +233,18 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 	for p, u := range in.Usage {
 		usage[p] = u.Clone()
 	}
-	taken := map[string]bool{}  // victim keys taken
-	shared := map[string]bool{} // the preemptor's queue and its ancestors
-	for q := in.Queue; q != nil; q = q.Parent {
-		shared[q.Path] = true
+	taken := map[string]bool{} // victim keys taken
+	// Queues whose guarantee kept a pod in the way, for the refusal.
+	where := make([]bool, len(in.Nodes)) // nodes some member may use
+	for n := range in.Nodes {
+		for _, m := range in.Members {
+			if in.Eligible == nil || in.Eligible(m.Class, n) {
+				where[n] = true
+				break
+			}
+		}
 	}
+	protected := map[string]bool{}
 	// take applies (sign -1: takes back) a unit's removal to nodes and
 	// queue usage, and reports whether every reclaim victim's queue stays
 	// at or above its guarantee.
@@ -232,6 +275,9 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 			for q := in.Tree.Get(v.Queue); q != nil && !shared[q.Path]; q = q.Parent {
 				if !atOrAbove(usage[q.Path], q.Guaranteed) {
 					ok = false
+					if sign > 0 && v.Node >= 0 && v.Node < len(where) && where[v.Node] {
+						protected[q.Path] = true
+					}
 				}
 			}
 		}
@@ -300,10 +346,17 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 		}
 	}
 	if !found {
-		if !reclaimOK {
+		if !reclaimOK("") {
 			return nil, fmt.Sprintf("queue %s is not below its guaranteed with this request, so it may not reclaim from other queues", in.Queue.Path)
 		}
-		return nil, "preempting every eligible pod would not make room (victim queues keep their guarantees)"
+		msg := "preempting every eligible pod would not make room (victim queues keep their guarantees)"
+		if len(protected) > 0 {
+			msg += fmt.Sprintf("; pods on the nodes it may use are kept because their queues would drop below their guaranteed: %s", sortedSet(protected))
+		}
+		if len(notOwed) > 0 {
+			msg += fmt.Sprintf("; it may not reclaim from %s: below their common ancestor with %s no queue is owed this request by its guaranteed", sortedSet(notOwed), in.Queue.Path)
+		}
+		return nil, msg
 	}
 	// Spare every victim that turns out not to be needed, newest choice
 	// first. Sparing never breaks a gang: a spare member or the whole rest
@@ -352,4 +405,21 @@ func atOrAbove(usage, guaranteed resources.Vector) bool {
 		}
 	}
 	return true
+}
+
+// parentOf is the path of a queue's parent ("" for the root).
+func parentOf(path string) string {
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		return path[:i]
+	}
+	return ""
+}
+
+func sortedSet(set map[string]bool) string {
+	names := make([]string, 0, len(set))
+	for q := range set {
+		names = append(names, q)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }

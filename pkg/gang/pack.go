@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -66,7 +67,10 @@ func (s *Shortfall) Error() string { return s.Reason }
 //
 // The placement is best-fit decreasing: the largest members first (by their
 // dominant share of the total free), each on the node it leaves with the least
-// slack. Bin packing is NP-hard, so a Fragmented answer can in rare cases miss
+// slack. A member keeps off nodes with free extended resources it does not
+// request (GPUs, for a member that needs none) while another node fits it:
+// best fit alone would put small CPU-only members on the small GPU nodes and
+// leave them no room for the work that needs their GPUs. Bin packing is NP-hard, so a Fragmented answer can in rare cases miss
 // a placement that exists; a Plan is always valid.
 func Pack(nodes []Node, members []Member, eligible func(class, node int) bool) (Plan, *Shortfall) {
 	return pack(nodes, members, eligible, inFree, Spread{})
@@ -112,8 +116,13 @@ type problem struct {
 	elig    []bool            // dense class c, node n at c*nn+n
 	nElig   []int             // dense class -> number of eligible nodes
 	poolOf  []int             // node -> dense pool index, -1 when uncapped
-	inPool  []int             // dense pool -> members placed there
-	poolCap int               // 0: no cap
+	// Scarce resources: extended resources (GPUs) some node has free. xfree
+	// at n*nx+x says node n has scarce resource x free, xreq at m*nx+x
+	// that member m requests it.
+	nx          int
+	xfree, xreq []bool
+	inPool      []int // dense pool -> members placed there
+	poolCap     int   // 0: no cap
 }
 
 func pack(nodes []Node, members []Member, eligible func(class, node int) bool, w wording, spread Spread) (Plan, *Shortfall) {
@@ -169,6 +178,29 @@ func newProblem(nodes []Node, members []Member, eligible func(class, node int) b
 	for r, t := range total {
 		if t > 0 {
 			p.inv[r] = 1 / t
+		}
+	}
+
+	var scarce []v1.ResourceName
+	for _, node := range nodes {
+		for name, f := range node.Free {
+			if f > 0 && isScarce(name) && !slices.Contains(scarce, name) {
+				scarce = append(scarce, name)
+			}
+		}
+	}
+	if p.nx = len(scarce); p.nx > 0 {
+		p.xfree = make([]bool, p.nn*p.nx)
+		for n, node := range nodes {
+			for x, name := range scarce {
+				p.xfree[n*p.nx+x] = node.Free[name] > 0
+			}
+		}
+		p.xreq = make([]bool, len(members)*p.nx)
+		for m, mem := range members {
+			for x, name := range scarce {
+				p.xreq[m*p.nx+x] = mem.Request[name] > 0
+			}
 		}
 	}
 
@@ -266,10 +298,14 @@ func (p *problem) place() (assign []int, placed, firstFailed int) {
 	for _, m := range p.order() {
 		req := p.req[m*nr : m*nr+nr]
 		elig := p.elig[p.classOf[m]*nn : p.classOf[m]*nn+nn]
-		best, bestMax, bestSum := -1, 0.0, 0.0
+		best, bestMax, bestSum, bestWaste := -1, 0.0, 0.0, false
 		for n, ok := range elig {
 			if !ok || p.full(n) {
 				continue
+			}
+			waste := p.wastes(m, n)
+			if best >= 0 && waste && !bestWaste {
+				continue // a node without idle scarce resources fits already
 			}
 			// The slack is what the node would have left, as shares of the
 			// total free: the dominant share first, then the sum, so that of
@@ -292,9 +328,9 @@ func (p *problem) place() (assign []int, placed, firstFailed int) {
 			if !fits {
 				continue
 			}
-			if best < 0 || slackMax < bestMax || slackMax == bestMax && slackSum < bestSum {
-				best, bestMax, bestSum = n, slackMax, slackSum
-				if slackSum == 0 {
+			if best < 0 || bestWaste && !waste || slackMax < bestMax || slackMax == bestMax && slackSum < bestSum {
+				best, bestMax, bestSum, bestWaste = n, slackMax, slackSum, waste
+				if slackSum == 0 && !waste {
 					break // an exact fit: no later node can do better
 				}
 			}
@@ -316,4 +352,23 @@ func (p *problem) place() (assign []int, placed, firstFailed int) {
 		}
 	}
 	return assign, placed, firstFailed
+}
+
+// wastes reports whether placing member m on node n would sit on a scarce
+// resource the node has free and m does not request.
+func (p *problem) wastes(m, n int) bool {
+	for x := range p.nx {
+		if p.xfree[n*p.nx+x] && !p.xreq[m*p.nx+x] {
+			return true
+		}
+	}
+	return false
+}
+
+// isScarce reports whether a resource is an extended resource (a device such
+// as nvidia.com/gpu): not cpu, memory, storage, pods or hugepages, and not in
+// the kubernetes.io namespace.
+func isScarce(name v1.ResourceName) bool {
+	s := string(name)
+	return strings.Contains(s, "/") && !strings.Contains(s, "kubernetes.io/") && !strings.HasPrefix(s, "requests.")
 }

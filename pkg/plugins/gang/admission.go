@@ -154,14 +154,22 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs g
 	}
 	plan, short := planGang(nodes, members, base, views, policies)
 	if short != nil {
-		// A queue below its guaranteed takes room back from queues above theirs.
-		if _, err := pl.rt.Reclaim(ctx, shared.ReclaimRequest{
+		// A queue below its guaranteed takes room back from queues above
+		// theirs, and the gang is admitted at once to the room its victims
+		// leave: its slots hold that room against pods waiting longer, and
+		// its members bind once the victims are gone.
+		reclaimed, err := pl.rt.ReclaimNodes(ctx, shared.ReclaimRequest{
 			Key: gangKey(ref), Pod: pod, Queue: leaf, Priority: corev1helpers.PodPriority(pod),
 			Members: members, Eligible: anyNode, Nodes: infos,
-		}); err == nil {
+		})
+		if err != nil {
+			log.V(2).Info("Reclaim made no room for the gang", "gang", ref.String(), "queue", leaf.Path, "reason", err.Error())
+			return pl.wait(ref, fmt.Sprintf("not enough room yet%s: %s; reclaim could not help: %v", policyNote(members, policies), short.Reason, err))
+		}
+		if plan = planOn(objs, reclaimed); len(plan.Node) != len(members) {
 			return pl.wait(ref, fmt.Sprintf("preempted pods to reclaim queue %s's guaranteed capacity; admitting the gang once they exit", leaf.Path))
 		}
-		return pl.wait(ref, fmt.Sprintf("not enough room yet%s: %s", policyNote(members, policies), short.Reason))
+		log.V(2).Info("Preempted pods for the gang; admitting it to the room they leave", "gang", ref.String(), "queue", leaf.Path)
 	}
 
 	if lerr := pl.rt.Ledger.Reserve(gangKey(ref), leaf, total); lerr != nil {
@@ -183,6 +191,24 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs g
 	log.V(2).Info("Gang admitted", "gang", ref.String(), "queue", leaf.Path, "members", len(members), "total", total.String())
 	pl.activate(ctx, ref, pod.UID)
 	return nil
+}
+
+// planOn turns a node name per member into a plan over objs; the plan is
+// empty if a node is not among them.
+func planOn(objs []*v1.Node, names []string) gangcore.Plan {
+	index := make(map[string]int, len(objs))
+	for i, n := range objs {
+		index[n.Name] = i
+	}
+	plan := gangcore.Plan{Node: make([]int, 0, len(names))}
+	for _, name := range names {
+		i, ok := index[name]
+		if !ok {
+			return gangcore.Plan{}
+		}
+		plan.Node = append(plan.Node, i)
+	}
+	return plan
 }
 
 // Member classes: the gang's pods share the admitting pod's constraints and

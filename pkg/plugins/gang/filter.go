@@ -43,11 +43,16 @@ func (pl *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *v1.Pod, n
 // PostFilter releases an admitted gang whose member found no node in the
 // gang's slots (a pod from outside muster took the room, or the member's
 // constraints differ from the one the plan was made for): the gang is
-// admitted again from scratch, with a fresh plan. It never makes the pod
+// admitted again from scratch, with a fresh plan; not while pods preempted
+// to make that room may still be exiting. It never makes the pod
 // schedulable itself.
 func (pl *Plugin) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
 	cs := readState(state)
 	if !cs.member || !cs.slots {
+		return nil, fwk.NewStatus(fwk.Unschedulable)
+	}
+	if pl.rt.Reclaiming(gangKey(cs.ref)) {
+		// Admitted to room its reclaim frees: the victims are still exiting.
 		return nil, fwk.NewStatus(fwk.Unschedulable)
 	}
 	if info, ok := pl.reg.Get(cs.ref); ok && info.Phase == gangcore.PhaseAdmitted {

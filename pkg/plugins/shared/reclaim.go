@@ -44,11 +44,23 @@ type ReclaimRequest struct {
 // why nothing was preempted. While victims of an earlier reclaim by the same
 // preemptor are still going, it preempts nothing more.
 func (rt *Runtime) Reclaim(ctx context.Context, req ReclaimRequest) (string, error) {
+	nodes, err := rt.ReclaimNodes(ctx, req)
+	if err != nil || len(nodes) == 0 {
+		return "", err
+	}
+	return nodes[0], nil
+}
+
+// ReclaimNodes is Reclaim returning the node of every member in the plan
+// (same index as req.Members), so that a gang can hold the room its victims
+// leave: otherwise pods waiting longer could take it before the gang is
+// retried.
+func (rt *Runtime) ReclaimNodes(ctx context.Context, req ReclaimRequest) ([]string, error) {
 	logger := klog.FromContext(ctx)
 	now := rt.Clock.Now()
 	t, snapshot := rt.Ledger.Snapshot()
 	if t == nil {
-		return "", fmt.Errorf("no queue configuration in force")
+		return nil, fmt.Errorf("no queue configuration in force")
 	}
 	usage := map[string]resources.Vector{}
 	for p, u := range snapshot {
@@ -61,7 +73,7 @@ func (rt *Runtime) Reclaim(ctx context.Context, req ReclaimRequest) (string, err
 	rt.mu.Lock()
 	if r, ok := rt.reclaiming[req.Key]; ok && now.Before(r.until) {
 		rt.mu.Unlock()
-		return "", fmt.Errorf("waiting for pods preempted for it to exit")
+		return nil, fmt.Errorf("waiting for pods preempted for it to exit")
 	}
 	for key, r := range rt.reclaiming {
 		if !now.Before(r.until) {
@@ -88,6 +100,7 @@ func (rt *Runtime) Reclaim(ctx context.Context, req ReclaimRequest) (string, err
 		Members: req.Members, Eligible: req.Eligible, Gangs: map[string]fairshare.GangQuorum{},
 	}
 	pods := map[string]*v1.Pod{}
+	own, _ := rt.GangOf(req.Pod) // its own reservation, if any, is its to use
 	for _, ni := range req.Nodes {
 		n := ni.Node()
 		if n == nil {
@@ -104,6 +117,9 @@ func (rt *Runtime) Reclaim(ctx context.Context, req ReclaimRequest) (string, err
 				used.Add(PodRequest(p))
 			}
 		}
+		// Other gangs' reservations are taken, as in the gang planner: room
+		// found there would not be the preemptor's once its victims go.
+		used.Add(rt.Gangs.ReservedOnNode(n.Name, own))
 		free.Sub(used)
 		in.Nodes = append(in.Nodes, gang.Node{Name: n.Name, Free: free})
 		for _, pi := range ni.GetPods() {
@@ -141,7 +157,7 @@ func (rt *Runtime) Reclaim(ctx context.Context, req ReclaimRequest) (string, err
 	}
 	plan, why := fairshare.Reclaim(in)
 	if plan == nil {
-		return "", fmt.Errorf("%s", why)
+		return nil, fmt.Errorf("%s", why)
 	}
 	total := resources.Vector{}
 	for _, m := range req.Members {
@@ -161,7 +177,7 @@ func (rt *Runtime) Reclaim(ctx context.Context, req ReclaimRequest) (string, err
 		uid := types.UID(v.Key)
 		err := rt.Handle.ClientSet().CoreV1().Pods(v.Namespace).Delete(ctx, v.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return "", fmt.Errorf("preempting %s/%s: %w", v.Namespace, v.Name, err)
+			return nil, fmt.Errorf("preempting %s/%s: %w", v.Namespace, v.Name, err)
 		}
 		reason := plan.Reasons[i]
 		metrics.Preemptions.WithLabelValues(req.Queue.Path, reason).Inc()
@@ -172,11 +188,11 @@ func (rt *Runtime) Reclaim(ctx context.Context, req ReclaimRequest) (string, err
 		rt.Handle.EventRecorder().Eventf(p, req.Pod, v1.EventTypeNormal, "Preempted", "Preempting", "%s", msg)
 		logger.V(2).Info("Preempted a pod", "victim", klog.KObj(p), "victimQueue", v.Queue, "preemptor", klog.KObj(req.Pod), "queue", req.Queue.Path, "reason", reason)
 	}
-	node := ""
-	if len(plan.Plan.Node) > 0 {
-		node = in.Nodes[plan.Plan.Node[0]].Name
+	nodes := make([]string, len(plan.Plan.Node))
+	for i, n := range plan.Plan.Node {
+		nodes[i] = in.Nodes[n].Name
 	}
-	return node, nil
+	return nodes, nil
 }
 
 // reclaimEntry is a recent reclaim's preemptor, or one of its victims.
@@ -184,6 +200,15 @@ type reclaimEntry struct {
 	until   time.Time
 	queue   string
 	request resources.Vector
+}
+
+// Reclaiming reports whether the preemptor key preempted pods recently
+// enough that they may still be exiting.
+func (rt *Runtime) Reclaiming(key string) bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	r, ok := rt.reclaiming[key]
+	return ok && rt.Clock.Now().Before(r.until)
 }
 
 func (rt *Runtime) isEvicted(key string, now time.Time) bool {
