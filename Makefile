@@ -55,7 +55,7 @@ bench-schedperf: $(BIN)/etcd
 	mkdir -p $(SCHEDPERF_MOD) && cp go.mod $(SCHEDPERF_MOD)/go.mod && cp go.sum $(SCHEDPERF_MOD)/go.sum
 	GOFLAGS=-mod=mod $(GO) mod tidy -modfile=$(SCHEDPERF_MOD)/go.mod
 	cd test/bench/schedperf && PATH=$(abspath $(BIN)):$$PATH $(GO) test -modfile=$(SCHEDPERF_MOD)/go.mod -tags schedperf \
-		-run XXX -bench . -benchtime 1x -timeout 3h $(if $(filter small,$(BENCH_SIZE)),-short) . 2>&1 | tee -a $(CURDIR)/bench.out | grep -v '^[IWE][0-9]'
+		-run XXX -bench . -benchtime 1x -timeout 3h $(if $(filter small,$(BENCH_SIZE)),-short) . -args -data-items-dir=$(SCHEDPERF_MOD) 2>&1 | tee -a $(CURDIR)/bench.out | grep -v '^[IWE][0-9]'
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /test/ -e /pkg/sandbox -e /pkg/controlplane)
@@ -85,6 +85,17 @@ clean:
 HELM_VERSION = $(shell cd hack/tools && $(GO) list -m -f '{{.Version}}' helm.sh/helm/v3)
 $(BIN)/helm: hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && $(GO) build -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" -o $(abspath $(BIN))/helm helm.sh/helm/v3/cmd/helm
+
+# Soak (test/reliability): one muster-scheduler binary under churn of pods,
+# gangs, queue edits and nodes for SOAK_DURATION; its goroutines and memory
+# are sampled to SOAK_OUT (CSV) and must stay flat. CI runs a 60 s version
+# inside `make test`. Results: docs/reliability.md.
+SOAK_DURATION ?= 1h
+SOAK_OUT      ?= $(abspath soak.csv)
+.PHONY: soak
+soak: build
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_OUT=$(SOAK_OUT) MUSTER_SCHEDULER_BIN=$(abspath $(BIN))/muster-scheduler \
+		$(GO) test -count=1 -v -timeout 0 -run TestReliabilitySoak ./test/reliability
 
 # Fuzzing (Go native) of every parser of tenant or admin input, each target
 # for FUZZTIME, one after another (go test takes one -fuzz target per run).

@@ -17,6 +17,9 @@ import (
 
 func TestMain(m *testing.M) {
 	// Restartable: the apiserver outage test stops and starts the apiserver
-	// under the clients of every other component.
-	os.Exit(framework.Main(m, controlplane.Options{Restartable: true}))
+	// under the clients of every other component. A shorter request
+	// timeout bounds how long the apiserver's graceful shutdown waits for
+	// requests in flight (60 s by default), so that the outage is what the
+	// test asks for.
+	os.Exit(framework.Main(m, controlplane.Options{Restartable: true, APIServerFlags: []string{"--request-timeout=10s"}}))
 }
