@@ -13,13 +13,9 @@ import (
 	"muster.dev/muster/test/framework"
 )
 
-// rounds is how many ABBA rounds each comparison runs: one in short mode.
-func rounds() int {
-	if testing.Short() {
-		return 1
-	}
-	return 2
-}
+// rounds is how many ABBA rounds each comparison runs: two, one in short
+// mode, or BENCH_ROUNDS.
+func rounds() int { return benchkit.Rounds(2) }
 
 // plainPods returns n pods of 100m CPU / 128Mi for the side's scheduler.
 func plainPods(ns, profile string, n int, labels func(i int) map[string]string) []cluster.Pod {

@@ -14,7 +14,7 @@ import (
 func BenchmarkW1PlainPods(b *testing.B) {
 	sizes := []struct{ nodes, pods int }{{1000, 10000}, {5000, 10000}}
 	if testing.Short() {
-		sizes = []struct{ nodes, pods int }{{100, 1000}}
+		sizes = []struct{ nodes, pods int }{{100, 500}}
 	}
 	for _, size := range sizes {
 		b.Run(fmt.Sprintf("nodes=%d/pods=%d", size.nodes, size.pods), func(b *testing.B) {

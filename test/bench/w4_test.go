@@ -49,7 +49,7 @@ const w4GangSize = 4
 func BenchmarkW4Contention(b *testing.B) {
 	nodes, perNode := 40, 8
 	steady, podLife := 40*time.Second, 10*time.Second
-	order := benchkit.Order(1, benchkit.Muster, benchkit.Default)
+	order := []benchkit.Side{benchkit.Muster, benchkit.Default}
 	if testing.Short() {
 		nodes, steady, podLife = 10, 10*time.Second, 3*time.Second
 		order = []benchkit.Side{benchkit.Muster}

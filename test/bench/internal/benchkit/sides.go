@@ -3,6 +3,8 @@ package benchkit
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -193,16 +195,20 @@ func Compact(b testing.TB) {
 // Order returns the order of runs of the sides: forward then backward, and
 // in the second round backward then forward (for two sides: ABBA BAAB).
 // Runs slow down as the process goes on (the first is always the fastest);
-// this order gives every side every position equally. rounds is 1 or 2.
+// this order gives every side every position equally.
 func Order(rounds int, sides ...Side) []Side {
 	fwd := sides
 	bwd := make([]Side, len(sides))
 	for i, s := range sides {
 		bwd[len(sides)-1-i] = s
 	}
-	out := append(append([]Side{}, fwd...), bwd...)
-	if rounds > 1 {
-		out = append(append(out, bwd...), fwd...)
+	var out []Side
+	for r := range rounds {
+		if r%2 == 0 {
+			out = append(append(out, fwd...), bwd...)
+		} else {
+			out = append(append(out, bwd...), fwd...)
+		}
 	}
 	return out
 }
@@ -279,4 +285,16 @@ func StartLimitBinder(b testing.TB, cfg *rest.Config, ns, schedulerName string, 
 		}
 		return nil
 	}
+}
+
+// Rounds is how many rounds of Order a comparison runs: BENCH_ROUNDS when
+// set, else one in short mode and full otherwise.
+func Rounds(full int) int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	if testing.Short() {
+		return 1
+	}
+	return full
 }

@@ -191,6 +191,9 @@ func (w *Watch) BoundWithPrefix(prefix string) int {
 	return n
 }
 
+// Created returns when the watch started.
+func (w *Watch) Created() time.Time { return w.created }
+
 // Span returns the first and last bind seen.
 func (w *Watch) Span() (first, last time.Time) {
 	w.mu.Lock()
