@@ -158,10 +158,24 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs g
 		// theirs, and the gang is admitted at once to the room its victims
 		// leave: its slots hold that room against pods waiting longer, and
 		// its members bind once the victims are gone.
-		reclaimed, err := pl.rt.ReclaimNodes(ctx, shared.ReclaimRequest{
-			Key: gangKey(ref), Pod: pod, Queue: leaf, Priority: corev1helpers.PodPriority(pod),
-			Members: members, Eligible: anyNode, Nodes: infos,
-		})
+		// As planGang does: capacity preferences first, then relaxed;
+		// never on nodes being taken away. Members follow their
+		// preferences among the slot nodes, so a plan against them would
+		// send them to each other's slots.
+		var reclaimed []string
+		var err error
+		for _, strict := range []bool{true, false} {
+			reclaimed, err = pl.rt.ReclaimNodes(ctx, shared.ReclaimRequest{
+				Key: gangKey(ref), Pod: pod, Queue: leaf, Priority: corev1helpers.PodPriority(pod),
+				Members: members, Nodes: infos,
+				Eligible: func(class, n int) bool {
+					return base(class, n) && capacity.Eligible(policies[class], views[n], strict)
+				},
+			})
+			if err == nil {
+				break
+			}
+		}
 		if err != nil {
 			log.V(2).Info("Reclaim made no room for the gang", "gang", ref.String(), "queue", leaf.Path, "reason", err.Error())
 			return pl.wait(ref, fmt.Sprintf("not enough room yet%s: %s; reclaim could not help: %v", policyNote(members, policies), short.Reason, err))
