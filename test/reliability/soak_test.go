@@ -229,6 +229,9 @@ func (c *churn) plainPod(ctx context.Context) {
 // seventh is deleted right after it is created (while it is being admitted
 // or bound).
 func (c *churn) gang(ctx context.Context) {
+	// A gang once started is created whole even if the churn stops
+	// meanwhile: a gang left short of members waits, rightly, for ever.
+	ctx = context.WithoutCancel(ctx)
 	n, rnd := c.next()
 	c.mu.Lock()
 	size := 2 + rnd.Intn(5)
