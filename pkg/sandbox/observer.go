@@ -22,6 +22,12 @@ import (
 
 // partialGrace is how long a gang may be partly bound before it counts as
 // partially bound: binding a gang takes one API call per member.
+//
+// A gang is partially bound when, before it ever reached its quorum, some
+// but fewer than its quorum of its members were bound for longer than that.
+// What happens once it reached its quorum does not count: members that
+// finish at different times, are lost with an interrupted node or replaced,
+// or executors added beyond min-executors that wait for room.
 const partialGrace = 10 * time.Second
 
 // podRec is what the observer knows of one pod.
@@ -47,8 +53,9 @@ func (r *podRec) pending() bool { return r.bound.IsZero() && !r.finished && !r.l
 type gangRec struct {
 	kind, key    string
 	quorum       int
-	admitted     bool
+	admitted     bool // reached its quorum at some moment
 	partialSince time.Time
+	partialBound int // members bound when it became partial
 	partial      bool
 }
 
@@ -262,19 +269,22 @@ func (o *observer) sample() snapshot {
 		if b >= g.quorum {
 			g.admitted = true
 		}
-		// A Spark app's executors are created once its driver runs, so a
-		// bound driver alone is not a partial gang; executors that exist and
+		// Only on the way to the quorum: a gang that reached it may later
+		// have fewer bound (members finish, are lost or replaced). A Spark
+		// app's executors are created once its driver runs, so a bound
+		// driver alone is not a partial gang; executors that exist and
 		// cannot bind while the app is short of its quorum are.
-		short := b > 0 && b < g.quorum
+		short := !g.admitted && b > 0 && b < g.quorum
 		if g.kind == kindSpark {
 			short = short && waitingExec[g.key] > 0
 		}
 		switch {
 		case short && !o.lost[g.key] && !o.preempted[g.key]:
 			if g.partialSince.IsZero() {
-				g.partialSince = now
-			} else if now.Sub(g.partialSince) > partialGrace {
+				g.partialSince, g.partialBound = now, b
+			} else if now.Sub(g.partialSince) > partialGrace && !g.partial {
 				g.partial = true
+				o.logf("%s %s partially bound: %d of its quorum of %d bound since %s", g.kind, g.key, g.partialBound, g.quorum, fmtTrace(o.traceTime(g.partialSince)))
 			}
 		default:
 			g.partialSince = time.Time{}

@@ -65,8 +65,10 @@ type GangReport struct {
 	Total    int `json:"total"`
 	Admitted int `json:"admitted"`
 	TimedOut int `json:"timedOut"`
-	// PartiallyBound counts gangs that had some but not all of their quorum
-	// bound for longer than a binding burst: with muster it must be 0.
+	// PartiallyBound counts gangs that, before they ever reached their
+	// quorum, had some but fewer than their quorum of members bound for
+	// longer than a binding burst: with muster it must be 0. Members that
+	// finish, are lost or are replaced after the quorum do not count.
 	PartiallyBound int `json:"partiallyBound"`
 }
 

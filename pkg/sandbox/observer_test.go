@@ -1,0 +1,211 @@
+package sandbox
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"muster.dev/muster/pkg/cluster"
+	"muster.dev/muster/pkg/gang"
+)
+
+// gangWorld drives an observer by hand: pods are submitted, bound, finished
+// or lost, and the clock moves in real time (scale 1).
+type gangWorld struct {
+	t   *testing.T
+	clk *clocktesting.FakeClock
+	obs *observer
+}
+
+func newGangWorld(t *testing.T) *gangWorld {
+	clk := clocktesting.NewFakeClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	require.NoError(t, idx.Add(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node"}}))
+	obs := newObserver(clk, nil, corelisters.NewNodeLister(idx), 1)
+	obs.start = clk.Now()
+	return &gangWorld{t: t, clk: clk, obs: obs}
+}
+
+func (w *gangWorld) submit(a *app, names ...string) {
+	pods := make([]cluster.Pod, len(names))
+	for i, n := range names {
+		pods[i] = cluster.Pod{Namespace: a.ns, Name: n, Requests: map[v1.ResourceName]string{v1.ResourceCPU: "1"},
+			Labels: map[string]string{labelApp: a.name, labelKind: a.kind}}
+		switch {
+		case a.kind == kindSpark && n == a.name+"-driver":
+			pods[i].Labels[gang.LabelSparkRole] = string(gang.SparkDriver)
+		case a.kind == kindSpark:
+			pods[i].Labels[gang.LabelSparkRole] = string(gang.SparkExecutor)
+		}
+	}
+	w.obs.submitted(a, pods)
+}
+
+func (w *gangWorld) pod(a *app, name string) *v1.Pod {
+	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: a.ns, Name: name}}
+}
+
+func (w *gangWorld) bind(a *app, names ...string) {
+	for _, n := range names {
+		p := w.pod(a, n)
+		p.Spec.NodeName = "node"
+		p.Status.Phase = v1.PodRunning
+		w.obs.observe(p, false)
+	}
+}
+
+func (w *gangWorld) finish(a *app, names ...string) {
+	for _, n := range names {
+		p := w.pod(a, n)
+		p.Spec.NodeName = "node"
+		p.Status.Phase = v1.PodSucceeded
+		w.obs.observe(p, false)
+	}
+}
+
+func (w *gangWorld) lose(a *app, names ...string) {
+	for _, n := range names {
+		p := w.pod(a, n)
+		p.Spec.NodeName = "node"
+		w.obs.podLost(p)
+		w.obs.observe(p, true)
+	}
+}
+
+// wait samples once a second for d.
+func (w *gangWorld) wait(d time.Duration) {
+	for end := w.clk.Now().Add(d); w.clk.Now().Before(end); {
+		w.clk.Step(time.Second)
+		w.obs.sample()
+	}
+}
+
+func names(prefix string, from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("%s-%d", prefix, i))
+	}
+	return out
+}
+
+// TestObserverPartialGangs: a gang is partially bound only when some but
+// fewer than its quorum of members were bound for longer than a binding
+// burst before it ever reached its quorum; what happens to its members
+// afterwards (they finish at different times, are lost to an interruption
+// and replaced, dynamic executors wait) does not count.
+func TestObserverPartialGangs(t *testing.T) {
+	training := func() *app {
+		return &app{kind: kindTraining, ns: "ml", name: "train", training: &Training{Workers: 4}}
+	}
+	spark := func() *app {
+		return &app{kind: kindSpark, ns: "etl", name: "etl", spark: &SparkApp{MinExecutors: 2, Executors: 3, MaxExecutors: 5}}
+	}
+	cases := map[string]struct {
+		kind    string
+		play    func(w *gangWorld, a *app)
+		partial int
+	}{
+		"training: bound in one burst": {
+			kind: kindTraining,
+			play: func(w *gangWorld, a *app) {
+				w.submit(a, names("w", 0, 4)...)
+				w.wait(3 * time.Second)
+				w.bind(a, names("w", 0, 2)...)
+				w.wait(3 * time.Second)
+				w.bind(a, names("w", 2, 4)...)
+				w.wait(30 * time.Second)
+			},
+		},
+		"training: workers finish at different times": {
+			kind: kindTraining,
+			play: func(w *gangWorld, a *app) {
+				w.submit(a, names("w", 0, 4)...)
+				w.bind(a, names("w", 0, 4)...)
+				w.wait(60 * time.Second)
+				w.finish(a, "w-0")
+				w.wait(5 * time.Second)
+				w.finish(a, "w-1")
+				w.wait(30 * time.Second)
+				w.finish(a, "w-2", "w-3")
+				w.wait(5 * time.Second)
+			},
+		},
+		"training: half bound for longer than a burst": {
+			kind: kindTraining,
+			play: func(w *gangWorld, a *app) {
+				w.submit(a, names("w", 0, 4)...)
+				w.bind(a, names("w", 0, 2)...)
+				w.wait(2 * partialGrace)
+				w.bind(a, names("w", 2, 4)...)
+				w.wait(5 * time.Second)
+			},
+			partial: 1,
+		},
+		"spark: driver alone before its executors exist": {
+			kind: kindSpark,
+			play: func(w *gangWorld, a *app) {
+				w.submit(a, "etl-driver")
+				w.bind(a, "etl-driver")
+				w.wait(2 * partialGrace)
+				w.submit(a, "etl-exec-1", "etl-exec-2", "etl-exec-3")
+				w.bind(a, "etl-exec-1", "etl-exec-2", "etl-exec-3")
+				w.wait(5 * time.Second)
+			},
+		},
+		"spark: executor lost after the quorum, replaced later; dynamic executors wait": {
+			kind: kindSpark,
+			play: func(w *gangWorld, a *app) {
+				w.submit(a, "etl-driver")
+				w.bind(a, "etl-driver")
+				w.submit(a, "etl-exec-1", "etl-exec-2", "etl-exec-3")
+				w.bind(a, "etl-exec-1", "etl-exec-2")
+				w.wait(5 * time.Second)
+				w.lose(a, "etl-exec-1", "etl-exec-2") // below its quorum, exec-3 still waiting
+				w.submit(a, "etl-exec-4", "etl-exec-5")
+				w.wait(2 * partialGrace)
+				w.bind(a, "etl-exec-4")
+				w.submit(a, "etl-exec-6", "etl-exec-7")
+				w.wait(2 * partialGrace)
+			},
+		},
+		"spark: executors exist and wait while the driver runs": {
+			kind: kindSpark,
+			play: func(w *gangWorld, a *app) {
+				w.submit(a, "etl-driver")
+				w.bind(a, "etl-driver")
+				w.submit(a, "etl-exec-1", "etl-exec-2", "etl-exec-3")
+				w.bind(a, "etl-exec-1")
+				w.wait(2 * partialGrace)
+				w.bind(a, "etl-exec-2", "etl-exec-3")
+				w.wait(5 * time.Second)
+			},
+			partial: 1,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			w := newGangWorld(t)
+			a := training()
+			if tc.kind == kindSpark {
+				a = spark()
+			}
+			tc.play(w, a)
+			r := w.obs.report(SchedulerMuster, "test", 0)
+			assert.Equal(t, 1, r.Gangs.Total)
+			assert.Equal(t, 1, r.Gangs.Admitted, "the gang reached its quorum")
+			assert.Equal(t, tc.partial, r.Gangs.PartiallyBound, "partially bound; timeline: %v", r.Timeline)
+			if tc.partial > 0 {
+				require.NotEmpty(t, r.Timeline)
+				assert.Contains(t, r.Timeline[len(r.Timeline)-1], a.key()+" partially bound")
+			}
+		})
+	}
+}
