@@ -32,9 +32,10 @@ interruptions, faster than real time. Shows live progress and ends with a report
 (waits, share received against fair share), on gangs (admitted, timed out, partially bound),
 on spot vs on-demand placement and on apps lost to interruptions.
 
-With no files it runs the built-in demo. --trace, --cluster and --queues replay your own
-(see docs/sandbox.md); --compare default replays the same trace with kube-scheduler's default
-profile too and prints both side by side.`,
+With no files it runs the built-in demo twice, with muster and with kube-scheduler's default
+profile, and prints both side by side (--compare none: muster only). --trace, --cluster and
+--queues replay your own (see docs/sandbox.md); --compare default adds the default profile's
+run to yours.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -49,8 +50,14 @@ profile too and prints both side by side.`,
 					return fmt.Errorf("reading %s: %w", f.path, err)
 				}
 			}
-			if compare != "" && compare != sandbox.SchedulerDefault {
-				return fmt.Errorf("--compare takes %q (kube-scheduler's default profile), got %q", sandbox.SchedulerDefault, compare)
+			switch {
+			case !cmd.Flags().Changed("compare") && traceF == "" && !opts.Short:
+				// The demo shows what muster changes: against the default scheduler.
+				compare = sandbox.SchedulerDefault
+			case compare == "none":
+				compare = ""
+			case compare != "" && compare != sandbox.SchedulerDefault:
+				return fmt.Errorf("--compare takes %q (kube-scheduler's default profile) or \"none\", got %q", sandbox.SchedulerDefault, compare)
 			}
 			// Bad files fail here, before anything starts.
 			if err := sandbox.Validate(opts); err != nil {
@@ -95,11 +102,11 @@ profile too and prints both side by side.`,
 	fs.StringVar(&traceF, "trace", "", "the workload to replay (YAML, docs/sandbox.md); default the built-in demo")
 	fs.StringVar(&clusterF, "cluster", "", "the simulated nodes (YAML, docs/sandbox.md); default the built-in cluster")
 	fs.StringVar(&queuesF, "queues", "", "the queue tree (queues.yaml, as in the muster-queues ConfigMap); default the built-in one")
-	fs.StringVar(&compare, "compare", "", `also replay the trace with "default" (kube-scheduler's default profile) and print both`)
+	fs.StringVar(&compare, "compare", "", `also replay the trace with "default" (kube-scheduler's default profile) and print both; "none" for muster only (default: "default" for the built-in demo, else none)`)
 	fs.StringVarP(&output, "output", "o", "", "write the report as JSON to this file (a list of two with --compare)")
 	fs.BoolVar(&opts.Keep, "keep", false, "keep the cluster running after the report and print a kubeconfig for kubectl; Ctrl-C stops it")
 	fs.BoolVar(&opts.Short, "short", false, "a small, quick trace instead of the demo")
-	fs.Float64Var(&opts.TimeScale, "time-scale", 0, "speed-up of declared time (arrivals, run times, notices); default 20")
+	fs.Float64Var(&opts.TimeScale, "time-scale", 0, "speed-up of declared time (arrivals, run times, notices); default 40")
 	fs.DurationVar(&opts.Timeout, "timeout", 0, "give up after this long in real time (default: the trace's length plus 5 minutes)")
 	fs.Int64Var(&opts.Seed, "seed", 1, "seed of the run-time variation, to repeat a run exactly")
 	fs.BoolVar(&noLive, "plain", false, "plain progress lines even on a terminal")

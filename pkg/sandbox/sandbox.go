@@ -52,7 +52,7 @@ type Options struct {
 	Trace, Cluster, Queues []byte
 	Short                  bool
 	// TimeScale speeds declared time up (arrivals, run times, notices); the
-	// scheduler itself runs in real time. Default 20.
+	// scheduler itself runs in real time. Default 40.
 	TimeScale float64
 	// Timeout bounds the run in real time; default: the trace's length at
 	// its time scale, plus five minutes.
@@ -139,7 +139,7 @@ func (o *Options) defaults() {
 		o.Out = io.Discard
 	}
 	if o.TimeScale <= 0 {
-		o.TimeScale = 20
+		o.TimeScale = 40
 	}
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
