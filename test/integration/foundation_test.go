@@ -200,7 +200,19 @@ func TestFoundationLeaderElection(t *testing.T) {
 	}
 	bindsBy := func(p *process) int { return strings.Count(p.out.String(), "Successfully bound pod to node") }
 
+	// The binaries log and record Events asynchronously (klog flushes every
+	// few seconds): wait for what is written before judging it, and before
+	// a SIGKILL would lose it.
+	waitEvents := func(names []string) {
+		for _, name := range names {
+			waitFor(t, 30*time.Second, "the Scheduled event of "+name, func(context.Context) (bool, error) {
+				return len(scheduledEvents(t, ns, name)) > 0, nil
+			})
+		}
+	}
 	before := createBatch("before", 5)
+	waitFor(t, 30*time.Second, "the leader to log its 5 binds", func(context.Context) (bool, error) { return bindsBy(a) >= 5, nil })
+	waitEvents(before)
 	assert.Equal(t, 5, bindsBy(a), "the leader binds every pod")
 	assert.Equal(t, 0, bindsBy(b), "the follower binds nothing")
 
@@ -212,13 +224,10 @@ func TestFoundationLeaderElection(t *testing.T) {
 		return h != "" && h != first, nil
 	})
 	after := createBatch("after", 5)
+	waitFor(t, 30*time.Second, "the new leader to log its 5 binds", func(context.Context) (bool, error) { return bindsBy(b) >= 5, nil })
 	assert.Equal(t, 5, bindsBy(b), "the new leader binds the new pods")
-
-	// Events are recorded asynchronously: wait for each, then count.
+	waitEvents(after)
 	for _, name := range append(before, after...) {
-		waitFor(t, 30*time.Second, "the Scheduled event of "+name, func(context.Context) (bool, error) {
-			return len(scheduledEvents(t, ns, name)) > 0, nil
-		})
 		assert.Len(t, scheduledEvents(t, ns, name), 1, "pod %s bound once", name)
 	}
 }
