@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
 	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 	"sigs.k8s.io/yaml"
 
@@ -152,6 +152,7 @@ type gatherer struct {
 	client kubernetes.Interface
 	pgs    pgclientset.Interface
 	o      *explainOptions
+	clock  clock.PassiveClock
 }
 
 func newGatherer(cfg *rest.Config, o *explainOptions) (*gatherer, error) {
@@ -165,11 +166,11 @@ func newGatherer(cfg *rest.Config, o *explainOptions) (*gatherer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &gatherer{client: client, pgs: pgs, o: o}, nil
+	return &gatherer{client: client, pgs: pgs, o: o, clock: clock.RealClock{}}, nil
 }
 
 func (g *gatherer) input(ctx context.Context, p *v1.Pod) explain.Input {
-	in := explain.Input{Pod: p, SchedulerName: g.o.schedulerName, Now: time.Now()}
+	in := explain.Input{Pod: p, SchedulerName: g.o.schedulerName, Now: g.clock.Now()}
 	cm, err := g.client.CoreV1().ConfigMaps(g.o.musterNamespace).Get(ctx, configv1.DefaultQueuesConfigMap, metav1.GetOptions{})
 	switch {
 	case err != nil:
