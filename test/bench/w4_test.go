@@ -24,12 +24,17 @@ import (
 	"muster.dev/muster/test/framework"
 )
 
-// w4Queues is W4's tree: prod (weight 3, guaranteed 40% of the cluster),
-// research (weight 2) with two leaves, resa submitting gangs of four and
-// resb plain pods, and batch (weight 1). Shares are the fractions of the
-// cluster each leaf is owed by weighted DRF when every queue wants more
-// than that (as here: each wants 125% of its share).
-var w4Shares = map[string]float64{"prod": 3.0 / 6, "resa": 1.0 / 6, "resb": 1.0 / 6, "batch": 1.0 / 6}
+// W4's tree: prod (weight 3, guaranteed 40% of the cluster), research
+// (weight 2) with two leaves, resa submitting gangs of four and resb plain
+// pods, and batch (weight 1). By muster's contract (SPEC section 3) a queue
+// gets its guarantee first, and the rest is shared by weight: prod 40% +
+// 3/6 of 60% = 70%, research 2/6 of 60% = 20% (10% per leaf), batch 10%.
+// w4Shares are those fractions, owed when every queue wants more (as here:
+// each keeps 125% of its share outstanding).
+var w4Shares = map[string]float64{"prod": 0.7, "resa": 0.1, "resb": 0.1, "batch": 0.1}
+
+// w4Guarantee is prod's guarantee, a fraction of the cluster.
+const w4Guarantee = 0.4
 
 const w4GangSize = 4
 
@@ -67,7 +72,7 @@ queues:
       - {name: resa}
       - {name: resb}
   - {name: batch, weight: 1}
-`, capacity*2/5))
+`, int(w4Guarantee*float64(capacity))))
 	for _, side := range order {
 		b.Run(side.Name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
@@ -198,7 +203,7 @@ func runW4(b *testing.B, side benchkit.Side, capacity int, steady, podLife time.
 		before = preemptions(b, s.Addr)
 	}
 	arrived := time.Now()
-	guarantee := capacity * 2 / 5
+	guarantee := int(w4Guarantee * float64(capacity))
 	reclaimed := false
 	for time.Since(arrived) < 3*podLife+30*time.Second {
 		topUp(w4Shares)
@@ -228,7 +233,7 @@ func runW4(b *testing.B, side benchkit.Side, capacity int, steady, podLife time.
 			demand[q] = float64(outstanding(q, run))
 			used += run[q]
 		}
-		fair := w4Fair(float64(capacity), demand)
+		fair := w4Fair(float64(capacity), w4Guarantee*float64(capacity), demand)
 		worst := 0.0
 		for q := range w4Shares {
 			if fair[q] > 0 {
@@ -292,16 +297,17 @@ func podGroupClient(b *testing.B) pgclientset.Interface {
 	return c
 }
 
-// w4Fair is the weighted max-min (DRF with one resource) allocation of
-// capacity over W4's tree, given each leaf's demand: at each level a child
-// gets capacity in proportion to its weight, never more than its subtree
-// wants, the rest going to its siblings.
-func w4Fair(capacity float64, demand map[string]float64) map[string]float64 {
+// w4Fair is muster's fair share (SPEC section 3, one resource) of each of
+// W4's leaves given their demands: prod first gets its guarantee (as far as
+// it wants it), then at each level the rest goes to children in proportion
+// to weight, never more than a subtree wants, its excess going to siblings.
+func w4Fair(capacity, guarantee float64, demand map[string]float64) map[string]float64 {
 	out := map[string]float64{}
+	prodG := math.Min(guarantee, demand["prod"])
 	research := demand["resa"] + demand["resb"]
-	top := waterfill(capacity, map[string]float64{"prod": 3, "research": 2, "batch": 1},
-		map[string]float64{"prod": demand["prod"], "research": research, "batch": demand["batch"]})
-	out["prod"], out["batch"] = top["prod"], top["batch"]
+	top := waterfill(capacity-prodG, map[string]float64{"prod": 3, "research": 2, "batch": 1},
+		map[string]float64{"prod": demand["prod"] - prodG, "research": research, "batch": demand["batch"]})
+	out["prod"], out["batch"] = prodG+top["prod"], top["batch"]
 	for q, v := range waterfill(top["research"], map[string]float64{"resa": 1, "resb": 1},
 		map[string]float64{"resa": demand["resa"], "resb": demand["resb"]}) {
 		out[q] = v
@@ -353,17 +359,19 @@ func TestW4Fair(t *testing.T) {
 		demand map[string]float64
 		want   map[string]float64
 	}{
-		{"all want more", map[string]float64{"prod": 200, "resa": 100, "resb": 100, "batch": 100},
-			map[string]float64{"prod": 150, "resa": 50, "resb": 50, "batch": 50}},
-		{"batch idle", map[string]float64{"prod": 200, "resa": 100, "resb": 100},
-			map[string]float64{"prod": 180, "resa": 60, "resb": 60}},
-		{"resb wants little", map[string]float64{"prod": 200, "resa": 100, "resb": 10, "batch": 100},
-			map[string]float64{"prod": 150, "resa": 90, "resb": 10, "batch": 50}},
+		{"all want more", map[string]float64{"prod": 300, "resa": 100, "resb": 100, "batch": 100},
+			map[string]float64{"prod": 210, "resa": 30, "resb": 30, "batch": 30}},
+		{"batch idle", map[string]float64{"prod": 300, "resa": 100, "resb": 100},
+			map[string]float64{"prod": 228, "resa": 36, "resb": 36}},
+		{"resb wants little", map[string]float64{"prod": 300, "resa": 100, "resb": 10, "batch": 100},
+			map[string]float64{"prod": 210, "resa": 50, "resb": 10, "batch": 30}},
+		{"prod below its guarantee", map[string]float64{"prod": 50, "resa": 200, "resb": 200, "batch": 200},
+			map[string]float64{"prod": 50, "resa": 250.0 / 3, "resb": 250.0 / 3, "batch": 250.0 / 3}},
 		{"room for all", map[string]float64{"prod": 10, "resa": 10, "resb": 10, "batch": 10},
 			map[string]float64{"prod": 10, "resa": 10, "resb": 10, "batch": 10}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := w4Fair(300, tc.demand)
+			got := w4Fair(300, 120, tc.demand)
 			for q, want := range tc.want {
 				if math.Abs(got[q]-want) > 1e-6 {
 					t.Errorf("%s: got %.2f, want %.2f (all: %v)", q, got[q], want, got)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"runtime/metrics"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +24,7 @@ type Histogram struct {
 	Upper  []float64
 	Counts []float64 // cumulative, per upper bound
 	Count  float64
+	Sum    float64
 }
 
 // AttemptHistogram reads scheduler_scheduling_attempt_duration_seconds for a
@@ -66,6 +68,7 @@ func readHistogram(b testing.TB, name string, want map[string]string) Histogram 
 				h.Counts[i] += float64(bk.GetCumulativeCount())
 			}
 			h.Count += float64(hist.GetSampleCount())
+			h.Sum += hist.GetSampleSum()
 		}
 	}
 	return h
@@ -73,7 +76,7 @@ func readHistogram(b testing.TB, name string, want map[string]string) Histogram 
 
 // Sub returns h minus an earlier reading.
 func (h Histogram) Sub(before Histogram) Histogram {
-	out := Histogram{Upper: h.Upper, Counts: make([]float64, len(h.Counts)), Count: h.Count - before.Count}
+	out := Histogram{Upper: h.Upper, Counts: make([]float64, len(h.Counts)), Count: h.Count - before.Count, Sum: h.Sum - before.Sum}
 	for i := range h.Counts {
 		out.Counts[i] = h.Counts[i]
 		if i < len(before.Counts) {
@@ -224,4 +227,81 @@ func Get(b testing.TB, addr, path string) string {
 		b.Fatal(fmt.Errorf("reading %s: %w", path, err))
 	}
 	return string(body)
+}
+
+// Requests reads apiserver_request_total from the process's legacy registry
+// (the in-process apiserver's), per "VERB resource[/subresource]".
+func Requests(b testing.TB) map[string]float64 {
+	b.Helper()
+	fams, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		b.Fatalf("gathering metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() != "apiserver_request_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			k := labels["verb"] + " " + labels["resource"]
+			if labels["subresource"] != "" {
+				k += "/" + labels["subresource"]
+			}
+			out[k] += m.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+// RequestsDelta returns the requests made since before, the busiest first,
+// as "VERB resource: n" entries with n > 0 (at most top entries).
+func RequestsDelta(before, after map[string]float64, top int) []string {
+	type kv struct {
+		k string
+		v float64
+	}
+	var d []kv
+	for k, v := range after {
+		if n := v - before[k]; n > 0 {
+			d = append(d, kv{k, n})
+		}
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i].v > d[j].v })
+	var out []string
+	for i := 0; i < len(d) && i < top; i++ {
+		out = append(out, fmt.Sprintf("%s: %.0f", d[i].k, d[i].v))
+	}
+	return out
+}
+
+// ExtensionPoints reads the total time (seconds) the profile's scheduling
+// cycles spent in each extension point, from
+// scheduler_framework_extension_point_duration_seconds: take it before and
+// after a run and subtract.
+func ExtensionPoints(b testing.TB, profile string) map[string]float64 {
+	b.Helper()
+	fams, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		b.Fatalf("gathering metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() != "scheduler_framework_extension_point_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["profile"] == profile {
+				out[labels["extension_point"]] += m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return out
 }

@@ -101,6 +101,11 @@ type Result struct {
 	// Process CPU seconds, mean cores busy and peak live heap (MiB) during
 	// the run: the scheduler, apiserver and etcd together.
 	CPU, Cores, HeapMiB float64
+	// Requests are the apiserver's busiest requests during the run.
+	Requests []string
+	// ExtensionPoints is the time the scheduler spent in each extension
+	// point over the run (those above 10ms).
+	ExtensionPoints map[string]string
 }
 
 // PodsPerSec is the throughput from the first bind to the last.
@@ -124,8 +129,8 @@ func (r Result) Report(b *testing.B) {
 
 // String is a one-line summary for logs.
 func (r Result) String() string {
-	return fmt.Sprintf("%s: %d pods in %.2fs = %.0f pods/s, attempt p50 %.1fms p99 %.1fms (%d attempts), cpu %.1fs (%.2f cores), heap peak %.0f MiB",
-		r.Side, r.Pods, r.Took.Seconds(), r.PodsPerSec(), 1000*r.Attempts.Quantile(0.5), 1000*r.Attempts.Quantile(0.99), int(r.Attempts.Count), r.CPU, r.Cores, r.HeapMiB)
+	return fmt.Sprintf("%s: %d pods in %.2fs = %.0f pods/s, attempt p50 %.1fms p99 %.1fms (%d attempts), cpu %.1fs (%.2f cores), heap peak %.0f MiB; requests %v; extension points %v",
+		r.Side, r.Pods, r.Took.Seconds(), r.PodsPerSec(), 1000*r.Attempts.Quantile(0.5), 1000*r.Attempts.Quantile(0.99), int(r.Attempts.Count), r.CPU, r.Cores, r.HeapMiB, r.Requests, r.ExtensionPoints)
 }
 
 // RunOptions are the optional parts of Run.
@@ -149,6 +154,8 @@ func Run(b *testing.B, side Side, ns string, nodes []string, w *Watch, n int, o 
 		o.Timeout = 10 * time.Minute
 	}
 	before := AttemptHistogram(b, side.Profile)
+	requests := Requests(b)
+	points := ExtensionPoints(b, side.Profile)
 	r := Result{Side: side.Name, Pods: n}
 	b.ResetTimer()
 	usage := StartUsage()
@@ -174,6 +181,15 @@ func Run(b *testing.B, side Side, ns string, nodes []string, w *Watch, n int, o 
 	r.Took = last.Sub(first)
 	r.Pods = w.Bound()
 	r.Attempts = AttemptHistogram(b, side.Profile).Sub(before)
+	r.Requests = RequestsDelta(requests, Requests(b), 6)
+	for k, v := range ExtensionPoints(b, side.Profile) {
+		if d := v - points[k]; d >= 0.01 {
+			if r.ExtensionPoints == nil {
+				r.ExtensionPoints = map[string]string{}
+			}
+			r.ExtensionPoints[k] = fmt.Sprintf("%.2fs", d)
+		}
+	}
 	if o.Done != nil && addr != "" {
 		o.Done(addr)
 	}
