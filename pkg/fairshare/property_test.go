@@ -430,3 +430,50 @@ func TestPropertyWholeSharesStayWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestPropertyUncontendedAdmits: whenever Uncontended holds, Admit admits,
+// for every leaf and request, so skipping the shares is safe.
+func TestPropertyUncontendedAdmits(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	checked := 0
+	for i := range 600 {
+		g := &treeGen{r: r}
+		tree, err := queue.Parse([]byte(g.config()))
+		require.NoError(t, err)
+		capacity := randomCapacity(r)
+		usage, demand := randomLoad(r, tree)
+		// Scale the load down half of the time so that it often fits.
+		if r.IntN(2) == 0 {
+			for _, m := range []map[string]resources.Vector{usage, demand} {
+				for _, v := range m {
+					for res := range v {
+						v[res] /= int64(5 + r.IntN(100))
+					}
+				}
+			}
+			for p := range usage {
+				for res, a := range usage[p] {
+					if a > demand[p][res] {
+						usage[p][res] = demand[p][res]
+					}
+				}
+			}
+		}
+		in := input(tree, capacity, usage, demand)
+		shares := Compute(in)
+		for _, leaf := range tree.Leaves() {
+			req := resources.Vector{}
+			for _, res := range propResources {
+				if r.IntN(2) == 0 {
+					req[res] = r.Int64N(propCap(res)/4 + 1)
+				}
+			}
+			if !Uncontended(capacity, in.Demand[tree.Root.Path], req) {
+				continue
+			}
+			checked++
+			require.Nil(t, Admit(leaf, req, shares, in), "tree %d leaf %s req %v: uncontended, yet refused", i, leaf.Path, req)
+		}
+	}
+	require.Greater(t, checked, 100, "the generator must produce uncontended cases")
+}

@@ -284,6 +284,9 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 		return ok
 	}
 	fits := func() (gang.Plan, bool) {
+		if len(in.Members) == 1 { // a single pod: a scan, not a packing
+			return gang.FitOne(free, in.Members[0], in.Eligible)
+		}
 		p, short := gang.Pack(free, in.Members, in.Eligible)
 		return p, short == nil
 	}

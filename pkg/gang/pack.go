@@ -372,3 +372,47 @@ func isScarce(name v1.ResourceName) bool {
 	s := string(name)
 	return strings.Contains(s, "/") && !strings.Contains(s, "kubernetes.io/") && !strings.HasPrefix(s, "requests.")
 }
+
+// FitOne is Pack for a gang of one, without building Pack's dense problem
+// (reclaim asks it after every victim it considers): the first node in
+// order that can take the member, preferring, as Pack does, nodes where it
+// would not sit on an idle extended resource (a GPU) it does not request.
+func FitOne(nodes []Node, m Member, eligible func(class, node int) bool) (Plan, bool) {
+	fallback := -1
+	for n := range nodes {
+		if eligible != nil && !eligible(m.Class, n) || !covers(nodes[n].Free, m.Request) {
+			continue
+		}
+		if !idleScarce(nodes[n].Free, m.Request) {
+			return Plan{Node: []int{n}}, true
+		}
+		if fallback < 0 {
+			fallback = n
+		}
+	}
+	if fallback >= 0 {
+		return Plan{Node: []int{fallback}}, true
+	}
+	return Plan{}, false
+}
+
+// covers reports whether free holds req (negative requests count as zero).
+func covers(free, req resources.Vector) bool {
+	for r, a := range req {
+		if a > 0 && free[r] < a {
+			return false
+		}
+	}
+	return true
+}
+
+// idleScarce reports whether free has an extended resource that req does
+// not ask for.
+func idleScarce(free, req resources.Vector) bool {
+	for r, a := range free {
+		if a > 0 && isScarce(r) && req[r] <= 0 {
+			return true
+		}
+	}
+	return false
+}

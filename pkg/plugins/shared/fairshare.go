@@ -88,9 +88,7 @@ func (rt *Runtime) Shares() (fairshare.Shares, fairshare.Input) {
 	if c.valid && epoch == c.capSeen && ver == c.ledgerVer {
 		return c.shares, c.input
 	}
-	if epoch != c.capSeen || c.capacity == nil {
-		c.capacity, c.capSeen = rt.computeCapacity(), epoch
-	}
+	rt.refreshCapacity(epoch)
 	t, usage := rt.Ledger.Snapshot()
 	c.ledgerVer = rt.Ledger.Version()
 	in := fairshare.Input{Tree: t, Capacity: c.capacity, Usage: map[string]resources.Vector{}, Demand: map[string]resources.Vector{}}
@@ -105,11 +103,43 @@ func (rt *Runtime) Shares() (fairshare.Shares, fairshare.Input) {
 	return c.shares, c.input
 }
 
+// refreshCapacity recomputes the capacity when nodes or other schedulers'
+// pods changed since it was last computed. c.mu must be held.
+func (rt *Runtime) refreshCapacity(epoch uint64) {
+	c := &rt.shares
+	if epoch != c.capSeen || c.capacity == nil {
+		c.capacity, c.capSeen = rt.computeCapacity(), epoch
+	}
+}
+
 // FairShareAdmit applies the fair-share gate to a request of a leaf queue.
+// When the request and all the demand fit in the capacity together it
+// admits at once (fairshare.Uncontended): computing the whole tree's shares
+// after every bind would cost O(queues) per pod on a cluster that has room
+// for everyone.
 func (rt *Runtime) FairShareAdmit(leaf *queue.Queue, req resources.Vector) *fairshare.Refusal {
+	root := rt.Ledger.Usage(queue.RootName)
+	demand := root.Used().Plus(root.Pending)
+	delete(demand, v1.ResourcePods)
+	rt.shares.mu.Lock()
+	rt.refreshCapacity(rt.shares.capEpoch.Load())
+	capacity := rt.shares.capacity
+	rt.shares.mu.Unlock()
+	if fairshare.Uncontended(capacity, demand, withoutPods(req)) {
+		return nil
+	}
 	s, in := rt.Shares()
 	if in.Tree == nil || in.Tree.Get(leaf.Path) != leaf {
 		return nil // a new tree came in between: the next attempt decides
 	}
 	return fairshare.Admit(leaf, req, s, in)
+}
+
+func withoutPods(v resources.Vector) resources.Vector {
+	if _, ok := v[v1.ResourcePods]; !ok {
+		return v
+	}
+	out := v.Clone()
+	delete(out, v1.ResourcePods)
+	return out
 }
