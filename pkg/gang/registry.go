@@ -554,3 +554,44 @@ func (r *Registry) dropSlots(g *Gang) {
 		r.removeSlot(g, len(g.slots)-1)
 	}
 }
+
+// BoundElsewhere records that a member this scheduler never placed is bound
+// to node (bound by another replica during a leadership change, or before a
+// restart): if the gang still holds slots, the one the member would have
+// claimed is released, and true says that the caller should release the
+// member's share of the gang's quota too. A member this scheduler placed
+// (it claimed its slot in Reserve) returns false.
+func (r *Registry) BoundElsewhere(ref Ref, key, node string, req resources.Vector) bool {
+	r.mu.Lock()
+	g := r.gangs[ref]
+	placed := g == nil || len(g.slots) == 0
+	if !placed {
+		if m := g.members[key]; m != nil && m.state != memberPending {
+			placed = true
+		}
+	}
+	r.mu.Unlock()
+	if placed {
+		return false
+	}
+	return r.Claim(ref, key, node, req) || r.claimAny(ref, key, req)
+}
+
+// claimAny takes the gang's slot that best fits req on any node.
+func (r *Registry) claimAny(ref Ref, key string, req resources.Vector) bool {
+	r.mu.Lock()
+	g := r.gangs[ref]
+	if g == nil || len(g.slots) == 0 {
+		r.mu.Unlock()
+		return false
+	}
+	node := g.slots[0].node
+	for _, s := range g.slots {
+		if _, over := req.Exceeds(s.request); !over {
+			node = s.node
+			break
+		}
+	}
+	r.mu.Unlock()
+	return r.Claim(ref, key, node, req)
+}

@@ -208,6 +208,30 @@ func (l *Ledger) Transfer(from, to string, req resources.Vector) {
 	l.set(to, leaf, req.Clone(), Reserved)
 }
 
+// Shrink takes req off the reservation under key (a gang's), never below
+// zero per resource; the entry disappears when nothing is left. For a
+// member bound by someone else: its share is no longer held for it.
+func (l *Ledger) Shrink(key string, req resources.Vector) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.entries[key]
+	if !ok || e.state != Reserved {
+		return
+	}
+	rest := e.req.Clone()
+	for r, a := range req {
+		if rest[r] -= a; rest[r] <= 0 {
+			delete(rest, r)
+		}
+	}
+	if rest.IsZero() {
+		l.apply(e, -1)
+		delete(l.entries, key)
+		return
+	}
+	l.set(key, e.leaf, rest, Reserved)
+}
+
 // Unreserve returns a reserved key to pending (the scheduling attempt
 // failed); allocated keys are left alone.
 func (l *Ledger) Unreserve(key string) {

@@ -40,7 +40,14 @@ func (pl *Plugin) onPod(obj any) {
 	if perr == nil {
 		queuePath = leaf.Path
 	}
-	pl.reg.Observe(ref, gs.spec, queuePath, shared.Key(p), p.Name, shared.PodRequest(p), p.CreationTimestamp.Time, p.Spec.NodeName != "")
+	key, req := shared.Key(p), shared.PodRequest(p)
+	if p.Spec.NodeName != "" && pl.reg.BoundElsewhere(ref, key, p.Spec.NodeName, req) {
+		// Not placed by this scheduler (another replica bound it during a
+		// leadership change): the gang no longer holds its share for it;
+		// the pod itself is counted as allocated by the shared runtime.
+		pl.rt.Ledger.Shrink(gangKey(ref), req)
+	}
+	pl.reg.Observe(ref, gs.spec, queuePath, key, p.Name, req, p.CreationTimestamp.Time, p.Spec.NodeName != "")
 }
 
 func (pl *Plugin) onPodDelete(obj any) {
