@@ -26,6 +26,7 @@ import (
 
 	"muster.dev/muster/pkg/cluster"
 	"muster.dev/muster/pkg/scheduler"
+	"muster.dev/muster/test/framework"
 )
 
 func cpu(q string) map[v1.ResourceName]string { return map[v1.ResourceName]string{v1.ResourceCPU: q} }
@@ -159,7 +160,7 @@ func TestFoundationLeaderElection(t *testing.T) {
 	t.Cleanup(func() { _ = leases.Delete(context.Background(), "muster-scheduler", metav1.DeleteOptions{}) })
 
 	args := []string{
-		"--config", filepath.Join(repoRoot(t), "manifests", "scheduler-config.yaml"),
+		"--config", filepath.Join(framework.RepoRoot(t), "manifests", "scheduler-config.yaml"),
 		"--kubeconfig", env.cp.Kubeconfig,
 		"--secure-port=0", "-v=2",
 		// Short lease times keep the test quick; the mechanism is the same.
@@ -181,7 +182,7 @@ func TestFoundationLeaderElection(t *testing.T) {
 	})
 	b := startBinary(t, ctx, args...)
 	waitFor(t, 60*time.Second, "the second instance to wait for the lease", func(context.Context) (bool, error) {
-		return strings.Contains(b.out.String(), "Attempting to acquire leader lease"), nil
+		return strings.Contains(b.Out.String(), "Attempting to acquire leader lease"), nil
 	})
 
 	createBatch := func(prefix string, n int) []string {
@@ -198,7 +199,7 @@ func TestFoundationLeaderElection(t *testing.T) {
 		}
 		return names
 	}
-	bindsBy := func(p *process) int { return strings.Count(p.out.String(), "Successfully bound pod to node") }
+	bindsBy := func(p *process) int { return strings.Count(p.Out.String(), "Successfully bound pod to node") }
 
 	// The binaries log and record Events asynchronously (klog flushes every
 	// few seconds): wait for what is written before judging it, and before
@@ -217,8 +218,8 @@ func TestFoundationLeaderElection(t *testing.T) {
 	assert.Equal(t, 0, bindsBy(b), "the follower binds nothing")
 
 	// Kill the leader outright, as a node failure would.
-	require.NoError(t, a.cmd.Process.Signal(syscall.SIGKILL))
-	<-a.done
+	require.NoError(t, a.Cmd.Process.Signal(syscall.SIGKILL))
+	<-a.Done()
 	waitFor(t, 60*time.Second, "the second instance to take over the lease", func(ctx context.Context) (bool, error) {
 		h := holder(ctx)
 		return h != "" && h != first, nil
@@ -235,7 +236,7 @@ func TestFoundationLeaderElection(t *testing.T) {
 // TestFoundationBadConfig: a bad --config stops muster-scheduler at start,
 // with a message that names the problem.
 func TestFoundationBadConfig(t *testing.T) {
-	good, err := os.ReadFile(filepath.Join(repoRoot(t), "manifests", "scheduler-config.yaml"))
+	good, err := os.ReadFile(filepath.Join(framework.RepoRoot(t), "manifests", "scheduler-config.yaml"))
 	require.NoError(t, err)
 	// klog quotes the error, so the expectations avoid quote characters.
 	cases := map[string]struct {
@@ -263,13 +264,13 @@ func TestFoundationBadConfig(t *testing.T) {
 			}
 			p := startBinary(t, ctx, "--config", path, "--kubeconfig", env.cp.Kubeconfig, "--secure-port=0", "--leader-elect=false")
 			select {
-			case <-p.done:
+			case <-p.Done():
 			case <-ctx.Done():
-				t.Fatalf("muster-scheduler kept running with a bad config:\n%s", p.out.String())
+				t.Fatalf("muster-scheduler kept running with a bad config:\n%s", p.Out.String())
 			}
-			require.Error(t, p.err, "exit status")
+			require.Error(t, p.Err(), "exit status")
 			for _, want := range tc.want {
-				assert.Contains(t, p.out.String(), want)
+				assert.Contains(t, p.Out.String(), want)
 			}
 		})
 	}

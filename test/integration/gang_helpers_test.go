@@ -10,8 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
@@ -19,15 +17,12 @@ import (
 	"muster.dev/muster/pkg/cluster"
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/scheduler"
+	"muster.dev/muster/test/framework"
 )
 
 func podGroups(t *testing.T) pgclientset.Interface {
 	t.Helper()
-	cfg := rest.CopyConfig(env.cp.Config)
-	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json" // CRDs speak JSON only
-	c, err := pgclientset.NewForConfig(cfg)
-	require.NoError(t, err)
-	return c
+	return framework.PodGroupClient(t)
 }
 
 // createPodGroup creates a PodGroup and n member pods of cpu each.
@@ -71,16 +66,10 @@ func watchGangs(t *testing.T, ns string, quorum map[string]int, gangOf func(*v1.
 	t.Helper()
 	w := &gangWatcher{gangOf: gangOf, quorum: quorum, bound: map[string]map[string]bool{}, ever: map[string]map[string]bool{},
 		partial: map[string]time.Time{}, longest: map[string]time.Duration{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	f := informers.NewSharedInformerFactoryWithOptions(env.cp.Client, 0, informers.WithNamespace(ns))
-	_, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	framework.WatchPods(t, cache.ResourceEventHandlerFuncs{
 		AddFunc:    w.observe,
 		UpdateFunc: func(_, o any) { w.observe(o) },
-	})
-	require.NoError(t, err)
-	f.Start(ctx.Done())
-	f.WaitForCacheSync(ctx.Done())
+	}, ns)
 	return w
 }
 

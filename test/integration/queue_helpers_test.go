@@ -9,42 +9,20 @@ import (
 
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
 	"muster.dev/muster/pkg/cluster"
-	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/scheduler"
 	"muster.dev/muster/pkg/status"
+	"muster.dev/muster/test/framework"
 )
 
 // setQueues writes queues.yaml into the muster-queues ConfigMap (creating it
 // if needed) and removes the ConfigMap when the test ends.
 func setQueues(t *testing.T, queuesYAML string) *v1.ConfigMap {
 	t.Helper()
-	ctx := context.Background()
-	cms := env.cp.Client.CoreV1().ConfigMaps(musterNamespace)
-	cm, err := cms.Get(ctx, "muster-queues", metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		cm, err = cms.Create(ctx, &v1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: "muster-queues", Namespace: musterNamespace},
-			Data:       map[string]string{queue.ConfigKey: queuesYAML},
-		}, metav1.CreateOptions{})
-		require.NoError(t, err)
-		t.Cleanup(func() {
-			_ = cms.Delete(context.Background(), "muster-queues", metav1.DeleteOptions{})
-			_ = cms.Delete(context.Background(), "muster-queue-status", metav1.DeleteOptions{})
-		})
-		return cm
-	}
-	require.NoError(t, err)
-	cm.Data = map[string]string{queue.ConfigKey: queuesYAML}
-	cm, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-	require.NoError(t, err)
-	return cm
+	return framework.SetQueues(t, queuesYAML)
 }
 
 // musterPods returns n muster pods of cpu each in ns, named prefix-i.
@@ -74,27 +52,18 @@ type bindWatcher struct {
 func watchBinds(t *testing.T, group func(*v1.Pod) string, namespaces ...string) *bindWatcher {
 	t.Helper()
 	w := &bindWatcher{group: group, holding: map[string]int64{}, sum: map[string]int64{}, peak: map[string]int64{}, bound: map[string]bool{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	for _, ns := range namespaces {
-		f := informers.NewSharedInformerFactoryWithOptions(env.cp.Client, 0, informers.WithNamespace(ns))
-		inf := f.Core().V1().Pods().Informer()
-		_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    w.observe,
-			UpdateFunc: func(_, o any) { w.observe(o) },
-			DeleteFunc: func(o any) {
-				if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
-					o = d.Obj
-				}
-				if p, ok := o.(*v1.Pod); ok {
-					w.release(p)
-				}
-			},
-		})
-		require.NoError(t, err)
-		f.Start(ctx.Done())
-		f.WaitForCacheSync(ctx.Done())
-	}
+	framework.WatchPods(t, cache.ResourceEventHandlerFuncs{
+		AddFunc:    w.observe,
+		UpdateFunc: func(_, o any) { w.observe(o) },
+		DeleteFunc: func(o any) {
+			if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+				o = d.Obj
+			}
+			if p, ok := o.(*v1.Pod); ok {
+				w.release(p)
+			}
+		},
+	}, namespaces...)
 	return w
 }
 
@@ -147,23 +116,11 @@ func (w *bindWatcher) EverBound() int {
 	return len(w.bound)
 }
 
-// readStatus returns the status report muster published, once it shows
+// waitStatus returns the status report muster published, once it shows
 // what cond wants.
 func waitStatus(t *testing.T, timeout time.Duration, what string, cond func(status.Report) bool) status.Report {
 	t.Helper()
-	var r status.Report
-	waitFor(t, timeout, what, func(ctx context.Context) (bool, error) {
-		cm, err := env.cp.Client.CoreV1().ConfigMaps(musterNamespace).Get(ctx, "muster-queue-status", metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		r, err = status.Decode([]byte(cm.Data[status.Key]))
-		if err != nil {
-			return false, err
-		}
-		return cond(r), nil
-	})
-	return r
+	return framework.WaitStatus(t, env.cp.Client, timeout, what, func(r status.Report) (bool, error) { return cond(r), nil })
 }
 
 func queueStatus(r status.Report, path string) (status.Queue, bool) {
@@ -178,18 +135,7 @@ func queueStatus(r status.Report, path string) (status.Queue, bool) {
 // eventsFor lists Events about an object with the given reason.
 func eventsFor(t *testing.T, ns, name, reason string) []string {
 	t.Helper()
-	list, err := env.cp.Client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{
-		FieldSelector: fields.AndSelectors(
-			fields.OneTermEqualSelector("involvedObject.name", name),
-			fields.OneTermEqualSelector("reason", reason),
-		).String(),
-	})
-	require.NoError(t, err)
-	var notes []string
-	for _, e := range list.Items {
-		notes = append(notes, e.Type+": "+e.Message)
-	}
-	return notes
+	return framework.EventsFor(t, ns, name, reason)
 }
 
 // unbound lists the pods of ns that are not bound.

@@ -61,7 +61,7 @@ func TestReliabilityDeletions(t *testing.T) {
 			name:     "PodGroup",
 			podGroup: true,
 			act: func(t *testing.T, ns, _, _ string) {
-				require.NoError(t, podGroupClient(t).SchedulingV1alpha1().PodGroups(ns).Delete(context.Background(), "a", metav1.DeleteOptions{}))
+				require.NoError(t, framework.PodGroupClient(t).SchedulingV1alpha1().PodGroups(ns).Delete(context.Background(), "a", metav1.DeleteOptions{}))
 			},
 			aReason: "was deleted",
 		},

@@ -71,7 +71,7 @@ func TestReliabilityLeaderFailover(t *testing.T) {
 			case "kill":
 				a.Kill(t)
 			case "freeze":
-				require.NoError(t, a.cmd.Process.Signal(syscall.SIGSTOP))
+				require.NoError(t, a.Cmd.Process.Signal(syscall.SIGSTOP))
 			}
 			var took time.Duration
 			waitFor(t, 60*time.Second, "the second replica to take over", func(ctx context.Context) bool {
@@ -81,7 +81,7 @@ func TestReliabilityLeaderFailover(t *testing.T) {
 			})
 			if mode == "freeze" {
 				// Thawed, the old leader finds its lease gone and must stop.
-				require.NoError(t, a.cmd.Process.Signal(syscall.SIGCONT))
+				require.NoError(t, a.Cmd.Process.Signal(syscall.SIGCONT))
 				waitFor(t, 60*time.Second, "the thawed replica to exit", func(context.Context) bool { return a.Exited() })
 			}
 			require.NoError(t, <-created)
@@ -96,7 +96,7 @@ func TestReliabilityLeaderFailover(t *testing.T) {
 			assert.Empty(t, rep.Partial, "no gang left partly bound")
 			assert.Less(t, last, budget)
 			assert.Equal(t, gangs*members, rep.Bound)
-			conflicts := strings.Count(a.out.String()+b.out.String(), "already assigned to node")
+			conflicts := strings.Count(a.Out.String()+b.Out.String(), "already assigned to node")
 			t.Logf("%s: binding conflicts logged: %d; binds logged by the first replica %d, by the second %d",
 				mode, conflicts, a.Count("Successfully bound pod to node"), b.Count("Successfully bound pod to node"))
 			assert.Greater(t, b.Count("Successfully bound pod to node"), 0, "the new leader binds")

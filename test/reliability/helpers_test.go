@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,20 +22,15 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
-	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	"muster.dev/muster/manifests"
 	"muster.dev/muster/pkg/cluster"
 	"muster.dev/muster/pkg/gang"
-	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/resources"
 	"muster.dev/muster/pkg/scheduler"
 	"muster.dev/muster/pkg/status"
@@ -65,43 +59,9 @@ func startMuster(t *testing.T) *scheduler.InProcess {
 	return framework.StartScheduler(t, schedulerConfig())
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// schedulerBinary is the muster-scheduler binary under test: the one `make
-// test` built (MUSTER_SCHEDULER_BIN), or one built now from this tree.
-func schedulerBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("MUSTER_SCHEDULER_BIN"); p != "" {
-		return p
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "muster-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		_, file, _, _ := runtime.Caller(0)
-		binPath = filepath.Join(dir, "muster-scheduler")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/muster-scheduler")
-		cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w: %s", err, out)
-		}
-	})
-	require.NoError(t, buildErr, "building muster-scheduler")
-	return binPath
-}
-
 // proc is a muster-scheduler binary running in the background.
 type proc struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
+	*framework.Process
 	// Addr serves /metrics and /healthz.
 	Addr string
 }
@@ -124,18 +84,11 @@ func startBinary(t *testing.T, extra ...string) *proc {
 		"--leader-elect-renew-deadline=" + renewDeadline.String(),
 		"--leader-elect-retry-period=" + retryPeriod.String(),
 	}, extra...)
-	p := &proc{out: &syncBuffer{}, done: make(chan struct{}), Addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	p.cmd = exec.Command(schedulerBinary(t), args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	require.NoError(t, p.cmd.Start())
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
+	p := &proc{Process: framework.StartProcess(t, exec.Command(framework.SchedulerBinary(t), args...)), Addr: fmt.Sprintf("127.0.0.1:%d", port)}
 	t.Cleanup(func() {
 		p.Kill(t)
 		if t.Failed() {
-			t.Logf("output of muster-scheduler (pid %d):\n%s", p.cmd.Process.Pid, tail(p.out.String(), 200))
+			t.Logf("output of muster-scheduler (pid %d):\n%s", p.Cmd.Process.Pid, tail(p.Out.String(), 200))
 		}
 	})
 	return p
@@ -145,27 +98,15 @@ func startBinary(t *testing.T, extra ...string) *proc {
 // until the process is gone.
 func (p *proc) Kill(t *testing.T) {
 	t.Helper()
-	select {
-	case <-p.done:
+	if p.Exited() {
 		return
-	default:
 	}
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
-	<-p.done
-}
-
-// Exited reports whether the process has ended.
-func (p *proc) Exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGKILL))
+	<-p.Done()
 }
 
 // Count counts the lines of output that contain s.
-func (p *proc) Count(s string) int { return strings.Count(p.out.String(), s) }
+func (p *proc) Count(s string) int { return strings.Count(p.Out.String(), s) }
 
 func tail(s string, lines int) string {
 	all := strings.Split(s, "\n")
@@ -173,24 +114,6 @@ func tail(s string, lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // leaseHolder is who holds muster's lease ("" when nobody does).
@@ -256,25 +179,7 @@ func scrapeGauges(addr string, names ...string) (map[string]float64, error) {
 // it if needed; the ConfigMap and the status are removed when the test ends.
 func setQueues(t *testing.T, queuesYAML string) {
 	t.Helper()
-	ctx := context.Background()
-	cms := framework.CP.Client.CoreV1().ConfigMaps(musterNamespace)
-	cm, err := cms.Get(ctx, "muster-queues", metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = cms.Create(ctx, &v1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: "muster-queues", Namespace: musterNamespace},
-			Data:       map[string]string{queue.ConfigKey: queuesYAML},
-		}, metav1.CreateOptions{})
-		require.NoError(t, err)
-		t.Cleanup(func() {
-			_ = cms.Delete(context.Background(), "muster-queues", metav1.DeleteOptions{})
-			_ = cms.Delete(context.Background(), "muster-queue-status", metav1.DeleteOptions{})
-		})
-		return
-	}
-	require.NoError(t, err)
-	cm.Data = map[string]string{queue.ConfigKey: queuesYAML}
-	_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-	require.NoError(t, err)
+	framework.SetQueues(t, queuesYAML)
 }
 
 // tenantQueues is a queue tree with one leaf, root.tenant, limited to
@@ -422,20 +327,11 @@ func annotationGang(name string, n int, cpu string) []podSpec {
 	return out
 }
 
-func podGroupClient(t *testing.T) pgclientset.Interface {
-	t.Helper()
-	cfg := rest.CopyConfig(framework.CP.Config)
-	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json" // CRDs speak JSON only
-	c, err := pgclientset.NewForConfig(cfg)
-	require.NoError(t, err)
-	return c
-}
-
 // podGroupGang creates a PodGroup of minMember n and returns its n pods.
 func podGroupGang(t *testing.T, ns, name string, n int, cpu string) []podSpec {
 	t.Helper()
 	pg := &schedv1alpha1.PodGroup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: schedv1alpha1.PodGroupSpec{MinMember: int32(n)}}
-	_, err := podGroupClient(t).SchedulingV1alpha1().PodGroups(ns).Create(context.Background(), pg, metav1.CreateOptions{})
+	_, err := framework.PodGroupClient(t).SchedulingV1alpha1().PodGroups(ns).Create(context.Background(), pg, metav1.CreateOptions{})
 	require.NoError(t, err)
 	out := make([]podSpec, n)
 	for i := range out {
@@ -480,18 +376,10 @@ func watchPods(t *testing.T, namespaces ...string) *podWatch {
 	t.Helper()
 	w := &podWatch{quorum: map[string]int{}, node: map[types.UID]string{}, ever: map[string]map[types.UID]bool{},
 		partialSince: map[string]time.Time{}, longest: map[string]time.Duration{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	for _, ns := range namespaces {
-		f := informers.NewSharedInformerFactoryWithOptions(framework.CP.Client, 0, informers.WithNamespace(ns))
-		_, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    w.observe,
-			UpdateFunc: func(_, o any) { w.observe(o) },
-		})
-		require.NoError(t, err)
-		f.Start(ctx.Done())
-		f.WaitForCacheSync(ctx.Done())
-	}
+	framework.WatchPods(t, cache.ResourceEventHandlerFuncs{
+		AddFunc:    w.observe,
+		UpdateFunc: func(_, o any) { w.observe(o) },
+	}, namespaces...)
 	return w
 }
 

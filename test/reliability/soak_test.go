@@ -76,7 +76,7 @@ func TestReliabilitySoak(t *testing.T) {
 
 	ctx, stop := context.WithTimeout(context.Background(), d)
 	defer stop()
-	c := &churn{pgs: podGroupClient(t), ns: ns, w: w, rnd: rand.New(rand.NewSource(1))}
+	c := &churn{pgs: framework.PodGroupClient(t), ns: ns, w: w, rnd: rand.New(rand.NewSource(1))}
 	t.Cleanup(func() {
 		_ = framework.CP.Client.CoreV1().Nodes().Delete(context.Background(), "soak-churn", metav1.DeleteOptions{})
 	})

@@ -54,7 +54,7 @@ func TestSecurityQueueIsolation(t *testing.T) {
 	setQueues(t, isolationQueues)
 	framework.CreateNodes(t, framework.Node("iso-0", "16", "64Gi", nil), framework.Node("iso-1", "16", "64Gi", nil))
 	startRestricted(t)
-	pgc := podGroupClient(t)
+	pgc := framework.PodGroupClient(t)
 
 	cpu := map[v1.ResourceName]string{v1.ResourceCPU: "500m"}
 	pod := func(ns, name string, labels, annotations map[string]string) cluster.Pod {
@@ -130,7 +130,7 @@ func TestSecurityQueueIsolation(t *testing.T) {
 				msg := framework.WaitUnschedulable(t, p.Namespace, p.Name, 60*time.Second, acl, "(from "+a.how+")", "root.team-a admits namespaces team-a*")
 				t.Logf("%s: %s", p.Name, msg)
 				framework.WaitFor(t, 30*time.Second, "the FailedScheduling Event of "+p.Name, func(context.Context) (bool, error) {
-					for _, e := range eventsAbout(t, p.Namespace, p.Name, "FailedScheduling") {
+					for _, e := range framework.EventsFor(t, p.Namespace, p.Name, "FailedScheduling") {
 						if strings.Contains(e, acl) {
 							return true, nil
 						}
@@ -151,7 +151,7 @@ func TestSecurityQueueIsolation(t *testing.T) {
 	// Event on the ConfigMap naming the ACL.
 	setQueues(t, isolationQueues+"  intruder: root.team-a\n")
 	framework.WaitFor(t, 30*time.Second, "the QueueConfigRefused Event", func(context.Context) (bool, error) {
-		for _, e := range eventsAbout(t, musterNamespace, queuesConfigMap, configsource.ReasonRefused) {
+		for _, e := range framework.EventsFor(t, musterNamespace, queuesConfigMap, configsource.ReasonRefused) {
 			if strings.Contains(e, "namespaceQueues.intruder") && strings.Contains(e, "does not admit namespace intruder") {
 				return true, nil
 			}
@@ -189,15 +189,7 @@ func TestSecurityQueueIsolation(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, []string{"legit-driver", "own-queue"}, bound, "the intruder's bound pods")
-	framework.WaitFor(t, 30*time.Second, "team-a's usage in the status to be team-a-1's alone", func(ctx context.Context) (bool, error) {
-		cm, err := c.CoreV1().ConfigMaps(musterNamespace).Get(ctx, statusConfigMap, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		r, err := status.Decode([]byte(cm.Data[status.Key]))
-		if err != nil {
-			return false, err
-		}
+	waitStatus(t, c, "team-a's usage in the status to be team-a-1's alone", func(r status.Report) (bool, error) {
 		for _, q := range r.Queues {
 			if q.Queue == "root.team-a" {
 				return q.RunningPods == 6 && q.PendingPods == 0, nil

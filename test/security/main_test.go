@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -27,7 +26,6 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -38,7 +36,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"muster.dev/muster/pkg/controlplane"
-	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/status"
 	"muster.dev/muster/test/framework"
 )
 
@@ -56,14 +54,6 @@ func TestMain(m *testing.M) {
 	os.Exit(framework.Main(m, controlplane.Options{APIServerFlags: []string{"--authorization-mode=Node,RBAC"}}))
 }
 
-// repoRoot is the repository's top directory.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	require.True(t, ok)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
 var (
 	applyOnce sync.Once
 	applyErr  error
@@ -78,7 +68,7 @@ func applyManifests(t testing.TB) {
 	applyOnce.Do(func() {
 		ctx := context.Background()
 		for _, name := range []string{"namespace.yaml", "rbac.yaml"} {
-			if applyErr = applyFile(ctx, filepath.Join(repoRoot(t), "manifests", name)); applyErr != nil {
+			if applyErr = applyFile(ctx, filepath.Join(framework.RepoRoot(t), "manifests", name)); applyErr != nil {
 				return
 			}
 		}
@@ -178,42 +168,9 @@ func writeKubeconfig(t testing.TB, dir string, cfg *rest.Config) string {
 	return path
 }
 
-// schedulerBinary returns the muster-scheduler binary under test: the one
-// `make test` built (MUSTER_SCHEDULER_BIN), or one built now from this tree.
-func schedulerBinary(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("MUSTER_SCHEDULER_BIN"); p != "" {
-		return p
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "muster-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "muster-scheduler")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/muster-scheduler")
-		cmd.Dir = repoRoot(t)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w: %s", err, out)
-		}
-	})
-	require.NoError(t, buildErr, "building muster-scheduler")
-	return binPath
-}
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 // restricted is a muster-scheduler process running as its ServiceAccount.
 type restricted struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
+	*framework.Process
 	// Addr is its secure endpoint (delegated authentication and
 	// authorization, as in a cluster).
 	Addr string
@@ -230,7 +187,7 @@ func startRestricted(t *testing.T) *restricted {
 	kubeconfig := writeKubeconfig(t, dir, tokenConfig(t, musterNamespace, serviceAccount))
 	port := freePort(t)
 	args := []string{
-		"--config", filepath.Join(repoRoot(t), "manifests", "scheduler-config.yaml"),
+		"--config", filepath.Join(framework.RepoRoot(t), "manifests", "scheduler-config.yaml"),
 		"--kubeconfig", kubeconfig,
 		"--authentication-kubeconfig", kubeconfig,
 		"--authorization-kubeconfig", kubeconfig,
@@ -240,27 +197,23 @@ func startRestricted(t *testing.T) *restricted {
 		"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &restricted{out: &syncBuffer{}, done: make(chan struct{}), Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
-	p.cmd = exec.CommandContext(ctx, schedulerBinary(t), args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	require.NoError(t, p.cmd.Start())
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
+	p := &restricted{
+		Process: framework.StartProcess(t, exec.CommandContext(ctx, framework.SchedulerBinary(t), args...)),
+		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+	}
 	t.Cleanup(func() {
 		cancel()
-		<-p.done
+		<-p.Done()
 		// The next scheduler of the package must not wait for this one's lease.
 		_ = framework.CP.Client.CoordinationV1().Leases(musterNamespace).Delete(context.Background(), leaseName, metav1.DeleteOptions{})
 		if t.Failed() {
-			t.Logf("output of muster-scheduler:\n%s", p.out.String())
+			t.Logf("output of muster-scheduler:\n%s", p.Out.String())
 		}
 	})
 	framework.WaitFor(t, 90*time.Second, "muster-scheduler to take its lease", func(ctx context.Context) (bool, error) {
 		select {
-		case <-p.done:
-			return false, fmt.Errorf("muster-scheduler exited:\n%s", p.out.String())
+		case <-p.Done():
+			return false, fmt.Errorf("muster-scheduler exited:\n%s", p.Out.String())
 		default:
 		}
 		l, err := framework.CP.Client.CoordinationV1().Leases(musterNamespace).Get(ctx, leaseName, metav1.GetOptions{})
@@ -298,24 +251,6 @@ func (p *restricted) get(t testing.TB, path, token string) int {
 	return resp.StatusCode
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // namespace creates a namespace with exactly this name (queue ACLs match
 // names) and removes it, with its pods, when the test ends.
 func namespace(t *testing.T, name string) string {
@@ -335,25 +270,13 @@ func namespace(t *testing.T, name string) string {
 // removes the queue and status ConfigMaps when the test ends.
 func setQueues(t *testing.T, queuesYAML string) {
 	t.Helper()
-	ctx := context.Background()
-	cms := framework.CP.Client.CoreV1().ConfigMaps(musterNamespace)
-	cm, err := cms.Get(ctx, queuesConfigMap, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = cms.Create(ctx, &v1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: queuesConfigMap, Namespace: musterNamespace},
-			Data:       map[string]string{queue.ConfigKey: queuesYAML},
-		}, metav1.CreateOptions{})
-		require.NoError(t, err)
-		t.Cleanup(func() {
-			_ = cms.Delete(context.Background(), queuesConfigMap, metav1.DeleteOptions{})
-			_ = cms.Delete(context.Background(), statusConfigMap, metav1.DeleteOptions{})
-		})
-		return
-	}
-	require.NoError(t, err)
-	cm.Data = map[string]string{queue.ConfigKey: queuesYAML}
-	_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-	require.NoError(t, err)
+	framework.SetQueues(t, queuesYAML)
+}
+
+// waitStatus waits until the queue status that c reads satisfies cond.
+func waitStatus(t *testing.T, c kubernetes.Interface, what string, cond func(status.Report) (bool, error)) {
+	t.Helper()
+	framework.WaitStatus(t, c, 30*time.Second, what, cond)
 }
 
 // clientFor is a clientset for cfg.

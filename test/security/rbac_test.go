@@ -15,10 +15,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/rest"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
-	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	"muster.dev/muster/pkg/cluster"
 	"muster.dev/muster/pkg/configsource"
@@ -225,10 +222,10 @@ namespaceQueues:
 	// The queue tree was read (on first use) and its acceptance recorded
 	// on the ConfigMap.
 	framework.WaitFor(t, 30*time.Second, "the QueueConfigApplied Event", func(ctx context.Context) (bool, error) {
-		return len(eventsAbout(t, musterNamespace, queuesConfigMap, configsource.ReasonApplied)) > 0, nil
+		return len(framework.EventsFor(t, musterNamespace, queuesConfigMap, configsource.ReasonApplied)) > 0, nil
 	})
 	framework.WaitFor(t, 30*time.Second, "the Scheduled Event", func(context.Context) (bool, error) {
-		return len(eventsAbout(t, ns, "plain", "Scheduled")) > 0, nil
+		return len(framework.EventsFor(t, ns, "plain", "Scheduled")) > 0, nil
 	})
 
 	// A pod that can never fit: its PodScheduled condition and a
@@ -238,12 +235,12 @@ namespaceQueues:
 	}))
 	framework.WaitUnschedulable(t, ns, "huge", 60*time.Second)
 	framework.WaitFor(t, 30*time.Second, "the FailedScheduling Event", func(context.Context) (bool, error) {
-		return len(eventsAbout(t, ns, "huge", "FailedScheduling")) > 0, nil
+		return len(framework.EventsFor(t, ns, "huge", "FailedScheduling")) > 0, nil
 	})
 	require.NoError(t, c.CoreV1().Pods(ns).Delete(ctx, "huge", metav1.DeleteOptions{}))
 
 	// A PodGroup gang is bound whole and muster writes its status.
-	pgc := podGroupClient(t)
+	pgc := framework.PodGroupClient(t)
 	_, err := pgc.SchedulingV1alpha1().PodGroups(ns).Create(ctx, &schedv1alpha1.PodGroup{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "train", Labels: map[string]string{queue.LabelQueue: "borrower"}},
 		Spec:       schedv1alpha1.PodGroupSpec{MinMember: 2},
@@ -283,15 +280,7 @@ namespaceQueues:
 	})
 
 	// The status ConfigMap is created and kept up to date.
-	framework.WaitFor(t, 30*time.Second, "the queue status with the owner's usage", func(ctx context.Context) (bool, error) {
-		cm, err := c.CoreV1().ConfigMaps(musterNamespace).Get(ctx, statusConfigMap, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		r, err := status.Decode([]byte(cm.Data[status.Key]))
-		if err != nil {
-			return false, err
-		}
+	waitStatus(t, c, "the queue status with the owner's usage", func(r status.Report) (bool, error) {
 		for _, q := range r.Queues {
 			if q.Queue == "root.owner" && q.Allocated["cpu"] == "2" {
 				return true, nil
@@ -320,7 +309,7 @@ namespaceQueues:
 	assert.Equal(t, 401, s.get(t, "/metrics", "not-a-token"), "a token the apiserver does not know")
 	assert.Equal(t, 403, s.get(t, "/metrics", ""), "no token")
 
-	out := s.out.String()
+	out := s.Out.String()
 	for _, line := range strings.Split(out, "\n") {
 		if forbidden.MatchString(line) {
 			t.Errorf("muster-scheduler was refused something:\n%s", line)
@@ -356,31 +345,4 @@ func metricsReaders(t *testing.T, ns string) (reader, nobody string) {
 		_ = c.RbacV1().ClusterRoles().Delete(context.Background(), role, metav1.DeleteOptions{})
 	})
 	return tokenConfig(t, ns, "reader").BearerToken, tokenConfig(t, ns, "nobody").BearerToken
-}
-
-// eventsAbout lists the Events about an object with the given reason.
-func eventsAbout(t *testing.T, ns, name, reason string) []string {
-	t.Helper()
-	list, err := framework.CP.Client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{
-		FieldSelector: fields.AndSelectors(
-			fields.OneTermEqualSelector("involvedObject.name", name),
-			fields.OneTermEqualSelector("reason", reason),
-		).String(),
-	})
-	require.NoError(t, err)
-	var notes []string
-	for _, e := range list.Items {
-		notes = append(notes, e.Type+": "+e.Message)
-	}
-	return notes
-}
-
-// podGroupClient is an admin client for scheduler-plugins PodGroups.
-func podGroupClient(t *testing.T) pgclientset.Interface {
-	t.Helper()
-	cfg := rest.CopyConfig(framework.CP.Config)
-	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json" // CRDs speak JSON only
-	c, err := pgclientset.NewForConfig(cfg)
-	require.NoError(t, err)
-	return c
 }
