@@ -279,9 +279,12 @@ func TestQueueRemovedWhileRunning(t *testing.T) {
 	waitFor(t, time.Minute, "2 pods bound", func(context.Context) (bool, error) { return countBound(t, ns) == 2, nil })
 
 	setQueues(t, "queues:\n  - name: org\n    max: {cpu: \"3\"}\n    queues:\n      - name: new\n")
+	// The new tree exactly (root.org.new without root.org.old): a report
+	// left by an earlier test's scheduler has neither.
 	r := waitStatus(t, 30*time.Second, "the new tree in the status", func(r status.Report) bool {
 		_, hasOld := queueStatus(r, "root.org.old")
-		return !hasOld
+		_, hasNew := queueStatus(r, "root.org.new")
+		return hasNew && !hasOld
 	})
 	org, _ := queueStatus(r, "root.org")
 	assert.Equal(t, "2", org.Allocated["cpu"], "the removed queue's running pods still count in its parent")
