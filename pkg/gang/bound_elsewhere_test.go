@@ -47,3 +47,14 @@ func TestRegistryBoundElsewhere(t *testing.T) {
 		})
 	}
 }
+
+func TestRegistryMembers(t *testing.T) {
+	r, _ := newTestRegistry()
+	members := pods("m", 2)
+	observe(r, refA, Spec{MinMember: 3, Timeout: time.Minute}, members...)
+	got := r.Members()
+	assert.Equal(t, map[Ref]map[string]string{refA: {members[0].Key(): "m-0", members[1].Key(): "m-1"}}, got)
+	r.Forget(refA, members[0].Key())
+	r.Forget(refA, members[1].Key())
+	assert.Empty(t, r.Members(), "a gang without members is gone")
+}

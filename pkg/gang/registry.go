@@ -595,3 +595,18 @@ func (r *Registry) claimAny(ref Ref, key string, req resources.Vector) bool {
 	r.mu.Unlock()
 	return r.Claim(ref, key, node, req)
 }
+
+// Members returns every gang's members, pod UID (key) to pod name.
+func (r *Registry) Members() map[Ref]map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[Ref]map[string]string, len(r.gangs))
+	for ref, g := range r.gangs {
+		m := make(map[string]string, len(g.members))
+		for key, mem := range g.members {
+			m[key] = mem.name
+		}
+		out[ref] = m
+	}
+	return out
+}

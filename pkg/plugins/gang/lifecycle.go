@@ -7,6 +7,9 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -141,11 +144,14 @@ func (pl *Plugin) onPodGroupDelete(obj any) {
 func (pl *Plugin) runTimeouts(ctx context.Context) {
 	ticker := pl.clock.NewTicker(time.Second)
 	defer ticker.Stop()
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C():
+		}
+		if tick%10 == 0 {
+			pl.reconcileMembers()
 		}
 		for _, info := range pl.reg.TimedOut(pl.clock.Now()) {
 			switch info.Phase {
@@ -189,4 +195,24 @@ func (pl *Plugin) timedOut(ctx context.Context, ref gangcore.Ref, reason string)
 	}
 	delay := time.Duration(pl.args.BackoffSeconds) * time.Second
 	pl.clock.AfterFunc(delay, func() { pl.activate(ctx, ref, "") })
+}
+
+// reconcileMembers forgets members whose pods no longer exist. Deletions
+// are normally seen as they happen; this catches a member observed again
+// by a scheduling cycle that began before its pod was deleted, which would
+// otherwise keep its gang (and what it holds) forever.
+func (pl *Plugin) reconcileMembers() {
+	for ref, members := range pl.reg.Members() {
+		for key, name := range members {
+			p, err := pl.sources.pods.Pods(ref.Namespace).Get(name)
+			if err == nil && string(p.UID) == key {
+				continue
+			}
+			if err != nil && !apierrors.IsNotFound(err) {
+				continue
+			}
+			gone := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: name, UID: types.UID(key)}}
+			pl.forget(gone, ref, gangcore.NotSpark)
+		}
+	}
 }
