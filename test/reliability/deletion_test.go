@@ -69,6 +69,16 @@ func TestReliabilityDeletions(t *testing.T) {
 			name: "node holding slots",
 			act: func(t *testing.T, ns, _, node2 string) {
 				require.NoError(t, framework.CP.Client.CoreV1().Nodes().Delete(context.Background(), node2, metav1.DeleteOptions{}))
+				// Let muster see the deletion before the last member can
+				// complete the gang: a bind already under way when the node
+				// goes cannot be called back by any scheduler.
+				waitStatus(t, 30*time.Second, time.Now(), "gang a released from the deleted node", func(r status.Report) bool {
+					g, ok := pendingGang(r, "Annotation "+ns+"/a")
+					if !ok {
+						g, ok = pendingGang(r, "PodGroup "+ns+"/a")
+					}
+					return ok && (g.Phase != "Admitted" || g.Placed < 3)
+				})
 				framework.CreateNodes(t, framework.Node(node2+"-new", "4", "16Gi", nil))
 				ungate(t, ns, "a-3")
 			},

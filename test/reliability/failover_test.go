@@ -99,7 +99,13 @@ func TestReliabilityLeaderFailover(t *testing.T) {
 			conflicts := strings.Count(a.Out.String()+b.Out.String(), "already assigned to node")
 			t.Logf("%s: binding conflicts logged: %d; binds logged by the first replica %d, by the second %d",
 				mode, conflicts, a.Count("Successfully bound pod to node"), b.Count("Successfully bound pod to node"))
-			assert.Greater(t, b.Count("Successfully bound pod to node"), 0, "the new leader binds")
+			if mode == "kill" {
+				// With the old leader dead, only the new one can have bound
+				// the rest. (Thawed, the old leader may still win every race
+				// for the binds it had in flight: both outcomes are correct
+				// as long as nothing is bound twice and every gang is whole.)
+				assert.Greater(t, b.Count("Successfully bound pod to node"), 0, "the new leader binds")
+			}
 
 			waitStatus(t, 30*time.Second, time.Now(), "nothing reserved once all is bound", func(r status.Report) bool {
 				return nothingReserved(r) && len(r.PendingGangs) == 0

@@ -126,6 +126,19 @@ func (pl *Plugin) onNodeDelete(obj any) {
 // onPodGroupDelete releases the admission of a PodGroup's gang when the
 // PodGroup is deleted: its members wait for it to exist again, and the room
 // held for them is free meanwhile.
+// onPodGroupAdd records the members that arrived before their PodGroup (a
+// member is not recorded while its PodGroup is missing). A gated member is
+// in no scheduling cycle, so nothing else would record it.
+func (pl *Plugin) onPodGroupAdd(obj any) {
+	pg, ok := obj.(*schedv1alpha1.PodGroup)
+	if !ok {
+		return
+	}
+	for _, p := range pl.sources.members(gangcore.Ref{Kind: gangcore.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}) {
+		pl.onPod(p)
+	}
+}
+
 func (pl *Plugin) onPodGroupDelete(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj

@@ -124,7 +124,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		return nil, fmt.Errorf("%s: watching nodes: %w", Name, err)
 	}
 	if src.pgInformer != nil {
-		if _, err := src.pgInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: pl.onPodGroupDelete}); err != nil {
+		if _, err := src.pgInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: pl.onPodGroupAdd, DeleteFunc: pl.onPodGroupDelete}); err != nil {
 			return nil, fmt.Errorf("%s: watching PodGroups: %w", Name, err)
 		}
 	}
