@@ -48,7 +48,7 @@ events:
     training: {name: train, namespace: ml-research, workers: 3, worker: {cpu: "6", memory: 8Gi}, duration: 30s}
   - at: 10s
     spark: {name: etl, namespace: spark-etl, driver: {cpu: "1", memory: 2Gi}, executor: {cpu: "2", memory: 4Gi}, minExecutors: 1, executors: 2, duration: 60s}
-  - at: 40s
+  - at: 60s
     interrupt: {pool: spot-b, notice: 5s}
 `
 

@@ -158,6 +158,8 @@ sampling:
 	waitStatus(t, 90*time.Second, time.Now(), "nothing reserved and no gang pending once the churn stops", func(r status.Report) bool {
 		return nothingReserved(r) && len(r.PendingGangs) == 0 && r.Config.Valid
 	})
+	// The watch sees the last binds a moment after the status does.
+	waitFor(t, 30*time.Second, "the watch to see every gang whole", func(context.Context) bool { return len(w.report().Partial) == 0 })
 	rep := w.report()
 	assert.Empty(t, rep.Rebinds, "no pod bound twice")
 	assert.Empty(t, rep.Partial, "no gang left partly bound")
