@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"k8s.io/component-base/metrics/legacyregistry"
@@ -233,25 +234,42 @@ func Get(b testing.TB, addr, path string) string {
 // (the in-process apiserver's), per "VERB resource[/subresource]".
 func Requests(b testing.TB) map[string]float64 {
 	b.Helper()
+	out := map[string]float64{}
+	for _, sm := range samples(b, "apiserver_request_total") {
+		k := sm.l["verb"] + " " + sm.l["resource"]
+		if sm.l["subresource"] != "" {
+			k += "/" + sm.l["subresource"]
+		}
+		out[k] += sm.m.GetCounter().GetValue()
+	}
+	return out
+}
+
+// sample is one series of a metric family, with its labels as a map.
+type sample struct {
+	m *dto.Metric
+	l map[string]string
+}
+
+// samples returns the series of the named family in the process's legacy
+// registry.
+func samples(b testing.TB, name string) []sample {
+	b.Helper()
 	fams, err := legacyregistry.DefaultGatherer.Gather()
 	if err != nil {
 		b.Fatalf("gathering metrics: %v", err)
 	}
-	out := map[string]float64{}
+	var out []sample
 	for _, f := range fams {
-		if f.GetName() != "apiserver_request_total" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
 			}
-			k := labels["verb"] + " " + labels["resource"]
-			if labels["subresource"] != "" {
-				k += "/" + labels["subresource"]
-			}
-			out[k] += m.GetCounter().GetValue()
+			out = append(out, sample{m: m, l: l})
 		}
 	}
 	return out
@@ -284,23 +302,10 @@ func RequestsDelta(before, after map[string]float64, top int) []string {
 // after a run and subtract.
 func ExtensionPoints(b testing.TB, profile string) map[string]float64 {
 	b.Helper()
-	fams, err := legacyregistry.DefaultGatherer.Gather()
-	if err != nil {
-		b.Fatalf("gathering metrics: %v", err)
-	}
 	out := map[string]float64{}
-	for _, f := range fams {
-		if f.GetName() != "scheduler_framework_extension_point_duration_seconds" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["profile"] == profile {
-				out[labels["extension_point"]] += m.GetHistogram().GetSampleSum()
-			}
+	for _, sm := range samples(b, "scheduler_framework_extension_point_duration_seconds") {
+		if sm.l["profile"] == profile {
+			out[sm.l["extension_point"]] += sm.m.GetHistogram().GetSampleSum()
 		}
 	}
 	return out
