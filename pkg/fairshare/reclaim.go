@@ -108,7 +108,7 @@ func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
 	reclaimOK := func(victimQueue string) bool {
 		lca := victimQueue
 		for lca != "" && !shared[lca] {
-			lca = parentOf(lca)
+			lca = queue.ParentPath(lca)
 		}
 		ok, seen := within[lca]
 		if seen {
@@ -408,14 +408,6 @@ func atOrAbove(usage, guaranteed resources.Vector) bool {
 		}
 	}
 	return true
-}
-
-// parentOf is the path of a queue's parent ("" for the root).
-func parentOf(path string) string {
-	if i := strings.LastIndexByte(path, '.'); i >= 0 {
-		return path[:i]
-	}
-	return ""
 }
 
 func sortedSet(set map[string]bool) string {

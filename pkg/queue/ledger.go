@@ -304,7 +304,7 @@ func (l *Ledger) set(key, leaf string, req resources.Vector, s State) {
 // ancestor, by path, whether or not the current tree still has them.
 func (l *Ledger) apply(e *entry, sign int) {
 	l.version++
-	for p := e.leaf; p != ""; p = parentPath(p) {
+	for p := e.leaf; p != ""; p = ParentPath(p) {
 		u, ok := l.usage[p]
 		if !ok {
 			u = newUsage()
@@ -330,7 +330,9 @@ func (l *Ledger) apply(e *entry, sign int) {
 	}
 }
 
-func parentPath(p string) string {
+// ParentPath is the path of a queue's parent, from its path ("" for the
+// root).
+func ParentPath(p string) string {
 	i := strings.LastIndexByte(p, '.')
 	if i < 0 {
 		return ""

@@ -198,6 +198,7 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs g
 		pl.rt.Ledger.Remove(gangKey(ref))
 		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: admission raced with a change; retrying", ref))
 	}
+	pl.rt.ReclaimAdmitted(gangKey(ref)) // the ledger holds the gang's room from now on
 	info, _ := pl.reg.Get(ref)
 	metrics.GangAdmissionWait.WithLabelValues(leaf.Path).Observe(pl.clock.Since(info.FirstSeen).Seconds())
 	msg := fmt.Sprintf("Admitted %s to queue %s: %d member(s) reserved on %d node(s), %s", ref, leaf.Path, len(members), countDistinct(slotNodes), total)

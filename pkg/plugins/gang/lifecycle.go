@@ -77,6 +77,7 @@ func (pl *Plugin) forget(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) {
 	info, ok := pl.reg.Get(ref)
 	if !ok {
 		pl.rt.Ledger.Remove(gangKey(ref))
+		pl.rt.ReclaimGone(gangKey(ref)) // a gang submitted again under this name starts afresh
 		pl.mu.Lock()
 		delete(pl.neverFits, ref)
 		pl.mu.Unlock()

@@ -150,6 +150,7 @@ func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 		pl.wait(pod, lerr.Queue)
 		return fwk.NewStatus(fwk.Unschedulable, lerr.Error())
 	}
+	pl.rt.ReclaimAdmitted(shared.Key(pod)) // if it reclaimed, the ledger holds its room now
 	klog.FromContext(ctx).V(5).Info("Reserved queue quota", "pod", klog.KObj(pod), "queue", cs.leaf.Path)
 	return nil
 }

@@ -71,29 +71,15 @@ func (rt *Runtime) ReclaimNodes(ctx context.Context, req ReclaimRequest) ([]stri
 	// deletion is seen. Correct for both, so that concurrent reclaims add
 	// up to the guarantee and no more.
 	rt.mu.Lock()
-	if r, ok := rt.reclaiming[req.Key]; ok && now.Before(r.until) {
+	book := rt.inflight()
+	if book.Waiting(req.Key, now) {
+		rt.holdBack(req.Pod)
 		rt.mu.Unlock()
 		return nil, fmt.Errorf("waiting for pods preempted for it to exit")
 	}
-	for key, r := range rt.reclaiming {
-		if !now.Before(r.until) {
-			delete(rt.reclaiming, key)
-			continue
-		}
-		if state, _, ok := rt.Ledger.Lookup(key); ok && state != queue.Pending {
-			continue // admitted by now: the ledger counts it
-		}
-		addUp(usage, r.queue, r.request, +1)
-	}
-	for key, e := range rt.evicted {
-		if !now.Before(e.until) {
-			delete(rt.evicted, key)
-			continue
-		}
-		if _, _, ok := rt.Ledger.Lookup(key); ok {
-			addUp(usage, e.queue, e.request, -1)
-		}
-	}
+	claims := book.Adjust(usage, req.Key, now,
+		func(key string) bool { state, _, ok := rt.Ledger.Lookup(key); return ok && state != queue.Pending },
+		func(key string) bool { _, _, ok := rt.Ledger.Lookup(key); return ok })
 	rt.mu.Unlock()
 	in := fairshare.ReclaimInput{
 		Tree: t, Usage: usage, Queue: req.Queue, Priority: req.Priority,
@@ -157,21 +143,29 @@ func (rt *Runtime) ReclaimNodes(ctx context.Context, req ReclaimRequest) ([]stri
 	}
 	plan, why := fairshare.Reclaim(in)
 	if plan == nil {
+		if claims > 0 {
+			// Other reclaims under way counted against this one: when they
+			// end, it is retried (no cluster event may say so).
+			rt.mu.Lock()
+			rt.holdBack(req.Pod)
+			rt.mu.Unlock()
+		}
 		return nil, fmt.Errorf("%s", why)
 	}
 	total := resources.Vector{}
 	for _, m := range req.Members {
 		total.Add(m.Request)
 	}
+	victims := make([]fairshare.InFlightVictim, len(plan.Victims))
+	for i, v := range plan.Victims {
+		victims[i] = fairshare.InFlightVictim{Key: v.Key, Queue: v.Queue, Request: v.Request}
+	}
 	rt.mu.Lock()
-	if rt.reclaiming == nil {
-		rt.reclaiming, rt.evicted = map[string]reclaimEntry{}, map[string]reclaimEntry{}
-	}
-	rt.reclaiming[req.Key] = reclaimEntry{until: now.Add(reclaimGrace), queue: req.Queue.Path, request: total}
-	for _, v := range plan.Victims {
-		rt.evicted[v.Key] = reclaimEntry{until: now.Add(reclaimGrace), queue: v.Queue, request: v.Request}
-	}
+	until := rt.inflight().Record(req.Key, req.Queue.Path, total, victims, now)
 	rt.mu.Unlock()
+	// Whatever the book missed ends at the grace period: retry then what
+	// it held back.
+	rt.Clock.AfterFunc(until.Sub(now), rt.expireReclaims)
 	for i, v := range plan.Victims {
 		p := pods[v.Key]
 		uid := types.UID(v.Key)
@@ -195,51 +189,82 @@ func (rt *Runtime) ReclaimNodes(ctx context.Context, req ReclaimRequest) ([]stri
 	return nodes, nil
 }
 
-// reclaimEntry is a recent reclaim's preemptor, or one of its victims.
-type reclaimEntry struct {
-	until   time.Time
-	queue   string
-	request resources.Vector
+// inflight returns the book of reclaims under way. rt.mu must be held.
+func (rt *Runtime) inflight() *fairshare.InFlight {
+	if rt.reclaims == nil {
+		rt.reclaims = fairshare.NewInFlight(reclaimGrace)
+		rt.heldBack = map[types.UID]*v1.Pod{}
+	}
+	return rt.reclaims
 }
 
-// Reclaiming reports whether the preemptor key preempted pods recently
-// enough that they may still be exiting.
+// holdBack remembers a pod refused because of reclaims under way, to be
+// retried when one of them ends. rt.mu must be held.
+func (rt *Runtime) holdBack(p *v1.Pod) {
+	if p != nil {
+		rt.inflight()
+		rt.heldBack[p.UID] = p
+	}
+}
+
+// Reclaiming reports whether the preemptor key preempted pods that are still
+// exiting.
 func (rt *Runtime) Reclaiming(key string) bool {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	r, ok := rt.reclaiming[key]
-	return ok && rt.Clock.Now().Before(r.until)
+	return rt.inflight().Waiting(key, rt.Clock.Now())
 }
 
 func (rt *Runtime) isEvicted(key string, now time.Time) bool {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	e, ok := rt.evicted[key]
-	return ok && now.Before(e.until)
+	return rt.inflight().Evicted(key, now)
 }
 
-// addUp adds (sign +1) or removes (-1) req from the usage of a queue and its
-// ancestors, by path.
-func addUp(usage map[string]resources.Vector, leaf string, req resources.Vector, sign int64) {
-	for p := leaf; p != ""; p = parentOf(p) {
-		u := usage[p]
-		if u == nil {
-			u = resources.Vector{}
-			usage[p] = u
-		}
-		for r, a := range req {
-			u[r] += sign * a
-		}
-	}
+// ReclaimAdmitted tells the reclaim book that a preemptor (a pod's key, a
+// gang's ledger key) is admitted: the ledger counts its request from now on.
+func (rt *Runtime) ReclaimAdmitted(key string) {
+	rt.endReclaims(func(f *fairshare.InFlight) bool { return f.Admitted(key) })
 }
 
-func parentOf(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] == '.' {
-			return p[:i]
-		}
+// ReclaimGone tells the reclaim book that a pod or gang no longer exists:
+// as a preemptor it claims nothing any more, as a victim it has exited.
+func (rt *Runtime) ReclaimGone(key string) {
+	rt.endReclaims(func(f *fairshare.InFlight) bool { return f.Gone(key) })
+}
+
+func (rt *Runtime) expireReclaims() {
+	now := rt.Clock.Now()
+	rt.endReclaims(func(f *fairshare.InFlight) bool { return f.Expire(now) })
+}
+
+// endReclaims applies end to the book; if it ended anything, the pods held
+// back by reclaims under way are retried.
+func (rt *Runtime) endReclaims(end func(*fairshare.InFlight) bool) {
+	rt.mu.Lock()
+	if !end(rt.inflight()) || len(rt.heldBack) == 0 {
+		rt.mu.Unlock()
+		return
 	}
-	return ""
+	pods := make(map[string]*v1.Pod, len(rt.heldBack))
+	for _, p := range rt.heldBack {
+		pods[p.Namespace+"/"+p.Name] = p
+	}
+	rt.heldBack = map[types.UID]*v1.Pod{}
+	rt.mu.Unlock()
+	logger := klog.FromContext(rt.ctx)
+	logger.V(4).Info("Reclaims under way ended; retrying the pods they held back", "pods", len(pods))
+	rt.Handle.Activate(logger, pods)
+}
+
+// forgetPod ends what the runtime keeps about a pod that is gone.
+func (rt *Runtime) forgetPod(p *v1.Pod) {
+	rt.mu.Lock()
+	if rt.heldBack != nil {
+		delete(rt.heldBack, p.UID)
+	}
+	rt.mu.Unlock()
+	rt.ReclaimGone(Key(p))
 }
 
 // disruptionAllowed reports whether no PodDisruptionBudget forbids

@@ -12,6 +12,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -21,6 +22,7 @@ import (
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
 	"muster.dev/muster/pkg/capacity"
 	"muster.dev/muster/pkg/configsource"
+	"muster.dev/muster/pkg/fairshare"
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/metrics"
 	"muster.dev/muster/pkg/queue"
@@ -48,9 +50,11 @@ type Runtime struct {
 	startOnce sync.Once
 	startErr  error
 	shares    shareCache
-	// reclaiming: preemptors whose victims may still be exiting; evicted:
-	// those victims. Both until the ledger has caught up (or a grace period).
-	reclaiming, evicted map[string]reclaimEntry
+	// reclaims: the reclaims under way (preemptors waiting for their room,
+	// their victims until they are gone); heldBack: pods refused because of
+	// them, retried when one ends. Both under mu.
+	reclaims *fairshare.InFlight
+	heldBack map[types.UID]*v1.Pod
 	mu                  sync.Mutex
 	listeners           []func(*queue.Tree)
 }
@@ -233,6 +237,7 @@ func (rt *Runtime) onPod(obj any) {
 	key := Key(p)
 	if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
 		rt.Ledger.Remove(key)
+		rt.forgetPod(p)
 		return
 	}
 	if p.Spec.NodeName != "" {
@@ -259,6 +264,7 @@ func (rt *Runtime) onPodDelete(obj any) {
 	}
 	if p, ok := obj.(*v1.Pod); ok && p.Spec.SchedulerName == rt.Profile {
 		rt.Ledger.Remove(Key(p))
+		rt.forgetPod(p)
 	}
 }
 
