@@ -53,10 +53,10 @@ type Runtime struct {
 	// reclaims: the reclaims under way (preemptors waiting for their room,
 	// their victims until they are gone); heldBack: pods refused because of
 	// them, retried when one ends. Both under mu.
-	reclaims *fairshare.InFlight
-	heldBack map[types.UID]*v1.Pod
-	mu                  sync.Mutex
-	listeners           []func(*queue.Tree)
+	reclaims  *fairshare.InFlight
+	heldBack  map[types.UID]*v1.Pod
+	mu        sync.Mutex
+	listeners []func(*queue.Tree)
 }
 
 var (
