@@ -37,6 +37,8 @@ func TestReliabilityResubmit(t *testing.T) {
 		// gang is the owner's gang (ns/name) for the partial-bind watch.
 		gang   string
 		quorum int
+		// check, if set, checks a round's outcome beyond its pods.
+		check func(t *testing.T, ns string, start time.Time)
 	}{
 		{
 			name: "reclaim",
@@ -56,6 +58,17 @@ func TestReliabilityResubmit(t *testing.T) {
 				return 4
 			},
 			gang: "train", quorum: 4,
+			check: func(t *testing.T, ns string, start time.Time) {
+				// The PodGroup's status is this run's, written afresh.
+				framework.WaitFor(t, 30*time.Second, "the PodGroup's status", func(ctx context.Context) (bool, error) {
+					pg, err := framework.PodGroupClient(t).SchedulingV1alpha1().PodGroups(ns).Get(ctx, "train", metav1.GetOptions{})
+					if err != nil {
+						return false, nil
+					}
+					st := pg.Status
+					return (st.Phase == "Scheduling" || st.Phase == "Running") && !st.ScheduleStartTime.Time.Before(start.Truncate(time.Second)), nil
+				})
+			},
 		},
 		{
 			name: "Spark app with a reservation",
@@ -103,6 +116,9 @@ namespaceQueues:
 					return countBoundWith(ctx, ns, queue.LabelQueue+"=owner") == want, nil
 				})
 				took := time.Since(start)
+				if tc.check != nil {
+					tc.check(t, ns, start)
+				}
 				t.Logf("round %d: the owner's guarantee reclaimed and its %d pods bound in %s", round, want, took.Round(10*time.Millisecond))
 				// The outcome is the first round's: exactly the owner's
 				// guarantee was taken back, no more.
@@ -213,4 +229,95 @@ func podsWith(ctx context.Context, ns, selector string, bound bool) []v1.Pod {
 		out = append(out, p)
 	}
 	return out
+}
+
+// TestReliabilityResubmitGangRecord: what muster keeps about a gang by its
+// name (its record and backoff after a timeout, the never-fits notice sent
+// once per gang) ends when the gang's pods are deleted: the same gang
+// submitted again at once is a new gang, treated as the first was.
+func TestReliabilityResubmitGangRecord(t *testing.T) {
+	startMuster(t)
+
+	t.Run("never fits", func(t *testing.T) {
+		ns := framework.NewNamespace(t)
+		setQueues(t, tenantQueues("2", ns))
+		framework.CreateNodes(t, framework.Node(nodeName("resubmit-never", 0, 1), "8", "32Gi", nil))
+		for round := 1; round <= 3; round++ {
+			pods := annotationGang("big", 4, "1")
+			createPods(t, ns, pods...)
+			for _, p := range pods {
+				waitUnschedulable(t, ns, p.name, 30*time.Second, "can never be admitted")
+			}
+			// The admin hears about this submission, not only the first.
+			framework.WaitFor(t, 30*time.Second, fmt.Sprintf("round %d: a GangNeverFits Event about this round's pods", round), func(ctx context.Context) (bool, error) {
+				return eventsAbout(ctx, ns, "GangNeverFits", podUIDs(ctx, ns)) > 0, nil
+			})
+			deleteAllPods(t, ns)
+		}
+	})
+
+	t.Run("timed out", func(t *testing.T) {
+		ns := framework.NewNamespace(t)
+		setQueues(t, tenantQueues("64", ns))
+		framework.CreateNodes(t, framework.Node(nodeName("resubmit-timeout", 0, 1), "8", "32Gi", nil))
+		gangPods := func() []podSpec {
+			pods := annotationGang("g", 4, "1")
+			for i := range pods {
+				pods[i].annotations[gang.AnnotationTimeout] = "2s"
+			}
+			return pods
+		}
+		// The first run: the gang on an empty cluster.
+		start := time.Now()
+		createPods(t, ns, gangPods()...)
+		framework.WaitFor(t, 30*time.Second, "the gang bound", func(ctx context.Context) (bool, error) { return countBoundWith(ctx, ns, gang.LabelGang+"=g") == 4, nil })
+		first := time.Since(start)
+		deleteAllPods(t, ns)
+
+		for round := 1; round <= 2; round++ {
+			// No room: the gang times out and backs off (10 s).
+			createPods(t, ns, podSpec{name: "blocker", cpu: "6"})
+			framework.WaitBound(t, ns, "blocker", 30*time.Second)
+			createPods(t, ns, gangPods()...)
+			framework.WaitFor(t, 30*time.Second, fmt.Sprintf("round %d: the gang timed out", round), func(ctx context.Context) (bool, error) {
+				return eventsAbout(ctx, ns, "GangTimedOut", podUIDs(ctx, ns)) > 0, nil
+			})
+			// Cleaned up while it backs off, and submitted again at once on
+			// the empty cluster: bound as fast as the first time, not after
+			// the old gang's backoff.
+			deleteAllPods(t, ns)
+			start := time.Now()
+			createPods(t, ns, gangPods()...)
+			framework.WaitFor(t, 30*time.Second, "the gang bound", func(ctx context.Context) (bool, error) { return countBoundWith(ctx, ns, gang.LabelGang+"=g") == 4, nil })
+			took := time.Since(start)
+			t.Logf("round %d: resubmitted after a timeout, bound in %s (the first time: %s)", round, took.Round(10*time.Millisecond), first.Round(10*time.Millisecond))
+			assert.LessOrEqual(t, took, 2*first+5*time.Second, "round %d", round)
+			deleteAllPods(t, ns)
+		}
+	})
+}
+
+// podUIDs returns the UIDs of the pods of ns now.
+func podUIDs(ctx context.Context, ns string) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range podsWith(ctx, ns, "", false) {
+		out[string(p.UID)] = true
+	}
+	return out
+}
+
+// eventsAbout counts the Events of ns with the reason about one of the
+// objects whose UIDs are given.
+func eventsAbout(ctx context.Context, ns, reason string, uids map[string]bool) int {
+	list, err := framework.CP.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range list.Items {
+		if e.Reason == reason && uids[string(e.InvolvedObject.UID)] {
+			n++
+		}
+	}
+	return n
 }

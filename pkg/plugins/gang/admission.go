@@ -50,7 +50,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	if perr != nil {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %s", ref, perr.Msg))
 	}
-	pl.reg.Observe(ref, gs.spec, leaf.Path, shared.Key(pod), pod.Name, shared.PodRequest(pod), pod.CreationTimestamp.Time, pod.Spec.NodeName != "")
+	pl.observe(ctx, ref, gs.spec, leaf.Path, pod, pod.UID)
 
 	info, _ := pl.reg.Get(ref)
 	cs := &cycleState{ref: ref, member: true}

@@ -14,10 +14,11 @@ import (
 // podGroupResource is how kube-scheduler names the PodGroup CRD for events.
 const podGroupResource fwk.EventResource = "podgroups.v1alpha1.scheduling.x-k8s.io"
 
-// EventsToRegister: a waiting gang may become admissible when a member
-// arrives (quorum), a pod goes away or a node appears or grows (room), or
-// its PodGroup changes. Admission and the end of a backoff activate the
-// members directly.
+// EventsToRegister: a waiting gang may become admissible when a member is
+// bound, a pod goes away or a node appears or grows (room), or its PodGroup
+// changes. kube-scheduler reports a new unscheduled pod to plugins only with
+// the GenericWorkload gate on, so the arrival of the member that completes a
+// gang, its admission and the end of a backoff activate the members directly.
 func (pl *Plugin) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint, error) {
 	events := []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Add}, QueueingHintFn: pl.afterPodAdd},
@@ -31,7 +32,8 @@ func (pl *Plugin) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint,
 	return events, nil
 }
 
-// afterPodAdd requeues a waiting member when another member of its gang appears.
+// afterPodAdd requeues a waiting member when another member of its gang is
+// bound (fwk.Pod Add is an assigned pod's arrival).
 func (pl *Plugin) afterPodAdd(_ klog.Logger, pod *v1.Pod, _, newObj any) (fwk.QueueingHint, error) {
 	added, ok := newObj.(*v1.Pod)
 	if !ok {

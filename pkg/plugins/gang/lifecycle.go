@@ -50,7 +50,22 @@ func (pl *Plugin) onPod(obj any) {
 		// the pod itself is counted as allocated by the shared runtime.
 		pl.rt.Ledger.Shrink(gangKey(ref), req)
 	}
-	pl.reg.Observe(ref, gs.spec, queuePath, key, p.Name, req, p.CreationTimestamp.Time, p.Spec.NodeName != "")
+	pl.observe(pl.ctx, ref, gs.spec, queuePath, p, "")
+}
+
+// observe records a member. When that completes its gang, the members
+// refused while it was short are retried at once, so that each says why it
+// waits now (or is admitted): kube-scheduler tells plugins about the arrival
+// of unscheduled pods only with the GenericWorkload gate on, and otherwise
+// they would keep "1 of N members exist" until some other event. except is
+// the pod in the current scheduling cycle, if any.
+func (pl *Plugin) observe(ctx context.Context, ref gangcore.Ref, spec gangcore.Spec, queuePath string, p *v1.Pod, except types.UID) {
+	before, known := pl.reg.Get(ref)
+	pl.reg.Observe(ref, spec, queuePath, shared.Key(p), p.Name, shared.PodRequest(p), p.CreationTimestamp.Time, p.Spec.NodeName != "")
+	after, _ := pl.reg.Get(ref)
+	if (!known || before.Phase == gangcore.PhaseWaiting) && after.Phase == gangcore.PhasePending {
+		pl.activate(ctx, ref, except)
+	}
 }
 
 func (pl *Plugin) onPodDelete(obj any) {
