@@ -2,8 +2,12 @@ package reliability
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"math"
 	"math/rand"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -67,7 +71,8 @@ func TestReliabilitySoak(t *testing.T) {
 		framework.CreateNodes(t, framework.Node(fmt.Sprintf("soak-%d", i), "16", "64Gi", nil))
 	}
 	w := watchPods(t, ns)
-	p := startBinary(t)
+	// The heap profile too, for a leak's diagnosis (see heapProfile).
+	p := startBinary(t, "--authorization-always-allow-paths=/debug/pprof/*")
 	waitFor(t, 60*time.Second, "muster to lead", func(ctx context.Context) bool { return leaseHolder(ctx) != "" })
 	waitFor(t, 60*time.Second, "/metrics", func(context.Context) bool {
 		_, err := scrapeGauges(p.Addr, "go_goroutines")
@@ -103,15 +108,26 @@ func TestReliabilitySoak(t *testing.T) {
 	loop(5*time.Second, func(ctx context.Context) { c.editQueues(ctx, queues) })
 	loop(7*time.Second, c.nodeChurn)
 
+	out := os.Getenv("SOAK_OUT")
+	if out == "" {
+		out = filepath.Join(os.TempDir(), fmt.Sprintf("muster-soak-%d.csv", os.Getpid()))
+	}
 	var samples []sample
 	start := time.Now()
 	tick := time.NewTicker(period)
+	profiled := false
 sampling:
 	for {
 		select {
 		case <-ctx.Done():
 			break sampling
 		case <-tick.C:
+		}
+		if !profiled && time.Since(start) >= d/2 {
+			// Half-way and at the end: `go tool pprof -base` of the two
+			// shows what grew over the second half, if anything did.
+			profiled = true
+			heapProfile(t, p.Addr, strings.TrimSuffix(out, filepath.Ext(out))+"-heap-half.pb.gz")
 		}
 		g, err := scrapeGauges(p.Addr, "go_goroutines", "process_resident_memory_bytes", "go_memstats_heap_alloc_bytes")
 		if err != nil {
@@ -129,10 +145,7 @@ sampling:
 	c.mu.Unlock()
 	assert.Empty(t, errs, "the churn's own requests")
 
-	out := os.Getenv("SOAK_OUT")
-	if out == "" {
-		out = filepath.Join(os.TempDir(), fmt.Sprintf("muster-soak-%d.csv", os.Getpid()))
-	}
+	heapProfile(t, p.Addr, strings.TrimSuffix(out, filepath.Ext(out))+"-heap-end.pb.gz")
 	require.NoError(t, writeSamples(out, samples))
 	t.Logf("%d samples every %s written to %s", len(samples), period, out)
 
@@ -153,6 +166,29 @@ sampling:
 	assert.LessOrEqual(t, g2, 1.5*g1+20, "goroutines stay flat")
 	assert.LessOrEqual(t, r2, 1.5*r1, "resident memory stays flat")
 	assert.LessOrEqual(t, h2, 1.5*h1, "heap stays flat")
+	// Over the second half, a trend: the least-squares slope of each
+	// series, as the rise it makes over that half, against the noise (twice
+	// the slope's standard error) and a floor below which a rise does not
+	// matter (3% of the level; goroutines: 3). Short runs have too few
+	// samples and too little time for a trend to show; only runs of 20
+	// minutes or more are judged on it.
+	half := samples[len(samples)/2:]
+	for _, series := range []struct {
+		name  string
+		f     func(sample) float64
+		floor func(mean float64) float64
+	}{
+		{"goroutines", func(s sample) float64 { return s.Goroutines }, func(float64) float64 { return 3 }},
+		{"RSS", func(s sample) float64 { return s.RSS }, func(m float64) float64 { return 0.03 * m }},
+		{"heap", func(s sample) float64 { return s.Heap }, func(m float64) float64 { return 0.03 * m }},
+	} {
+		tr := trendOf(half, series.f)
+		allowed := max(2*tr.RiseSE, series.floor(tr.Mean))
+		t.Logf("second half, %s: mean %.4g, rise over it %+.4g (+/- %.2g), allowed %.4g", series.name, tr.Mean, tr.Rise, tr.RiseSE, allowed)
+		if d >= 20*time.Minute {
+			assert.LessOrEqual(t, tr.Rise, allowed, "%s flat over the second half", series.name)
+		}
+	}
 
 	// The churn stops: what is left finishes or binds, nothing stays reserved.
 	waitStatus(t, 90*time.Second, time.Now(), "nothing reserved and no gang pending once the churn stops", func(r status.Report) bool {
@@ -164,6 +200,68 @@ sampling:
 	assert.Empty(t, rep.Rebinds, "no pod bound twice")
 	assert.Empty(t, rep.Partial, "no gang left partly bound")
 	t.Logf("watch: longest partial %s, most gangs partial at once %d", rep.Longest, rep.MaxPartial)
+}
+
+// trend is a series' least-squares line over some samples: its mean, and
+// the rise the line makes from the first sample to the last, with that
+// rise's standard error.
+type trend struct{ Mean, Rise, RiseSE float64 }
+
+func trendOf(s []sample, f func(sample) float64) trend {
+	n := float64(len(s))
+	if n < 3 {
+		return trend{}
+	}
+	var sx, sy float64
+	for _, v := range s {
+		sx += v.At.Seconds()
+		sy += f(v)
+	}
+	mx, my := sx/n, sy/n
+	var sxx, sxy float64
+	for _, v := range s {
+		dx := v.At.Seconds() - mx
+		sxx += dx * dx
+		sxy += dx * (f(v) - my)
+	}
+	if sxx == 0 {
+		return trend{Mean: my}
+	}
+	slope := sxy / sxx
+	var rss float64
+	for _, v := range s {
+		r := f(v) - (my + slope*(v.At.Seconds()-mx))
+		rss += r * r
+	}
+	se := math.Sqrt(rss/(n-2)) / math.Sqrt(sxx)
+	span := s[len(s)-1].At.Seconds() - s[0].At.Seconds()
+	return trend{Mean: my, Rise: slope * span, RiseSE: se * span}
+}
+
+// heapProfile saves the scheduler's heap profile (pprof) to path; a failure
+// is logged, not fatal: the profile is for diagnosis.
+func heapProfile(t *testing.T, addr, path string) {
+	t.Helper()
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the scheduler's self-signed cert
+	}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("https://" + addr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		t.Logf("heap profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Logf("heap profile: status %d, %v", resp.StatusCode, err)
+		return
+	}
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Logf("heap profile: %v", err)
+		return
+	}
+	t.Logf("heap profile written to %s", path)
 }
 
 func median(s []sample, f func(sample) float64) float64 {
