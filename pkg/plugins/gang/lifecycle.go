@@ -30,6 +30,7 @@ func (pl *Plugin) onPod(obj any) {
 	if !ok {
 		return
 	}
+	pl.markStatus(ref)
 	if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed || p.DeletionTimestamp != nil {
 		pl.forget(p, ref, role)
 		return
@@ -77,6 +78,7 @@ func (pl *Plugin) onPodDelete(obj any) {
 		return
 	}
 	if ref, role, _, ok := pl.sources.identify(p); ok {
+		pl.markStatus(ref)
 		pl.forget(p, ref, role)
 	}
 }
@@ -150,8 +152,19 @@ func (pl *Plugin) onPodGroupAdd(obj any) {
 	if !ok {
 		return
 	}
+	pl.markStatus(gangcore.Ref{Kind: gangcore.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name})
 	for _, p := range pl.sources.members(gangcore.Ref{Kind: gangcore.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}) {
 		pl.onPod(p)
+	}
+}
+
+// onPodGroupUpdate: a PodGroup whose spec changed (minMember) may change
+// phase; a change of its status alone (muster's own writes) does not.
+func (pl *Plugin) onPodGroupUpdate(oldObj, newObj any) {
+	old, ok1 := oldObj.(*schedv1alpha1.PodGroup)
+	pg, ok2 := newObj.(*schedv1alpha1.PodGroup)
+	if ok1 && ok2 && old.Generation != pg.Generation {
+		pl.markStatus(gangcore.Ref{Kind: gangcore.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name})
 	}
 }
 
@@ -164,6 +177,7 @@ func (pl *Plugin) onPodGroupDelete(obj any) {
 		return
 	}
 	ref := gangcore.Ref{Kind: gangcore.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}
+	pl.unmarkStatus(ref)
 	if info, ok := pl.reg.Get(ref); ok && info.Phase == gangcore.PhaseAdmitted {
 		pl.release(pl.ctx, ref, fmt.Sprintf("PodGroup %s/%s was deleted", pg.Namespace, pg.Name), false)
 	}

@@ -75,6 +75,8 @@ type Plugin struct {
 	// neverFits remembers the gangs told they can never fit, so the Event is
 	// emitted once per gang and not on every retry.
 	neverFits map[gangcore.Ref]string
+	// statusDirty: PodGroups whose status may need an update (runStatus).
+	statusDirty map[gangcore.Ref]bool
 }
 
 var (
@@ -105,7 +107,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	}
 	pl := &Plugin{
 		args: *args, handle: h, rt: rt, reg: rt.Gangs, clock: rt.Clock, sources: src,
-		recorder: h.EventRecorder(), neverFits: map[gangcore.Ref]string{}, ctx: ctx,
+		recorder: h.EventRecorder(), neverFits: map[gangcore.Ref]string{}, statusDirty: map[gangcore.Ref]bool{}, ctx: ctx,
 	}
 	rt.GangOf = func(p *v1.Pod) (gangcore.Ref, bool) {
 		ref, _, _, ok := pl.sources.identify(p)
@@ -124,7 +126,9 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		return nil, fmt.Errorf("%s: watching nodes: %w", Name, err)
 	}
 	if src.pgInformer != nil {
-		if _, err := src.pgInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: pl.onPodGroupAdd, DeleteFunc: pl.onPodGroupDelete}); err != nil {
+		if _, err := src.pgInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: pl.onPodGroupAdd, UpdateFunc: pl.onPodGroupUpdate, DeleteFunc: pl.onPodGroupDelete,
+		}); err != nil {
 			return nil, fmt.Errorf("%s: watching PodGroups: %w", Name, err)
 		}
 	}

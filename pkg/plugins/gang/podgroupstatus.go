@@ -6,6 +6,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/klog/v2"
@@ -18,8 +19,12 @@ import (
 const statusInterval = 2 * time.Second
 
 // runStatus keeps the status of every PodGroup muster schedules as the API
-// defines it, from its pods (terminal ones included). Only the leading
-// replica writes.
+// defines it, from its pods (terminal ones included). The PodGroups whose
+// members or object changed are marked (markStatus) and brought up to date
+// every statusInterval; a PodGroup is synced even after muster has forgotten
+// its gang (its members all finished), so that its last phase, Finished or
+// Failed, is written. Only the leading replica writes; a standby keeps its
+// marks for when it leads.
 func (pl *Plugin) runStatus(ctx context.Context) {
 	if pl.sources.pgs == nil {
 		return
@@ -35,26 +40,53 @@ func (pl *Plugin) runStatus(ctx context.Context) {
 		if !pl.rt.Leading(ctx) {
 			continue
 		}
-		for _, info := range pl.reg.List() {
-			if info.Ref.Kind != gangcore.KindPodGroup {
+		pl.mu.Lock()
+		refs := make([]gangcore.Ref, 0, len(pl.statusDirty))
+		for ref := range pl.statusDirty {
+			refs = append(refs, ref)
+		}
+		pl.statusDirty = map[gangcore.Ref]bool{}
+		pl.mu.Unlock()
+		for _, ref := range refs {
+			err := pl.syncPodGroupStatus(ctx, ref)
+			if err == nil || apierrors.IsNotFound(err) {
 				continue
 			}
-			if err := pl.syncPodGroupStatus(ctx, info); err != nil && ctx.Err() == nil {
-				klog.FromContext(ctx).V(2).Info("Updating PodGroup status", "podGroup", info.Ref.String(), "err", err)
+			pl.markStatus(ref) // retried on the next tick
+			if ctx.Err() == nil {
+				klog.FromContext(ctx).V(2).Info("Updating PodGroup status", "podGroup", ref.String(), "err", err)
 			}
 		}
 	}
 }
 
-func (pl *Plugin) syncPodGroupStatus(ctx context.Context, info gangcore.Info) error {
-	pg, err := pl.sources.pgs.PodGroups(info.Ref.Namespace).Get(info.Ref.Name)
+// markStatus notes that a PodGroup's status may need an update.
+func (pl *Plugin) markStatus(ref gangcore.Ref) {
+	if ref.Kind != gangcore.KindPodGroup || pl.sources.pgs == nil {
+		return
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	pl.statusDirty[ref] = true
+}
+
+// unmarkStatus forgets a PodGroup that is gone.
+func (pl *Plugin) unmarkStatus(ref gangcore.Ref) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	delete(pl.statusDirty, ref)
+}
+
+func (pl *Plugin) syncPodGroupStatus(ctx context.Context, ref gangcore.Ref) error {
+	pg, err := pl.sources.pgs.PodGroups(ref.Namespace).Get(ref.Name)
 	if err != nil {
 		return err
 	}
-	pods, err := pl.sources.allMembers.Pods(info.Ref.Namespace).List(labels.SelectorFromSet(labels.Set{gangcore.LabelPodGroup: info.Ref.Name}))
+	pods, err := pl.sources.allMembers.Pods(ref.Namespace).List(labels.SelectorFromSet(labels.Set{gangcore.LabelPodGroup: ref.Name}))
 	if err != nil {
 		return err
 	}
+	info, _ := pl.reg.Get(ref) // zero once forgotten: the start time written stays
 	want := podGroupStatus(pg, pods, info)
 	if apiequality.Semantic.DeepEqual(pg.Status, want) {
 		return nil
@@ -71,6 +103,18 @@ func (pl *Plugin) syncPodGroupStatus(ctx context.Context, info gangcore.Info) er
 // failed and minMember can no longer run or finish.
 func podGroupStatus(pg *schedv1alpha1.PodGroup, pods []*v1.Pod, info gangcore.Info) schedv1alpha1.PodGroupStatus {
 	st := pg.Status
+	// Finished and Failed are final for the run they describe: pods cleaned
+	// up afterwards do not turn the PodGroup back to Pending. A new live
+	// member (the PodGroup reused for another run) starts over.
+	if st.Phase == schedv1alpha1.PodGroupFinished || st.Phase == schedv1alpha1.PodGroupFailed {
+		live := false
+		for _, p := range pods {
+			live = live || p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed
+		}
+		if !live {
+			return st
+		}
+	}
 	st.Running, st.Succeeded, st.Failed = 0, 0, 0
 	bound := int32(0)
 	for _, p := range pods {
