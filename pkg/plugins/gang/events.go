@@ -15,9 +15,14 @@ import (
 const podGroupResource fwk.EventResource = "podgroups.v1alpha1.scheduling.x-k8s.io"
 
 // EventsToRegister: a waiting gang may become admissible when a member
-// arrives (quorum), a pod goes away or a node appears or grows (room), or
-// its PodGroup changes. Admission and the end of a backoff activate the
-// members directly.
+// arrives or its scheduling gates are lifted (quorum), a pod goes away or a
+// node appears or grows (room), or its PodGroup changes. Admission and the
+// end of a backoff activate the members directly.
+//
+// Lifting a member's scheduling gates is no cluster event for the other
+// members (kube-scheduler hands an unscheduled pod's update to that pod
+// alone, which its SchedulingGates plugin then queues): onPod activates
+// the gang's members when the lift completes its quorum.
 func (pl *Plugin) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint, error) {
 	events := []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Add}, QueueingHintFn: pl.afterPodAdd},
@@ -37,12 +42,20 @@ func (pl *Plugin) afterPodAdd(_ klog.Logger, pod *v1.Pod, _, newObj any) (fwk.Qu
 	if !ok {
 		return fwk.Queue, nil
 	}
-	mine, ok1 := pl.rt.GangOf(pod)
-	theirs, ok2 := pl.rt.GangOf(added)
-	if ok1 && ok2 && mine == theirs && added.UID != pod.UID {
-		return fwk.Queue, nil
+	if len(added.Spec.SchedulingGates) > 0 {
+		return fwk.QueueSkip, nil // a gated member does not count toward the quorum
 	}
-	return fwk.QueueSkip, nil
+	return pl.sameGang(pod, added), nil
+}
+
+// sameGang: Queue when other is another member of pod's gang.
+func (pl *Plugin) sameGang(pod, other *v1.Pod) fwk.QueueingHint {
+	mine, ok1 := pl.rt.GangOf(pod)
+	theirs, ok2 := pl.rt.GangOf(other)
+	if ok1 && ok2 && mine == theirs && other.UID != pod.UID {
+		return fwk.Queue
+	}
+	return fwk.QueueSkip
 }
 
 // afterRoomFreed requeues members of gangs that wait for room; not gangs

@@ -43,14 +43,31 @@ func (pl *Plugin) onPod(obj any) {
 	if perr == nil {
 		queuePath = leaf.Path
 	}
-	key, req := shared.Key(p), shared.PodRequest(p)
-	if p.Spec.NodeName != "" && pl.reg.BoundElsewhere(ref, key, p.Spec.NodeName, req) {
+	m := memberPod(p)
+	if p.Spec.NodeName != "" && pl.reg.BoundElsewhere(ref, m.Key, p.Spec.NodeName, m.Request) {
 		// Not placed by this scheduler (another replica bound it during a
 		// leadership change): the gang no longer holds its share for it;
 		// the pod itself is counted as allocated by the shared runtime.
-		pl.rt.Ledger.Shrink(gangKey(ref), req)
+		pl.rt.Ledger.Shrink(gangKey(ref), m.Request)
 	}
-	pl.reg.Observe(ref, gs.spec, queuePath, key, p.Name, req, p.CreationTimestamp.Time, p.Spec.NodeName != "")
+	before, _ := pl.reg.Get(ref)
+	pl.reg.Observe(ref, gs.spec, queuePath, m)
+	if after, _ := pl.reg.Get(ref); before.Phase == gangcore.PhaseWaiting && after.Phase == gangcore.PhasePending && len(m.Gates) == 0 && before.Gated > after.Gated {
+		// A scheduling gate was lifted and the gang may be scheduled now:
+		// wake its members, which were refused while it was short (no
+		// cluster event reaches them; see EventsToRegister).
+		pl.activate(pl.ctx, ref, "")
+	}
+}
+
+// memberPod is a member pod as the registry records it.
+func memberPod(p *v1.Pod) gangcore.Pod {
+	var gates []string
+	for _, g := range p.Spec.SchedulingGates {
+		gates = append(gates, g.Name)
+	}
+	return gangcore.Pod{Key: shared.Key(p), Name: p.Name, Request: shared.PodRequest(p), Created: p.CreationTimestamp.Time,
+		Bound: p.Spec.NodeName != "", Gates: gates}
 }
 
 func (pl *Plugin) onPodDelete(obj any) {
@@ -86,15 +103,16 @@ func (pl *Plugin) forget(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) {
 	// now rather than hold its room until the timeout. (A member deleted
 	// while waiting at Permit is rejected by the framework and released in
 	// Unreserve; this is the member that was not placed yet.)
-	if info.Phase == gangcore.PhaseAdmitted && info.Spec.Executors == 0 && info.Members < int(info.Spec.MinMember) {
-		pl.release(pl.ctx, ref, fmt.Sprintf("member %s/%s is gone; %d of %d members exist", p.Namespace, p.Name, info.Members, info.Spec.MinMember), false)
+	if ready := info.Members - info.Gated; info.Phase == gangcore.PhaseAdmitted && info.Spec.Executors == 0 && ready < int(info.Spec.MinMember) {
+		pl.release(pl.ctx, ref, fmt.Sprintf("member %s/%s is gone; %d of %d members may be scheduled", p.Namespace, p.Name, ready, info.Spec.MinMember), false)
 	}
 }
 
 // onNodeDelete releases the admitted gangs that counted on a node that is
 // gone: members waiting at Permit on it would be bound to a node that no
 // longer exists, and slots on it can never be taken. The gangs are admitted
-// again on the nodes that are left.
+// again on the nodes that are left. A bound gang's slots there (a Spark
+// driver's executors) are placed again on other nodes.
 func (pl *Plugin) onNodeDelete(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
@@ -121,6 +139,7 @@ func (pl *Plugin) onNodeDelete(obj any) {
 			pl.release(pl.ctx, ref, fmt.Sprintf("node %s was deleted; admitting the gang again on the nodes left", node.Name), false)
 		}
 	}
+	pl.displace(pl.ctx, node.Name, "deleted")
 }
 
 // onPodGroupDelete releases the admission of a PodGroup's gang when the
