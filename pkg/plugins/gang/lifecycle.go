@@ -199,6 +199,9 @@ func (pl *Plugin) runTimeouts(ctx context.Context) {
 				// Members never came: nothing is held, but the tenant and the
 				// admin hear about it (Event, metric, status) as for any timeout.
 				reason := fmt.Sprintf("only %d of %d members exist", info.Members, info.Spec.MinMember)
+				if info.Gated > 0 {
+					reason = info.Reason // counts the members held by scheduling gates, and names the gates
+				}
 				pl.reg.Release(info.Ref, reason, pl.clock.Now())
 				pl.timedOut(ctx, info.Ref, fmt.Sprintf("not complete within %s: %s", info.Spec.Timeout, reason))
 			case gangcore.PhasePending:

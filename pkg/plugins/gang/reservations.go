@@ -247,7 +247,15 @@ func (pl *Plugin) replace(ctx context.Context, ref gangcore.Ref) {
 		return
 	}
 	if why == "" {
-		why = "the gang changed while its slots were placed"
+		// A member took a displaced slot meanwhile: plan what is left in
+		// the next cycle.
+		if from != "" {
+			pl.mu.Lock()
+			pl.displacedFrom[ref] = appendOnce(pl.displacedFrom[ref], from)
+			pl.mu.Unlock()
+		}
+		pl.displacedPending.Store(true)
+		return
 	}
 	reason := fmt.Sprintf("%d reserved slot(s) on %s could not be placed on other nodes: %s", len(reqs), from, why)
 	switch info.Phase {
