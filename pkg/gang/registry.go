@@ -1,7 +1,9 @@
 package gang
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,7 +19,8 @@ type Phase string
 // Pending when an admission fails (a member could not be placed, the Permit
 // wait timed out) or times out.
 const (
-	// PhaseWaiting: fewer than minMember pods exist yet.
+	// PhaseWaiting: fewer than minMember pods exist yet that may be
+	// scheduled (pods held by scheduling gates do not count).
 	PhaseWaiting Phase = "Waiting"
 	// PhasePending: the gang is complete and waits for room (or backs off
 	// after a timeout). It holds nothing.
@@ -58,6 +61,24 @@ type member struct {
 	request resources.Vector
 	state   memberState
 	created time.Time
+	// gates are the pod's scheduling gates: while it has any, the pod is
+	// not ready to be scheduled and does not count toward the quorum.
+	gates []string
+}
+
+// Pod is a member pod as the plugin observes it.
+type Pod struct {
+	// Key identifies the pod (its UID); Name is for messages.
+	Key, Name string
+	Request   resources.Vector
+	Created   time.Time
+	// Bound: the pod has a node.
+	Bound bool
+	// Gates are the pod's scheduling gates (spec.schedulingGates). A gated
+	// pod cannot be scheduled until they are lifted, so it does not count
+	// toward its gang's quorum: a gang is not admitted, and holds nothing,
+	// while fewer than minMember of its pods may be scheduled.
+	Gates []string
 }
 
 // slot is capacity reserved on a node for one member of an admitted gang.
@@ -83,6 +104,10 @@ type Gang struct {
 
 	members map[string]*member
 	slots   []slot
+	// displaced are slots taken off a node being taken away (or deleted),
+	// still held in the gang's queue, to be placed again on other nodes
+	// (Replace) or given up (DropDisplaced).
+	displaced []resources.Vector
 }
 
 // Registry holds every gang muster knows and the capacity reserved for
@@ -112,15 +137,20 @@ type Info struct {
 	Reason       string
 	Timeouts     int
 	// Members counts the pods that exist; Assumed those reserved and not
-	// yet bound; Bound those bound.
-	Members, Assumed, Bound int
-	// FreeSlots counts the reserved slots not yet taken by a member.
-	FreeSlots int
+	// yet bound; Bound those bound; Gated those held by scheduling gates
+	// (never bound or assumed), whose gate names are Gates (sorted, once each).
+	Members, Assumed, Bound, Gated int
+	Gates                          []string
+	// FreeSlots counts the reserved slots not yet taken by a member,
+	// displaced ones included; Displaced counts those (off their node,
+	// waiting to be placed again).
+	FreeSlots, Displaced int
 }
 
 func (g *Gang) info() Info {
 	in := Info{Ref: g.Ref, Spec: g.Spec, Queue: g.Queue, Phase: g.Phase, FirstSeen: g.FirstSeen, AdmittedAt: g.AdmittedAt,
-		BackoffUntil: g.BackoffUntil, Reason: g.Reason, Timeouts: g.Timeouts, Members: len(g.members), FreeSlots: len(g.slots)}
+		BackoffUntil: g.BackoffUntil, Reason: g.Reason, Timeouts: g.Timeouts, Members: len(g.members),
+		FreeSlots: len(g.slots) + len(g.displaced), Displaced: len(g.displaced)}
 	for _, m := range g.members {
 		switch m.state {
 		case memberAssumed:
@@ -129,7 +159,57 @@ func (g *Gang) info() Info {
 			in.Bound++
 		}
 	}
+	in.Gated, in.Gates = g.gated()
 	return in
+}
+
+// gated counts the members held by scheduling gates, and names the gates.
+func (g *Gang) gated() (int, []string) {
+	n := 0
+	names := map[string]bool{}
+	for _, m := range g.members {
+		if len(m.gates) > 0 && m.state == memberPending {
+			n++
+			for _, gate := range m.gates {
+				names[gate] = true
+			}
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	out := make([]string, 0, len(names))
+	for gate := range names {
+		out = append(out, gate)
+	}
+	sort.Strings(out)
+	return n, out
+}
+
+// ready counts the members that may be scheduled: not held by a gate.
+func (g *Gang) ready() int {
+	n, _ := g.gated()
+	return len(g.members) - n
+}
+
+// waitingReason says why a gang short of members waits, with numbers: how
+// many exist and, when some are gated, how many may be scheduled and which
+// gates hold the rest.
+func (g *Gang) waitingReason() string {
+	gated, gates := g.gated()
+	if gated == 0 {
+		return fmt.Sprintf("%d of %d members exist; waiting for the rest before any is bound", len(g.members), g.Spec.MinMember)
+	}
+	exist := ""
+	if len(g.members) < int(g.Spec.MinMember) {
+		exist = fmt.Sprintf(" (%d exist)", len(g.members))
+	}
+	verb := "are"
+	if gated == 1 {
+		verb = "is"
+	}
+	return fmt.Sprintf("%d of %d members may be scheduled%s; %d %s held by scheduling gate(s) %s; none is bound until %d may be",
+		len(g.members)-gated, g.Spec.MinMember, exist, gated, verb, strings.Join(gates, ", "), g.Spec.MinMember)
 }
 
 // Get returns a copy of the gang's state.
@@ -160,28 +240,29 @@ func (r *Registry) List() []Info {
 	return out
 }
 
-// Observe records a member pod (key, and name for messages): created at
-// created, with its request, bound or not. spec and queue are the gang's
-// current parameters (its source may change them, e.g. a PodGroup edit).
-func (r *Registry) Observe(ref Ref, spec Spec, queue, key, name string, req resources.Vector, created time.Time, bound bool) {
+// Observe records a member pod. spec and queue are the gang's current
+// parameters (its source may change them, e.g. a PodGroup edit). A pod's
+// gates are taken as observed: they can only be lifted, never added.
+func (r *Registry) Observe(ref Ref, spec Spec, queue string, p Pod) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	g := r.gangs[ref]
 	if g == nil {
-		g = &Gang{Ref: ref, Phase: PhaseWaiting, FirstSeen: created, members: map[string]*member{}}
+		g = &Gang{Ref: ref, Phase: PhaseWaiting, FirstSeen: p.Created, members: map[string]*member{}}
 		r.gangs[ref] = g
 	}
 	g.Spec, g.Queue = spec, queue
-	if created.Before(g.FirstSeen) {
-		g.FirstSeen = created
+	if p.Created.Before(g.FirstSeen) {
+		g.FirstSeen = p.Created
 	}
-	m := g.members[key]
+	m := g.members[p.Key]
 	if m == nil {
-		m = &member{key: key, name: name, request: req, created: created}
-		g.members[key] = m
+		m = &member{key: p.Key, name: p.Name, request: p.Request, created: p.Created}
+		g.members[p.Key] = m
 	}
-	if bound {
-		m.state = memberBound
+	m.gates = append(m.gates[:0], p.Gates...)
+	if p.Bound {
+		m.state, m.gates = memberBound, nil
 	}
 	r.advance(g)
 }
@@ -213,8 +294,12 @@ func (r *Registry) advance(g *Gang) {
 			bound++
 		}
 	}
-	if g.Phase == PhaseWaiting && len(g.members) >= int(g.Spec.MinMember) {
-		g.Phase = PhasePending
+	// Only members that may be scheduled count: a gated pod is not ready,
+	// and a gang admitted for it would hold its room until the gate is
+	// lifted or the gang times out.
+	ready := g.ready()
+	if g.Phase == PhaseWaiting && ready >= int(g.Spec.MinMember) {
+		g.Phase, g.Reason = PhasePending, ""
 	}
 	switch {
 	// Pending too: a quorum bound before muster saw it (a scheduler restart
@@ -222,8 +307,11 @@ func (r *Registry) advance(g *Gang) {
 	// left Pending, it would time out again and again.
 	case (g.Phase == PhaseAdmitted || g.Phase == PhasePending) && bound >= int(quorum(g)):
 		g.Phase, g.Reason = PhaseBound, ""
-	case g.Phase == PhasePending && len(g.members) < int(g.Spec.MinMember) && bound == 0:
+	case g.Phase == PhasePending && ready < int(g.Spec.MinMember) && bound == 0:
 		g.Phase = PhaseWaiting
+	}
+	if g.Phase == PhaseWaiting {
+		g.Reason = g.waitingReason()
 	}
 }
 
@@ -237,7 +325,8 @@ func quorum(g *Gang) int32 {
 }
 
 // PendingMembers returns the names and requests of the members not yet
-// bound or assumed, oldest first, up to the number the admission must place.
+// bound or assumed and not gated, oldest first, up to the number the
+// admission must place.
 func (r *Registry) PendingMembers(ref Ref) (names []string, reqs []resources.Vector) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -248,10 +337,11 @@ func (r *Registry) PendingMembers(ref Ref) (names []string, reqs []resources.Vec
 	ms := make([]*member, 0, len(g.members))
 	held := 0
 	for _, m := range g.members {
-		if m.state == memberPending {
-			ms = append(ms, m)
-		} else {
+		switch {
+		case m.state != memberPending:
 			held++
+		case len(m.gates) == 0: // a gated member cannot be placed yet
+			ms = append(ms, m)
 		}
 	}
 	sort.Slice(ms, func(i, j int) bool {
@@ -469,7 +559,7 @@ func (r *Registry) TimedOut(now time.Time) []Info {
 				continue
 			}
 		case PhaseBound:
-			if len(g.slots) == 0 || now.Sub(g.AdmittedAt) < g.Spec.Timeout {
+			if len(g.slots)+len(g.displaced) == 0 || now.Sub(g.AdmittedAt) < g.Spec.Timeout {
 				continue
 			}
 		default:
@@ -553,6 +643,7 @@ func (r *Registry) dropSlots(g *Gang) {
 	for len(g.slots) > 0 {
 		r.removeSlot(g, len(g.slots)-1)
 	}
+	g.displaced = nil
 }
 
 // BoundElsewhere records that a member this scheduler never placed is bound
@@ -564,7 +655,7 @@ func (r *Registry) dropSlots(g *Gang) {
 func (r *Registry) BoundElsewhere(ref Ref, key, node string, req resources.Vector) bool {
 	r.mu.Lock()
 	g := r.gangs[ref]
-	placed := g == nil || len(g.slots) == 0
+	placed := g == nil || len(g.slots)+len(g.displaced) == 0
 	if !placed {
 		if m := g.members[key]; m != nil && m.state != memberPending {
 			placed = true
@@ -577,13 +668,25 @@ func (r *Registry) BoundElsewhere(ref Ref, key, node string, req resources.Vecto
 	return r.Claim(ref, key, node, req) || r.claimAny(ref, key, req)
 }
 
-// claimAny takes the gang's slot that best fits req on any node.
+// claimAny takes the gang's slot that best fits req on any node, or one
+// of its displaced slots.
 func (r *Registry) claimAny(ref Ref, key string, req resources.Vector) bool {
 	r.mu.Lock()
 	g := r.gangs[ref]
-	if g == nil || len(g.slots) == 0 {
+	if g == nil {
 		r.mu.Unlock()
 		return false
+	}
+	if len(g.slots) == 0 {
+		defer r.mu.Unlock()
+		if len(g.displaced) == 0 {
+			return false
+		}
+		g.displaced = g.displaced[:len(g.displaced)-1]
+		if m := g.members[key]; m != nil && m.state == memberPending {
+			m.state = memberAssumed
+		}
+		return true
 	}
 	node := g.slots[0].node
 	for _, s := range g.slots {

@@ -37,6 +37,7 @@ type pod struct {
 	at        time.Duration
 	req       string // default "cpu=1,pods=1"
 	bound     bool
+	gates     []string
 }
 
 func (p pod) Key() string {
@@ -44,6 +45,11 @@ func (p pod) Key() string {
 		return p.key
 	}
 	return "uid-" + p.name
+}
+
+// obs is the pod as Observe takes it.
+func (p pod) obs() Pod {
+	return Pod{Key: p.Key(), Name: p.name, Request: p.request(), Created: t0.Add(p.at), Bound: p.bound, Gates: p.gates}
 }
 
 func (p pod) request() resources.Vector {
@@ -55,7 +61,7 @@ func (p pod) request() resources.Vector {
 
 func observe(r *Registry, ref Ref, spec Spec, pods ...pod) {
 	for _, p := range pods {
-		r.Observe(ref, spec, testQueue, p.Key(), p.name, p.request(), t0.Add(p.at), p.bound)
+		r.Observe(ref, spec, testQueue, p.obs())
 	}
 }
 
@@ -99,7 +105,7 @@ func checkInvariants(t *testing.T, r *Registry) {
 	want := map[string]map[Ref]resources.Vector{}
 	for ref, g := range r.gangs {
 		assert.Equal(t, ref, g.Ref)
-		if len(g.slots) > 0 {
+		if len(g.slots)+len(g.displaced) > 0 {
 			assert.Contains(t, []Phase{PhaseAdmitted, PhaseBound}, g.Phase, "%s holds slots", ref)
 		}
 		for _, s := range g.slots {
@@ -817,13 +823,13 @@ func TestRegistryObserve(t *testing.T) {
 	t.Run("spec and queue follow the source", func(t *testing.T) {
 		r, _ := newTestRegistry()
 		ps := pods("w", 2)
-		r.Observe(refA, Spec{MinMember: 3, Timeout: time.Minute}, "root.a", ps[0].Key(), ps[0].name, ps[0].request(), t0, false)
-		r.Observe(refA, Spec{MinMember: 3, Timeout: time.Minute}, "root.a", ps[1].Key(), ps[1].name, ps[1].request(), t0, false)
+		r.Observe(refA, Spec{MinMember: 3, Timeout: time.Minute}, "root.a", ps[0].obs())
+		r.Observe(refA, Spec{MinMember: 3, Timeout: time.Minute}, "root.a", ps[1].obs())
 		assert.Equal(t, PhaseWaiting, mustGet(t, r, refA).Phase)
 
 		// The PodGroup is edited down to two: the next observation applies it.
 		edited := Spec{MinMember: 2, Timeout: 2 * time.Minute, MinResources: vec("cpu=8")}
-		r.Observe(refA, edited, "root.b", ps[0].Key(), ps[0].name, ps[0].request(), t0, false)
+		r.Observe(refA, edited, "root.b", ps[0].obs())
 		in := mustGet(t, r, refA)
 		assert.Equal(t, edited, in.Spec)
 		assert.Equal(t, "root.b", in.Queue)
@@ -991,10 +997,13 @@ func TestRegistryConcurrent(t *testing.T) {
 				ref := refs[rng.IntN(len(refs))]
 				node := nodes[rng.IntN(len(nodes))]
 				m := memberOf(rng)
-				switch op := rng.IntN(12); op {
+				switch op := rng.IntN(13); op {
 				case 0, 1:
 					m.bound = rng.IntN(8) == 0
-					r.Observe(ref, specOf(ref), testQueue, m.Key(), m.name, m.request(), t0.Add(m.at), m.bound)
+					if !m.bound && rng.IntN(6) == 0 {
+						m.gates = []string{"example.com/hold"}
+					}
+					r.Observe(ref, specOf(ref), testQueue, m.obs())
 				case 2:
 					r.Forget(ref, m.Key())
 				case 3:
@@ -1044,6 +1053,21 @@ func TestRegistryConcurrent(t *testing.T) {
 						if in.Assumed+in.Bound > in.Members || in.FreeSlots < 0 {
 							t.Errorf("inconsistent %+v", in)
 						}
+					}
+				case 12:
+					switch rng.IntN(3) {
+					case 0:
+						r.Displace(node)
+					case 1:
+						if n := len(r.DisplacedSlots(ref)); n > 0 {
+							to := make([]string, n)
+							for i := range to {
+								to[i] = nodes[rng.IntN(len(nodes))]
+							}
+							r.Replace(ref, to)
+						}
+					default:
+						r.DropDisplaced(ref)
 					}
 				}
 			}

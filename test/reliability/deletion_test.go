@@ -10,89 +10,61 @@ import (
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"muster.dev/muster/pkg/capacity"
+	gangplugin "muster.dev/muster/pkg/plugins/gang"
 	"muster.dev/muster/pkg/status"
 	"muster.dev/muster/test/framework"
 )
 
-// TestReliabilityDeletions deletes what gangs in flight depend on while
-// they wait at Permit: a member not yet placed, a member waiting at Permit,
-// the PodGroup, a node holding the gang's slots, the queue ConfigMap. Each
-// time the reservation is released (or the gang completes on what is left),
-// the capacity is usable by another gang, nothing is bound partly or to a
-// node that is gone, the status says what happened, and muster keeps
-// running.
+// TestReliabilityDeletions deletes what a reservation in flight depends on:
+// the member it is held for, a node holding its slots, the queue
+// ConfigMap. Each time the reservation is released (or completes on what
+// is left), the capacity is usable by another gang, nothing is bound partly
+// or to a node that is gone, the status says what happened, and muster
+// keeps running.
 //
-// Every case starts the same way on two nodes of 4 CPUs: gang a (4 x 2 CPU)
-// is admitted over the whole cluster, three members wait at Permit and the
-// fourth is held back by a scheduling gate; gang b (the same size) waits for
-// room.
+// Every case starts the same way on two nodes of 4 CPUs (one on-demand, one
+// spot): Spark app a's driver (2 CPU) is bound and holds room for 3
+// executors of 2 CPU that are not created yet, the whole cluster; gang b (4
+// x 2 CPU) waits for room. (Before gated members stopped counting toward a
+// quorum, these cases used a gang admitted with three members waiting at
+// Permit for a gated fourth; muster no longer holds room for a member that
+// cannot be scheduled, and a Spark app's executors are the real-world
+// quorum that arrives late.)
 func TestReliabilityDeletions(t *testing.T) {
 	s := startMuster(t)
 	cases := []struct {
-		name     string
-		podGroup bool // a is a PodGroup rather than an annotation gang
-		// act deletes something; a must then be released (b binds, a
-		// does not) unless completes, where a binds whole and b waits.
+		name string
+		// act deletes something; a's reservation must then be released (b
+		// binds, a's executors do not) unless completes, where a's
+		// executors are created and bind and b waits.
 		act       func(t *testing.T, ns, node1, node2 string)
 		completes bool
-		// either: a is released and admitted again, racing b for the room:
-		// one of them binds whole, the other not at all.
-		either bool
-		// aReason is what a's pending-gang line says afterwards.
-		aReason string
 		// deletesNode2: nothing may be bound to node2 after act.
 		deletesNode2 bool
 	}{
 		{
-			name: "member not yet placed",
+			name: "driver holding the reservation",
 			act: func(t *testing.T, ns, _, _ string) {
-				deletePod(t, ns, "a-3")
+				deletePod(t, ns, "a-driver")
 			},
-			aReason: "Waiting",
-		},
-		{
-			name: "member waiting at Permit",
-			act: func(t *testing.T, ns, _, _ string) {
-				deletePod(t, ns, "a-0")
-			},
-			aReason: "Waiting",
-		},
-		{
-			name:     "PodGroup",
-			podGroup: true,
-			act: func(t *testing.T, ns, _, _ string) {
-				require.NoError(t, framework.PodGroupClient(t).SchedulingV1alpha1().PodGroups(ns).Delete(context.Background(), "a", metav1.DeleteOptions{}))
-			},
-			aReason: "was deleted",
 		},
 		{
 			name: "node holding slots",
 			act: func(t *testing.T, ns, _, node2 string) {
 				require.NoError(t, framework.CP.Client.CoreV1().Nodes().Delete(context.Background(), node2, metav1.DeleteOptions{}))
-				// Let muster see the deletion before the last member can
-				// complete the gang: a bind already under way when the node
-				// goes cannot be called back by any scheduler.
-				waitStatus(t, 30*time.Second, time.Now(), "gang a released from the deleted node", func(r status.Report) bool {
-					g, ok := pendingGang(r, "Annotation "+ns+"/a")
-					if !ok {
-						g, ok = pendingGang(r, "PodGroup "+ns+"/a")
-					}
-					return ok && (g.Phase != "Admitted" || g.Placed < 3)
-				})
-				framework.CreateNodes(t, framework.Node(node2+"-new", "4", "16Gi", nil))
-				ungate(t, ns, "a-3")
+				framework.CreateNodes(t, framework.Node(node2+"-new", "4", "16Gi", map[string]string{capacity.LabelMuster: "spot"}))
 			},
-			either:       true,
+			completes:    true,
 			deletesNode2: true,
 		},
 		{
 			name: "queue ConfigMap",
-			act: func(t *testing.T, ns, _, _ string) {
+			act: func(t *testing.T, _, _, _ string) {
 				require.NoError(t, framework.CP.Client.CoreV1().ConfigMaps(musterNamespace).Delete(context.Background(), "muster-queues", metav1.DeleteOptions{}))
 				waitStatus(t, 30*time.Second, time.Now(), "the deletion in the status", func(r status.Report) bool {
 					return containsAll(r.Config.Source, "ConfigMap deleted", "stays in force") && r.Config.Valid
 				})
-				ungate(t, ns, "a-3")
 			},
 			completes: true,
 		},
@@ -102,60 +74,53 @@ func TestReliabilityDeletions(t *testing.T) {
 			ns := framework.NewNamespace(t)
 			setQueues(t, tenantQueues("64", ns))
 			node1, node2 := nodeName("del", i, 1), nodeName("del", i, 2)
-			framework.CreateNodes(t, framework.Node(node1, "4", "16Gi", nil), framework.Node(node2, "4", "16Gi", nil))
+			framework.CreateNodes(t, framework.Node(node1, "4", "16Gi", map[string]string{capacity.LabelMuster: "on-demand"}),
+				framework.Node(node2, "4", "16Gi", map[string]string{capacity.LabelMuster: "spot"}))
 			w := watchPods(t, ns)
-			w.expect(ns+"/a", 4)
 			w.expect(ns+"/b", 4)
-			kind := "Annotation "
-			a := annotationGang("a", 4, "2")
-			if tc.podGroup {
-				kind, a = "PodGroup ", podGroupGang(t, ns, "a", 4, "2")
-			}
-			// The gated member first: the last member to arrive admits the
-			// gang (its pod add is what requeues the others).
-			a[3].gated = true
-			createPods(t, ns, a[3], a[0], a[1], a[2])
-			refA, refB := kind+ns+"/a", "Annotation "+ns+"/b"
-			waitStatus(t, 60*time.Second, time.Now(), "a admitted with 3 placed", func(r status.Report) bool {
-				g, ok := pendingGang(r, refA)
-				return ok && g.Phase == "Admitted" && g.Placed == 3
+			driver, executors := sparkApp("a", "2", 3, "2")
+			createPods(t, ns, driver)
+			assert.Equal(t, node1, framework.WaitBound(t, ns, driver.name, 30*time.Second).Spec.NodeName, "the driver prefers on-demand")
+			waitStatus(t, 30*time.Second, time.Now(), "a's executors reserved", func(r status.Report) bool {
+				q, _ := queueLine(r, "root.tenant")
+				return cpuOf(q.Reserved) == 6000
 			})
 			createPods(t, ns, annotationGang("b", 4, "2")...)
 			waitStatus(t, 60*time.Second, time.Now(), "b pending", func(r status.Report) bool {
-				g, ok := pendingGang(r, refB)
+				g, ok := pendingGang(r, "Annotation "+ns+"/b")
 				return ok && g.Phase == "Pending"
 			})
 
 			tc.act(t, ns, node1, node2)
 			acted := time.Now()
-
-			winner, loser := "b", "a"
 			if tc.completes {
-				winner, loser = "a", "b"
+				createPods(t, ns, executors...)
+				waitFor(t, 60*time.Second, "a's executors to bind", func(context.Context) bool { return w.everBound(ns+"/a") == 4 })
+				t.Logf("a's executors bound %s after the deletion", time.Since(acted).Round(100*time.Millisecond))
+			} else {
+				waitFor(t, 60*time.Second, "gang b to bind", func(context.Context) bool { return w.everBound(ns+"/b") == 4 })
+				t.Logf("gang b bound %s after the deletion", time.Since(acted).Round(100*time.Millisecond))
 			}
-			waitFor(t, 60*time.Second, "gang "+winner+" to bind", func(context.Context) bool {
-				if tc.either && w.everBound(ns+"/a") == 4 {
-					winner, loser = "a", "b"
-				}
-				return w.everBound(ns+"/"+winner) == 4
-			})
-			t.Logf("gang %s bound %s after the deletion", winner, time.Since(acted).Round(100*time.Millisecond))
 			r := waitStatus(t, 30*time.Second, time.Now(), "only the winner's room in use, no reservation", func(r status.Report) bool {
 				q, _ := queueLine(r, "root.tenant")
 				return nothingReserved(r) && cpuOf(q.Allocated) == 8000
 			})
-			assert.Zero(t, w.everBound(ns+"/"+loser), "gang %s is not bound", loser)
-			if tc.aReason != "" {
-				g, ok := pendingGang(r, refA)
-				if assert.True(t, ok, "a is listed as pending: %+v", r.PendingGangs) {
-					assert.Contains(t, g.Reason+" "+g.Phase, tc.aReason)
-				}
+			if tc.completes {
+				assert.Zero(t, w.everBound(ns+"/b"), "gang b is not bound")
+				g, ok := pendingGang(r, "Annotation "+ns+"/b")
+				assert.True(t, ok && g.Phase == "Pending", "b waits for room: %+v", r.PendingGangs)
+			} else {
+				assert.Equal(t, 1, w.everBound(ns+"/a"), "no executor of a is bound")
 			}
 			rep := w.report()
 			assert.Empty(t, rep.Rebinds)
 			assert.Empty(t, rep.Partial, "no gang partly bound")
 			if tc.deletesNode2 {
 				assertNoPodOn(t, ns, node2)
+				moved := framework.EventsFor(t, ns, driver.name, gangplugin.ReasonReservationMoved)
+				if assert.NotEmpty(t, moved, "an Event says where a's slots went") {
+					assert.Contains(t, moved[0], node2+" (deleted) to "+node2+"-new")
+				}
 			}
 			require.NoError(t, s.Err(), "muster is still running")
 		})

@@ -340,14 +340,13 @@ func podGroupGang(t *testing.T, ns, name string, n int, cpu string) []podSpec {
 	return out
 }
 
-// gangName is the gang a pod belongs to ("" for none): its PodGroup or
-// annotation gang name.
+// gangName is the gang a pod belongs to ("" for none): its PodGroup,
+// annotation gang or Spark application name.
 func gangName(p *v1.Pod) string {
-	if g := p.Labels[gang.LabelPodGroup]; g != "" {
-		return p.Namespace + "/" + g
-	}
-	if g := p.Labels[gang.LabelGang]; g != "" {
-		return p.Namespace + "/" + g
+	for _, label := range []string{gang.LabelPodGroup, gang.LabelGang, gang.LabelSparkApp} {
+		if g := p.Labels[label]; g != "" {
+			return p.Namespace + "/" + g
+		}
 	}
 	return ""
 }

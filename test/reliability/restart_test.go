@@ -13,11 +13,13 @@ import (
 	"muster.dev/muster/test/framework"
 )
 
-// TestReliabilityRestartMidGang kills muster-scheduler with SIGKILL while one
-// gang waits at Permit for its last member, another waits for room and a
-// third runs, and starts it again. The new process rebuilds everything from
-// the cluster: the running gang's usage is counted once, the waiting gangs
-// are admitted again, and when room comes every gang binds whole.
+// TestReliabilityRestartMidGang kills muster-scheduler with SIGKILL while a
+// Spark app's driver is bound and holds room for executors not created yet
+// (a quorum that arrives slowly), a gang waits for room and a third runs,
+// and starts it again. The new process rebuilds everything from the
+// cluster: the running gang's usage is counted once, the Spark app's
+// reservation is rebuilt, the waiting gang waits again, and when room comes
+// every gang binds whole.
 func TestReliabilityRestartMidGang(t *testing.T) {
 	ctx := framework.TestContext(t)
 	ns := framework.NewNamespace(t)
@@ -35,12 +37,10 @@ func TestReliabilityRestartMidGang(t *testing.T) {
 	createPods(t, ns, annotationGang("running", 4, "1")...)
 	waitFor(t, 60*time.Second, "gang running to bind", func(context.Context) bool { return w.everBound(ns+"/running") == 4 })
 
-	// held: admitted, three members wait at Permit for the fourth, which a
-	// scheduling gate holds back (a member that is slow to arrive).
-	w.expect(ns+"/held", 4)
-	held := annotationGang("held", 4, "1")
-	held[3].gated = true
-	createPods(t, ns, held[3], held[0], held[1], held[2]) // the last to arrive admits the gang
+	// held: a Spark driver bound, with room reserved for its 3 executors.
+	driver, executors := sparkApp("held", "1", 3, "1")
+	createPods(t, ns, driver)
+	framework.WaitBound(t, ns, driver.name, 60*time.Second)
 
 	// big: eight members arriving one by one, more than the cluster has left.
 	w.expect(ns+"/big", 8)
@@ -50,22 +50,22 @@ func TestReliabilityRestartMidGang(t *testing.T) {
 			waitUnschedulable(t, ns, p.name, 30*time.Second, fmt.Sprintf("%d of 8 members exist", i+1))
 		}
 	}
-	before := waitStatus(t, 60*time.Second, time.Now(), "held admitted with 3 placed, big pending", func(r status.Report) bool {
-		h, ok1 := pendingGang(r, ref("held"))
-		b, ok2 := pendingGang(r, ref("big"))
-		return ok1 && ok2 && h.Phase == "Admitted" && h.Placed == 3 && b.Phase == "Pending"
+	before := waitStatus(t, 60*time.Second, time.Now(), "held's executors reserved, big pending", func(r status.Report) bool {
+		q, _ := queueLine(r, "root.tenant")
+		b, ok := pendingGang(r, ref("big"))
+		return ok && b.Phase == "Pending" && cpuOf(q.Reserved) == 3000
 	})
 	tenant, _ := queueLine(before, "root.tenant")
 	t.Logf("before the kill: tenant allocated %v reserved %v; pending gangs %+v", tenant.Allocated, tenant.Reserved, before.PendingGangs)
-	require.Equal(t, int64(4000), cpuOf(tenant.Allocated))
-	require.Equal(t, int64(4000), cpuOf(tenant.Reserved), "held's whole gang is reserved")
+	require.Equal(t, int64(5000), cpuOf(tenant.Allocated), "running and held's driver")
+	require.Equal(t, int64(3000), cpuOf(tenant.Reserved), "held's executors are reserved")
 
 	// The hard case: no chance to clean up.
 	holder := leaseHolder(ctx)
 	first.Kill(t)
 	killedAt := time.Now()
 	assert.Equal(t, 4, w.everBound(ns+"/running"))
-	assert.Zero(t, w.everBound(ns+"/held"), "held is not bound while its last member is missing")
+	assert.Equal(t, 1, w.everBound(ns+"/held"), "only held's driver is bound")
 
 	second := startBinary(t)
 	waitFor(t, 60*time.Second, "the restarted instance to lead", func(ctx context.Context) bool {
@@ -74,26 +74,28 @@ func TestReliabilityRestartMidGang(t *testing.T) {
 	})
 	t.Logf("the restarted instance leads %s after the kill", time.Since(killedAt).Round(100*time.Millisecond))
 
-	// Rebuilt from the cluster: running counted once, held admitted again
-	// and waiting, big pending.
+	// Rebuilt from the cluster: running counted once, held's reservation
+	// rebuilt, big pending.
 	after := waitStatus(t, 60*time.Second, time.Now(), "the restarted instance's view", func(r status.Report) bool {
-		h, ok1 := pendingGang(r, ref("held"))
-		b, ok2 := pendingGang(r, ref("big"))
-		return ok1 && ok2 && h.Phase == "Admitted" && h.Placed == 3 && b.Phase == "Pending"
+		q, _ := queueLine(r, "root.tenant")
+		b, ok := pendingGang(r, ref("big"))
+		return ok && b.Phase == "Pending" && cpuOf(q.Reserved) == 3000
 	})
 	tenant, _ = queueLine(after, "root.tenant")
 	t.Logf("after the restart: tenant allocated %v reserved %v; pending gangs %+v", tenant.Allocated, tenant.Reserved, after.PendingGangs)
-	assert.Equal(t, int64(4000), cpuOf(tenant.Allocated), "the running gang is counted once")
-	assert.Equal(t, int64(4000), cpuOf(tenant.Reserved), "held is reserved once")
+	assert.Equal(t, int64(5000), cpuOf(tenant.Allocated), "the running gang is counted once")
+	assert.Equal(t, int64(3000), cpuOf(tenant.Reserved), "held's executors are reserved once")
 	_, runningPending := pendingGang(after, ref("running"))
 	assert.False(t, runningPending, "the running gang is known as bound")
-	assert.Zero(t, w.everBound(ns+"/held"))
+	assert.Equal(t, 1, w.everBound(ns+"/held"))
 	assert.Zero(t, w.everBound(ns+"/big"))
 
-	// Room comes: held's last member arrives, a node is added for big.
-	ungate(t, ns, "held-3")
+	// Room comes: held's executors arrive, a node is added for big.
+	createPods(t, ns, executors...)
 	framework.CreateNodes(t, framework.Node("restart-3", "8", "16Gi", nil))
-	waitFor(t, 90*time.Second, "every gang to bind", func(context.Context) bool { return w.complete() == 3 })
+	waitFor(t, 90*time.Second, "every gang to bind", func(context.Context) bool {
+		return w.complete() == 2 && w.everBound(ns+"/held") == 4
+	})
 	final := waitStatus(t, 30*time.Second, time.Now(), "everything allocated, nothing reserved", func(r status.Report) bool {
 		q, _ := queueLine(r, "root.tenant")
 		return cpuOf(q.Allocated) == 16000 && nothingReserved(r) && len(r.PendingGangs) == 0

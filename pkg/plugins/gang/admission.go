@@ -31,6 +31,8 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	if err := pl.rt.Ready(); err != nil {
 		return nil, fwk.AsStatus(err)
 	}
+	// Before any decision: reservations are what this cycle must respect.
+	pl.maintain(ctx)
 	ref, role, _, ok := pl.sources.identify(pod)
 	if !ok {
 		if !pl.reg.AnyReserved() {
@@ -50,14 +52,15 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	if perr != nil {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %s", ref, perr.Msg))
 	}
-	pl.observe(ctx, ref, gs.spec, leaf.Path, pod, pod.UID)
+	pl.observe(ctx, ref, gs.spec, leaf.Path, memberPod(pod), pod.UID)
 
 	info, _ := pl.reg.Get(ref)
 	cs := &cycleState{ref: ref, member: true}
 	switch info.Phase {
 	case gangcore.PhaseWaiting:
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(
-			"%s: %d of %d members exist; waiting for the rest before any is bound", ref, info.Members, info.Spec.MinMember))
+		// Members held by scheduling gates do not count (info.Reason says
+		// so); lifting the last gate brings that pod here and admits the gang.
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %s", ref, info.Reason))
 	case gangcore.PhasePending:
 		if now := pl.clock.Now(); info.BackoffUntil.After(now) {
 			return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(

@@ -16,9 +16,14 @@ const podGroupResource fwk.EventResource = "podgroups.v1alpha1.scheduling.x-k8s.
 
 // EventsToRegister: a waiting gang may become admissible when a member is
 // bound, a pod goes away or a node appears or grows (room), or its PodGroup
-// changes. kube-scheduler reports a new unscheduled pod to plugins only with
-// the GenericWorkload gate on, so the arrival of the member that completes a
-// gang, its admission and the end of a backoff activate the members directly.
+// changes. Admission and the end of a backoff activate the members directly.
+//
+// The arrival of the member that completes a gang, or the lifting of its
+// last scheduling gate, is no cluster event for the other members:
+// kube-scheduler reports a new unscheduled pod to plugins only with the
+// GenericWorkload gate on, and hands an unscheduled pod's update to that pod
+// alone (its SchedulingGates plugin then queues it). observe activates the
+// gang's members when their quorum is complete.
 func (pl *Plugin) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint, error) {
 	events := []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Add}, QueueingHintFn: pl.afterPodAdd},
@@ -39,12 +44,20 @@ func (pl *Plugin) afterPodAdd(_ klog.Logger, pod *v1.Pod, _, newObj any) (fwk.Qu
 	if !ok {
 		return fwk.Queue, nil
 	}
-	mine, ok1 := pl.rt.GangOf(pod)
-	theirs, ok2 := pl.rt.GangOf(added)
-	if ok1 && ok2 && mine == theirs && added.UID != pod.UID {
-		return fwk.Queue, nil
+	if len(added.Spec.SchedulingGates) > 0 {
+		return fwk.QueueSkip, nil // a gated member does not count toward the quorum
 	}
-	return fwk.QueueSkip, nil
+	return pl.sameGang(pod, added), nil
+}
+
+// sameGang: Queue when other is another member of pod's gang.
+func (pl *Plugin) sameGang(pod, other *v1.Pod) fwk.QueueingHint {
+	mine, ok1 := pl.rt.GangOf(pod)
+	theirs, ok2 := pl.rt.GangOf(other)
+	if ok1 && ok2 && mine == theirs && other.UID != pod.UID {
+		return fwk.Queue
+	}
+	return fwk.QueueSkip
 }
 
 // afterRoomFreed requeues members of gangs that wait for room; not gangs

@@ -44,29 +44,38 @@ func (pl *Plugin) onPod(obj any) {
 	if perr == nil {
 		queuePath = leaf.Path
 	}
-	key, req := shared.Key(p), shared.PodRequest(p)
-	if p.Spec.NodeName != "" && pl.reg.BoundElsewhere(ref, key, p.Spec.NodeName, req) {
+	m := memberPod(p)
+	if p.Spec.NodeName != "" && pl.reg.BoundElsewhere(ref, m.Key, p.Spec.NodeName, m.Request) {
 		// Not placed by this scheduler (another replica bound it during a
 		// leadership change): the gang no longer holds its share for it;
 		// the pod itself is counted as allocated by the shared runtime.
-		pl.rt.Ledger.Shrink(gangKey(ref), req)
+		pl.rt.Ledger.Shrink(gangKey(ref), m.Request)
 	}
-	pl.observe(pl.ctx, ref, gs.spec, queuePath, p, "")
+	pl.observe(pl.ctx, ref, gs.spec, queuePath, m, "")
 }
 
-// observe records a member. When that completes its gang, the members
-// refused while it was short are retried at once, so that each says why it
-// waits now (or is admitted): kube-scheduler tells plugins about the arrival
-// of unscheduled pods only with the GenericWorkload gate on, and otherwise
-// they would keep "1 of N members exist" until some other event. except is
-// the pod in the current scheduling cycle, if any.
-func (pl *Plugin) observe(ctx context.Context, ref gangcore.Ref, spec gangcore.Spec, queuePath string, p *v1.Pod, except types.UID) {
+// observe records a member. When that completes its gang (a member arrives,
+// or a scheduling gate is lifted), the members refused while it was short
+// are retried at once, so that each is admitted or says why it waits now:
+// no cluster event reaches them (see EventsToRegister). except is the pod in
+// the current scheduling cycle, if any.
+func (pl *Plugin) observe(ctx context.Context, ref gangcore.Ref, spec gangcore.Spec, queuePath string, m gangcore.Pod, except types.UID) {
 	before, known := pl.reg.Get(ref)
-	pl.reg.Observe(ref, spec, queuePath, shared.Key(p), p.Name, shared.PodRequest(p), p.CreationTimestamp.Time, p.Spec.NodeName != "")
+	pl.reg.Observe(ref, spec, queuePath, m)
 	after, _ := pl.reg.Get(ref)
 	if (!known || before.Phase == gangcore.PhaseWaiting) && after.Phase == gangcore.PhasePending {
 		pl.activate(ctx, ref, except)
 	}
+}
+
+// memberPod is a member pod as the registry records it.
+func memberPod(p *v1.Pod) gangcore.Pod {
+	var gates []string
+	for _, g := range p.Spec.SchedulingGates {
+		gates = append(gates, g.Name)
+	}
+	return gangcore.Pod{Key: shared.Key(p), Name: p.Name, Request: shared.PodRequest(p), Created: p.CreationTimestamp.Time,
+		Bound: p.Spec.NodeName != "", Gates: gates}
 }
 
 func (pl *Plugin) onPodDelete(obj any) {
@@ -97,6 +106,7 @@ func (pl *Plugin) forget(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) {
 		pl.rt.ReclaimGone(gangKey(ref)) // a gang submitted again under this name starts afresh
 		pl.mu.Lock()
 		delete(pl.neverFits, ref)
+		delete(pl.displacedFrom, ref)
 		pl.mu.Unlock()
 		return
 	}
@@ -104,15 +114,16 @@ func (pl *Plugin) forget(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) {
 	// now rather than hold its room until the timeout. (A member deleted
 	// while waiting at Permit is rejected by the framework and released in
 	// Unreserve; this is the member that was not placed yet.)
-	if info.Phase == gangcore.PhaseAdmitted && info.Spec.Executors == 0 && info.Members < int(info.Spec.MinMember) {
-		pl.release(pl.ctx, ref, fmt.Sprintf("member %s/%s is gone; %d of %d members exist", p.Namespace, p.Name, info.Members, info.Spec.MinMember), false)
+	if ready := info.Members - info.Gated; info.Phase == gangcore.PhaseAdmitted && info.Spec.Executors == 0 && ready < int(info.Spec.MinMember) {
+		pl.release(pl.ctx, ref, fmt.Sprintf("member %s/%s is gone; %d of %d members may be scheduled", p.Namespace, p.Name, ready, info.Spec.MinMember), false)
 	}
 }
 
 // onNodeDelete releases the admitted gangs that counted on a node that is
 // gone: members waiting at Permit on it would be bound to a node that no
 // longer exists, and slots on it can never be taken. The gangs are admitted
-// again on the nodes that are left.
+// again on the nodes that are left. A bound gang's slots there (a Spark
+// driver's executors) are placed again on other nodes.
 func (pl *Plugin) onNodeDelete(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
@@ -139,6 +150,7 @@ func (pl *Plugin) onNodeDelete(obj any) {
 			pl.release(pl.ctx, ref, fmt.Sprintf("node %s was deleted; admitting the gang again on the nodes left", node.Name), false)
 		}
 	}
+	pl.displace(pl.ctx, node.Name, "deleted")
 }
 
 // onPodGroupDelete releases the admission of a PodGroup's gang when the
@@ -210,6 +222,9 @@ func (pl *Plugin) runTimeouts(ctx context.Context) {
 				// Members never came: nothing is held, but the tenant and the
 				// admin hear about it (Event, metric, status) as for any timeout.
 				reason := fmt.Sprintf("only %d of %d members exist", info.Members, info.Spec.MinMember)
+				if info.Gated > 0 {
+					reason = info.Reason // counts the members held by scheduling gates, and names the gates
+				}
 				pl.reg.Release(info.Ref, reason, pl.clock.Now())
 				pl.timedOut(ctx, info.Ref, fmt.Sprintf("not complete within %s: %s", info.Spec.Timeout, reason))
 			case gangcore.PhasePending:

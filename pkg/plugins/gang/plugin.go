@@ -29,6 +29,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -77,6 +78,14 @@ type Plugin struct {
 	neverFits map[gangcore.Ref]string
 	// statusDirty: PodGroups whose status may need an update (runStatus).
 	statusDirty map[gangcore.Ref]bool
+	// displacedFrom names, per gang, the nodes its displaced slots came
+	// off and why, for the Event that says where they went.
+	displacedFrom map[gangcore.Ref][]string
+
+	// restored: the Spark reservations were rebuilt (once, in the first
+	// scheduling cycle). displacedPending: slots were taken off a node and
+	// wait to be placed again.
+	restored, displacedPending atomic.Bool
 }
 
 var (
@@ -107,7 +116,8 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	}
 	pl := &Plugin{
 		args: *args, handle: h, rt: rt, reg: rt.Gangs, clock: rt.Clock, sources: src,
-		recorder: h.EventRecorder(), neverFits: map[gangcore.Ref]string{}, statusDirty: map[gangcore.Ref]bool{}, ctx: ctx,
+		recorder: h.EventRecorder(), neverFits: map[gangcore.Ref]string{}, statusDirty: map[gangcore.Ref]bool{},
+		displacedFrom: map[gangcore.Ref][]string{}, ctx: ctx,
 	}
 	rt.GangOf = func(p *v1.Pod) (gangcore.Ref, bool) {
 		ref, _, _, ok := pl.sources.identify(p)
@@ -122,7 +132,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		return nil, fmt.Errorf("%s: watching pods: %w", Name, err)
 	}
 	nodes := h.SharedInformerFactory().Core().V1().Nodes().Informer()
-	if _, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: pl.onNodeDelete}); err != nil {
+	if _, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: pl.onNodeUpdate, DeleteFunc: pl.onNodeDelete}); err != nil {
 		return nil, fmt.Errorf("%s: watching nodes: %w", Name, err)
 	}
 	if src.pgInformer != nil {
