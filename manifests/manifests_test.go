@@ -30,7 +30,7 @@ import (
 	"muster.dev/muster/pkg/queue"
 )
 
-// The names the manifests must agree on (SPEC section 1 and 2).
+// The names the manifests must agree on (docs/reference.md).
 const (
 	musterNamespace   = "muster-system"
 	serviceAccount    = "muster-scheduler"
@@ -814,7 +814,7 @@ func TestKustomizationsCoverEveryFile(t *testing.T) {
 		assert.True(t, ok, "%s is in no kustomization", f)
 	}
 
-	// The default installation: the set SPEC section 1 asks for, minus the
+	// The default installation: everything the README's install lists, minus the
 	// Prometheus Operator objects, which need their CRDs.
 	k := kustomizationOf(t, docs, "kustomization.yaml")
 	for _, r := range []string{

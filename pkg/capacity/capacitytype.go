@@ -1,5 +1,5 @@
 // Package capacity holds muster's pure placement logic for spot and
-// on-demand capacity (SPEC section 5): what kind of capacity a node is, which
+// on-demand capacity (docs/reference.md): what kind of capacity a node is, which
 // spot pool it belongs to, whether it is being taken away, a pod's placement
 // policy, the spread rule for a gang's spot members, and the node score that
 // combines them. Core API types are plain data here; no client-go.
@@ -31,7 +31,7 @@ type scheme struct {
 	label, spot string
 }
 
-// schemes in the order SPEC section 5 gives them.
+// schemes in the order they are consulted (docs/reference.md, "Node labels and taints").
 var schemes = []scheme{
 	{LabelMuster, "spot"},
 	{LabelKarpenter, "spot"},

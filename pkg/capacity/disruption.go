@@ -101,7 +101,7 @@ func Disruption(labels map[string]string, taints []v1.Taint, unschedulable bool)
 	}
 	// NTH labels a node it is draining for a scheduled event (event-id,
 	// action=UncordonAfterReboot, action-time) and removes the labels once
-	// the node is back; the SPEC counts any of its labels.
+	// the node is back; muster counts any of its labels (docs/reference.md).
 	nth = nth[:0]
 	for k := range labels {
 		if strings.HasPrefix(k, PrefixNTH) {

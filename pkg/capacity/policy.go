@@ -106,8 +106,8 @@ func (s Source) WithQueue(name string) Source {
 	return SourceQueue + Source(" "+name)
 }
 
-// PolicyFor returns a pod's capacity policy and where it came from (SPEC
-// section 5): its annotation wins; else a Spark driver prefers on-demand (one
+// PolicyFor returns a pod's capacity policy and where it came from
+// (docs/reference.md, "Capacity policies"): its annotation wins; else a Spark driver prefers on-demand (one
 // reclaimed driver fails the whole application) and a Spark executor prefers
 // spot (executors are cheap to lose and many); else its queue's
 // capacityPolicy ("" when the queue has none); else any.

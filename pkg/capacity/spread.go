@@ -2,7 +2,7 @@ package capacity
 
 import "sort"
 
-// The spread rule (SPEC section 5): a gang's spot members are spread over
+// The spread rule (docs/reference.md): a gang's spot members are spread over
 // spot pools so that no single pool holds more than half of them when another
 // pool has room. One interruption tends to take a whole pool (one instance
 // type in one zone), and a gang that loses most of its members at once is as

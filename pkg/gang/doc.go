@@ -1,7 +1,7 @@
 // Package gang is the pure core of gang admission: who is in a gang, and
 // whether a gang fits the cluster node by node.
 //
-// A gang is bound all together or not at all (SPEC section 4), so the
+// A gang is bound all together or not at all (docs/design/gangs.md), so the
 // scheduler must know, before it binds the first member, that every member can
 // actually be placed. Summing free capacity is not enough: 32 free CPUs spread
 // as 2 per node cannot run a single 4-CPU pod. Pack answers the node-by-node

@@ -16,7 +16,7 @@ import (
 	"muster.dev/muster/pkg/resources"
 )
 
-// The labels and annotations that make a pod a gang member (SPEC section 4).
+// The labels and annotations that make a pod a gang member (docs/reference.md).
 const (
 	LabelPodGroup               = "scheduling.x-k8s.io/pod-group"
 	LabelGang                   = "muster.dev/gang"

@@ -1,4 +1,4 @@
-// Package metrics defines muster's Prometheus metrics (SPEC section 6) through
+// Package metrics defines muster's Prometheus metrics (docs/reference.md) through
 // k8s.io/component-base/metrics, registered once into the registry that
 // kube-scheduler serves on /metrics. The pure core never imports this
 // package; the plugins report to it.

@@ -8,8 +8,8 @@ import (
 )
 
 // FuzzParse: Parse never panics; a refusal is a ConfigError whose every
-// entry has a path and a message; an accepted tree keeps the rules of SPEC
-// section 2. The corpus in testdata/fuzz/FuzzParse adds to the seeds here.
+// entry has a path and a message; an accepted tree keeps the rules of the
+// queue file (docs/reference.md). The corpus in testdata/fuzz/FuzzParse adds to the seeds here.
 func FuzzParse(f *testing.F) {
 	for _, seed := range []string{
 		specExample,

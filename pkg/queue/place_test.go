@@ -126,7 +126,7 @@ namespaceQueues:
 	}
 }
 
-// TestPlaceEveryLeaf: every leaf of the SPEC example is reachable by its path
+// TestPlaceEveryLeaf: every leaf of the README's example is reachable by its path
 // and, where unique, by its name, for a namespace it admits.
 func TestPlaceEveryLeaf(t *testing.T) {
 	tree := mustParse(t, specExample)

@@ -18,7 +18,7 @@ const (
 	gi  = int64(1) << 30
 )
 
-// specExample is the example of SPEC section 2, with the root.default queue
+// specExample is the README's queue example, with the root.default queue
 // its "*" fallback names.
 const specExample = `
 queues:
@@ -103,7 +103,7 @@ func TestParseValidTrees(t *testing.T) {
 		// order of Tree.Queues: root first, parents before children
 		wantOrder []string
 	}{
-		"the SPEC example": {
+		"the README example": {
 			config: specExample,
 			want: map[string]node{
 				"root": root,

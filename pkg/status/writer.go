@@ -15,7 +15,8 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// LeaseName is muster-scheduler's leader-election lease (SPEC section 1).
+// LeaseName is muster-scheduler's leader-election lease, as the shipped
+// scheduler configuration names it.
 const LeaseName = "muster-scheduler"
 
 // Writer refreshes the status ConfigMap.

@@ -26,7 +26,7 @@ import (
 
 // W4's tree: prod (weight 3, guaranteed 40% of the cluster), research
 // (weight 2) with two leaves, resa submitting gangs of four and resb plain
-// pods, and batch (weight 1). By muster's contract (SPEC section 3) a queue
+// pods, and batch (weight 1). By muster's fair share (docs/design/fairshare.md) a queue
 // gets its guarantee first, and the rest is shared by weight: prod 40% +
 // 3/6 of 60% = 70%, research 2/6 of 60% = 20% (10% per leaf), batch 10%.
 // w4Shares are those fractions, owed when every queue wants more (as here:
@@ -297,7 +297,7 @@ func podGroupClient(b *testing.B) pgclientset.Interface {
 	return c
 }
 
-// w4Fair is muster's fair share (SPEC section 3, one resource) of each of
+// w4Fair is muster's fair share (docs/design/fairshare.md, one resource) of each of
 // W4's leaves given their demands: prod first gets its guarantee (as far as
 // it wants it), then at each level the rest goes to children in proportion
 // to weight, never more than a subtree wants, its excess going to siblings.

@@ -20,8 +20,8 @@ import (
 // TestMetricsEndpoint: after a small workload that touches every path (a
 // config reload accepted and one refused, plain pods on spot and on-demand,
 // a gang admitted after reclaiming its queue's guarantee, a gang timing
-// out), the scheduler's real /metrics endpoint carries every metric of SPEC
-// section 6 with its labels and values that match what happened.
+// out), the scheduler's real /metrics endpoint carries every metric of
+// docs/reference.md with its labels and values that match what happened.
 func TestMetricsEndpoint(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)

@@ -20,7 +20,7 @@ const (
 	datasourceUID = "${datasource}"
 )
 
-// Every metric SPEC section 6 promises, and the kube-scheduler metrics the
+// Every muster metric (docs/reference.md), and the kube-scheduler metrics the
 // issue asks the dashboard to show.
 var dashboardMustShow = []string{
 	"muster_queue_resource", "muster_queue_pods", "muster_gang_admission_wait_seconds_bucket",
@@ -236,7 +236,7 @@ func TestAlertQueries(t *testing.T) {
 	assert.Positive(t, n, "no rules in %s", ruleFile)
 }
 
-// TestKnownMetrics checks the registry this package builds: SPEC section 6's
+// TestKnownMetrics checks the registry this package builds: muster's
 // metrics with their labels, and the kube-scheduler and leader-election
 // metrics the dashboard and alerts rely on.
 func TestKnownMetrics(t *testing.T) {
