@@ -191,7 +191,7 @@ queues:
 			},
 		},
 		// a is guaranteed 6 of 8 cpu; both want everything. a gets its 6
-		// first; the idle rest (2 cpu) is split by weight 1:3, as SPEC §3
+		// first; the idle rest (2 cpu) is split by weight 1:3, as docs/reference.md
 		// says of idle capacity: a 6 + 0.5, b 1.5. A guarantee is a floor,
 		// not a replacement for the weighted share of what is left.
 		"guaranteed is served first, the rest by weight": {

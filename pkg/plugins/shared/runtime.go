@@ -268,7 +268,7 @@ func (rt *Runtime) onPodDelete(obj any) {
 	}
 }
 
-// PolicyOf resolves a pod's capacity policy (SPEC section 5): its
+// PolicyOf resolves a pod's capacity policy (docs/reference.md, "Capacity policies"): its
 // muster.dev/capacity-policy annotation, else the Spark role's default, else
 // its queue's capacityPolicy, else any. A malformed annotation is an error.
 func (rt *Runtime) PolicyOf(p *v1.Pod) (capacity.Policy, capacity.Source, error) {
