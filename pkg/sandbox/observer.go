@@ -53,7 +53,7 @@ func (r *podRec) pending() bool { return r.bound.IsZero() && !r.finished && !r.l
 type gangRec struct {
 	kind, key    string
 	quorum       int
-	admitted     bool // reached its quorum at some moment
+	admitted     bool // reached its quorum at some moment (see boundLocked)
 	partialSince time.Time
 	partialBound int // members bound when it became partial
 	partial      bool
@@ -140,12 +140,12 @@ func (o *observer) observe(obj any, deleted bool) {
 		return
 	}
 	if p.Spec.NodeName != "" && r.bound.IsZero() {
-		r.bound = now
-		if n, err := o.nodes.Get(p.Spec.NodeName); err == nil {
-			r.capType = capacity.TypeOf(n.Labels)
-		}
+		o.boundLocked(r, p.Spec.NodeName, now)
 	}
-	if p.Status.Phase == v1.PodSucceeded {
+	// A pod the world took away with its node stays lost when its last
+	// status update, racing the deletion, says it succeeded: the cluster no
+	// longer has it.
+	if p.Status.Phase == v1.PodSucceeded && !r.lost {
 		r.finished = true
 	}
 	if deleted {
@@ -153,10 +153,42 @@ func (o *observer) observe(obj any, deleted bool) {
 	}
 }
 
+// boundLocked records a pod's first bind and, for a member of a gang not yet
+// admitted, whether the gang now holds its quorum. Admission is followed
+// here, bind by bind, and not in the samples taken a second apart: a gang
+// whose member is lost (to a spot interruption) or finishes within a second
+// of the quorum's bind would never be seen whole by a sample.
+func (o *observer) boundLocked(r *podRec, node string, now time.Time) {
+	r.bound = now
+	if n, err := o.nodes.Get(node); err == nil {
+		r.capType = capacity.TypeOf(n.Labels)
+	}
+	g := o.gangs[r.app]
+	if g == nil || g.admitted {
+		return
+	}
+	bound := 0
+	for _, m := range o.pods {
+		if m.app == r.app && m.running() {
+			bound++
+		}
+	}
+	if bound >= g.quorum {
+		g.admitted = true
+	}
+}
+
+// podLost records a pod that goes with an interrupted node. The world found
+// it on the node through the API; the watch may not have shown its bind yet,
+// so the bind is recorded first.
 func (o *observer) podLost(p *v1.Pod) {
+	now := o.clock.Now()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if r := o.pods[p.Namespace+"/"+p.Name]; r != nil {
+		if p.Spec.NodeName != "" && r.bound.IsZero() {
+			o.boundLocked(r, p.Spec.NodeName, now)
+		}
 		r.lost = true
 	}
 }
@@ -266,9 +298,6 @@ func (o *observer) sample() snapshot {
 	}
 	for _, g := range o.gangs {
 		b := boundBy[g.key]
-		if b >= g.quorum {
-			g.admitted = true
-		}
 		// Only on the way to the quorum: a gang that reached it may later
 		// have fewer bound (members finish, are lost or replaced). A Spark
 		// app's executors are created once its driver runs, so a bound
