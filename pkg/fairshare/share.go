@@ -7,7 +7,6 @@ package fairshare
 
 import (
 	"math"
-	"sort"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -335,53 +334,4 @@ func units(x float64) int64 {
 		return int64(r)
 	}
 	return int64(math.Floor(x))
-}
-
-// Order lists queue paths by how far below their fair share they are (the
-// smallest ratio of dominant usage to dominant fair share first), queues
-// under their guaranteed before all others; ties by path. It is the order in
-// which waiting work should be served.
-func Order(tree *queue.Tree, s Shares, usage map[string]resources.Vector, capacity resources.Vector) []string {
-	type entry struct {
-		path         string
-		underGuarant bool
-		ratio        float64
-	}
-	var es []entry
-	for _, q := range tree.Leaves() {
-		u := usage[q.Path]
-		f := s.Fair[q.Path]
-		of := drawable(q, capacity)
-		ratio := 0.0
-		if df := dominant(f, of); df > 0 {
-			ratio = dominant(u, of) / df
-		} else if dominant(u, of) > 0 {
-			ratio = math.Inf(1)
-		}
-		es = append(es, entry{path: q.Path, underGuarant: below(u, q.Guaranteed), ratio: ratio})
-	}
-	sort.Slice(es, func(i, j int) bool {
-		if es[i].underGuarant != es[j].underGuarant {
-			return es[i].underGuarant
-		}
-		if es[i].ratio != es[j].ratio {
-			return es[i].ratio < es[j].ratio
-		}
-		return es[i].path < es[j].path
-	})
-	out := make([]string, len(es))
-	for i, e := range es {
-		out[i] = e.path
-	}
-	return out
-}
-
-// below reports whether usage is under the guarantee in some guaranteed resource.
-func below(usage, guaranteed resources.Vector) bool {
-	for r, g := range guaranteed {
-		if usage[r] < g {
-			return true
-		}
-	}
-	return false
 }
