@@ -407,3 +407,72 @@ queues:
 		})
 	}
 }
+
+// TestAdmitServesQueuesBelowTheirShare: the order in which waiting work is
+// served (queues under their guaranteed, then those furthest below their
+// fair share) comes from Admit, on every attempt: a queue below its fair
+// share is admitted, one at or above it waits while others are owed the
+// free capacity; a queue using what it has no fair share of is never below
+// it. (These are the cases of the former fairshare.Order, which nothing
+// but its test called.)
+func TestAdmitServesQueuesBelowTheirShare(t *testing.T) {
+	tree := mustTree(t, `
+queues:
+  - name: a
+  - name: b
+  - name: c
+    guaranteed: {cpu: "1"}
+  - name: d
+`)
+	capacity := resources.Vector{cpu: cores(8)}
+	oneCPU := resources.Vector{cpu: cores(1)}
+	cases := map[string]struct {
+		usage, demand map[string]resources.Vector
+		want          map[string]string // by leaf: "" admitted, else the refusal
+	}{
+		// fair: c its guaranteed 1 and, like the others, a quarter of the
+		// other 7: c 2750m, a, b and d 1750m. c (0.5) is under its
+		// guarantee, d (0) and b (1) below their share, a (2) above it.
+		"under its guarantee or below its fair share: admitted; above it: waits": {
+			usage: map[string]resources.Vector{
+				"root.a": {cpu: cores(2)}, "root.b": {cpu: cores(1)}, "root.c": {cpu: cores(0.5)},
+			},
+			demand: map[string]resources.Vector{
+				"root.a": {cpu: cores(8)}, "root.b": {cpu: cores(8)}, "root.c": {cpu: cores(8)}, "root.d": {cpu: cores(8)},
+			},
+			want: map[string]string{
+				"root.a": "queue root.a holds its fair share (2 of fair 1750m) and the free cpu is owed to queues below theirs: root.b, root.c, root.d",
+				"root.b": "", "root.c": "", "root.d": "",
+			},
+		},
+		// The cluster has no gpu: a's fair share is zero and its usage puts
+		// it above. c gets its guaranteed 1 and, like b and d, a third of
+		// the other 7: fair b 2333m, c 3333m, d 2333m.
+		"using something with no fair share: never below it": {
+			usage: map[string]resources.Vector{
+				"root.a": {gpu: 1}, "root.b": {cpu: cores(1)}, "root.c": {cpu: cores(1)},
+			},
+			demand: map[string]resources.Vector{
+				"root.a": {gpu: 1}, "root.b": {cpu: cores(8)}, "root.c": {cpu: cores(8)}, "root.d": {cpu: cores(8)},
+			},
+			want: map[string]string{
+				"root.a": "queue root.a holds its fair share (0 of fair 0) and the free cpu is owed to queues below theirs: root.b, root.c, root.d",
+				"root.b": "", "root.c": "", "root.d": "",
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			in := input(tree, capacity, tc.usage, tc.demand)
+			s := Compute(in)
+			got := map[string]string{}
+			for _, q := range tree.Leaves() {
+				got[q.Path] = ""
+				if ref := Admit(q, oneCPU, s, in); ref != nil {
+					got[q.Path] = ref.Msg
+				}
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}

@@ -64,6 +64,46 @@ type ReclaimPlan struct {
 	Plan    gang.Plan
 }
 
+// RefusalCode says, for programs, why Reclaim found no plan. The values are
+// stable: they may be written where users and tools read them.
+type RefusalCode string
+
+const (
+	// RefusalNotNeeded: the members fit without preempting anything.
+	RefusalNotNeeded RefusalCode = "NotNeeded"
+	// RefusalNotBelowGuarantee: no queue on the preemptor's path is owed
+	// the request by its guaranteed, so it may reclaim from no other queue
+	// (and lower-priority pods of its own queue did not make room).
+	RefusalNotBelowGuarantee RefusalCode = "NotBelowGuarantee"
+	// RefusalProtectedByGuarantee: preempting every candidate would not make
+	// room, and pods on nodes the members may use are kept because their
+	// queues would drop below their guaranteed (ReclaimRefusal.Protected).
+	// It wins over RefusalNotOwed when both hold.
+	RefusalProtectedByGuarantee RefusalCode = "ProtectedByGuarantee"
+	// RefusalNotOwed: preempting every candidate would not make room, and
+	// some queues' pods are no candidates because, below the common
+	// ancestor with them, no queue of the preemptor's is owed the request
+	// (ReclaimRefusal.NotOwed).
+	RefusalNotOwed RefusalCode = "NotOwed"
+	// RefusalNoRoom: preempting every candidate would not make room, for
+	// none of the reasons above.
+	RefusalNoRoom RefusalCode = "NoRoom"
+)
+
+// ReclaimRefusal says why Reclaim found no plan: a code for programs, and
+// for people a sentence (Msg, the error's text).
+type ReclaimRefusal struct {
+	Code RefusalCode
+	Msg  string
+	// Protected lists, in order, the queues whose guarantee kept pods on
+	// nodes the members may use; NotOwed the queues the preemptor may not
+	// reclaim from. Both are set only when preempting every candidate
+	// would not make room.
+	Protected, NotOwed []string
+}
+
+func (r *ReclaimRefusal) Error() string { return r.Msg }
+
 // Reclaim chooses the fewest, least important victims whose removal lets
 // the preemptor's members fit node by node, under these rules:
 //
@@ -89,296 +129,409 @@ type ReclaimPlan struct {
 // stay at or above theirs; so the victim queue cannot take back from the
 // preemptor's queue (that would take the preemptor below its guaranteed),
 // and the preemptor, once at its guaranteed, cannot reclaim any further.
-func Reclaim(in ReclaimInput) (*ReclaimPlan, string) {
-	total := resources.Vector{}
+//
+// Without a plan it says why (a *ReclaimRefusal). The steps, in order:
+// candidates, gangUnits, order, take (the greedy choice) and spare.
+func Reclaim(in ReclaimInput) (*ReclaimPlan, *ReclaimRefusal) {
+	r := newReclaimer(in)
+	if _, ok := r.fits(); ok {
+		return nil, &ReclaimRefusal{Code: RefusalNotNeeded, Msg: "the pod fits without preempting anything"}
+	}
+	chosen, plan, ok := r.take(r.order(r.gangUnits(r.candidates())))
+	if !ok {
+		return nil, r.refusal()
+	}
+	chosen, plan = r.spare(chosen, plan)
+	out := &ReclaimPlan{Plan: plan}
+	for _, u := range chosen {
+		out.Victims = append(out.Victims, u.victims...)
+		out.Reasons = append(out.Reasons, u.reasons...)
+	}
+	return out, nil
+}
+
+// reclaimer is one Reclaim decision: the input, what its steps learn about
+// the candidates, and the cluster as victims are tried (free room by node,
+// usage by queue), changed by remove and put back by giveBack.
+type reclaimer struct {
+	in    ReclaimInput
+	total resources.Vector // the members' requests together
+	// shared holds the preemptor's queue and its ancestors, by path.
+	shared map[string]bool
+	// owed caches mayReclaimFrom, by common ancestor.
+	owed  map[string]bool
+	gangs map[string]*gangState
+	// usable marks the nodes some member may use.
+	usable []bool
+
+	free  []gang.Node
+	usage map[string]resources.Vector
+	taken map[string]bool // victim keys taken
+
+	// For the refusal: victim queues it may not reclaim from, and queues
+	// whose guarantee kept a pod on a usable node.
+	notOwed, protected map[string]bool
+}
+
+// reclaimUnit is what is taken or spared at once: one pod, or the whole
+// (rest of a) gang.
+type reclaimUnit struct {
+	victims []Victim
+	reasons []string // per victim
+	prio    int32
+	started time.Time
+	pdb     bool // every disruption allowed
+	key     string
+	gang    string
+	whole   bool // the rest of a gang
+}
+
+// gangState is what a reclaim knows of a victim gang.
+type gangState struct {
+	spare, bound int // bound -1: unknown, as many as are seen, no spares
+	members      []reclaimUnit
+	eligible     bool // every member seen is a candidate
+	taken        int  // spare members taken
+	whole        bool // the whole gang is taken
+}
+
+// complete reports whether the gang may go whole: every member is a
+// candidate.
+func (g *gangState) complete() bool {
+	return g.eligible && (g.bound < 0 || len(g.members) == g.bound)
+}
+
+func newReclaimer(in ReclaimInput) *reclaimer {
+	r := &reclaimer{
+		in: in, total: resources.Vector{}, shared: map[string]bool{}, owed: map[string]bool{},
+		gangs: map[string]*gangState{}, usable: make([]bool, len(in.Nodes)),
+		free: make([]gang.Node, len(in.Nodes)), usage: map[string]resources.Vector{},
+		taken: map[string]bool{}, notOwed: map[string]bool{}, protected: map[string]bool{},
+	}
 	for _, m := range in.Members {
-		total.Add(m.Request)
+		r.total.Add(m.Request)
 	}
-	// The preemptor and its ancestors, by path.
-	shared := map[string]bool{}
 	for q := in.Queue; q != nil; q = q.Parent {
-		shared[q.Path] = true
+		r.shared[q.Path] = true
 	}
-	// reclaimOK reports whether the preemptor may reclaim from a queue:
-	// some queue on its path below their lowest common ancestor is owed
-	// the request (capacity moving inside a common ancestor leaves that
-	// one's usage as it was). Once that queue holds the request it is at
-	// or under its guarantee, so the victim's side may not take it back.
-	within := map[string]bool{} // by common ancestor
-	reclaimOK := func(victimQueue string) bool {
-		lca := victimQueue
-		for lca != "" && !shared[lca] {
-			lca = queue.ParentPath(lca)
-		}
-		ok, seen := within[lca]
-		if seen {
-			return ok
-		}
-		for q := in.Queue; q != nil && q.Path != lca; q = q.Parent {
-			if withinGuarantee(in.Usage[q.Path], total, q.Guaranteed) {
-				ok = true
+	for i, n := range in.Nodes {
+		r.free[i] = gang.Node{Name: n.Name, Free: n.Free.Clone()}
+		for _, m := range in.Members {
+			if in.Eligible == nil || in.Eligible(m.Class, i) {
+				r.usable[i] = true
 				break
 			}
 		}
-		within[lca] = ok
+	}
+	for p, u := range in.Usage {
+		r.usage[p] = u.Clone()
+	}
+	return r
+}
+
+// mayReclaimFrom reports whether the preemptor may reclaim from a queue
+// (from every queue outside its own path, for ""): some queue on its path
+// below their lowest common ancestor is owed the request (capacity moving
+// inside a common ancestor leaves that one's usage as it was). Once that
+// queue holds the request it is at or under its guarantee, so the victim's
+// side may not take it back.
+func (r *reclaimer) mayReclaimFrom(victimQueue string) bool {
+	lca := victimQueue
+	for lca != "" && !r.shared[lca] {
+		lca = queue.ParentPath(lca)
+	}
+	ok, seen := r.owed[lca]
+	if seen {
 		return ok
 	}
+	for q := r.in.Queue; q != nil && q.Path != lca; q = q.Parent {
+		if withinGuarantee(r.in.Usage[q.Path], r.total, q.Guaranteed) {
+			ok = true
+			break
+		}
+	}
+	r.owed[lca] = ok
+	return ok
+}
 
-	// Candidates: every pod the preemptor may take, each with its reason.
-	// A gang's members beyond its quorum (its spare members) may go one by
-	// one; taking more takes the whole gang, which is possible only when
-	// every member is a candidate.
-	type unit struct {
-		victims []Victim
-		reasons []string
-		prio    int32
-		started time.Time
-		pdb     bool // all disruptions allowed
-		key     string
-		gang    string
-		whole   bool // the rest of a gang
+// reason says why the preemptor may take a pod: ReasonPriority in its own
+// queue, ReasonReclaim across queues; "" when it may not.
+func (r *reclaimer) reason(v Victim) string {
+	switch {
+	case v.Queue == r.in.Queue.Path && v.Priority < r.in.Priority:
+		return ReasonPriority
+	case v.Queue != r.in.Queue.Path && r.mayReclaimFrom(v.Queue):
+		return ReasonReclaim
 	}
-	type gangState struct {
-		spare, bound int
-		members      []unit // its candidate members, as single units
-		eligible     bool   // every member seen is a candidate
-		taken        int    // spare members taken
-		whole        bool   // the whole gang is taken
-	}
-	gangs := map[string]*gangState{}
-	gangOf := func(name string) *gangState {
-		gs := gangs[name]
-		if gs == nil {
-			q, known := in.Gangs[name]
-			gs = &gangState{eligible: true, bound: -1} // unknown: as many as are seen, no spares
-			if known {
-				gs.spare, gs.bound = max(0, q.Bound-q.Min), q.Bound
-			}
-			gangs[name] = gs
+	return ""
+}
+
+// gang is the state of a victim gang, made on first sight.
+func (r *reclaimer) gang(name string) *gangState {
+	gs := r.gangs[name]
+	if gs == nil {
+		gs = &gangState{eligible: true, bound: -1}
+		if q, known := r.in.Gangs[name]; known {
+			gs.spare, gs.bound = max(0, q.Bound-q.Min), q.Bound
 		}
-		return gs
+		r.gangs[name] = gs
 	}
-	var units []unit
-	notOwed := map[string]bool{} // victim queues the preemptor may not reclaim from
-	for _, v := range in.Victims {
-		var reason string
-		switch {
-		case v.Queue == in.Queue.Path && v.Priority < in.Priority:
-			reason = ReasonPriority
-		case v.Queue != in.Queue.Path && reclaimOK(v.Queue):
-			reason = ReasonReclaim
-		case v.Queue != in.Queue.Path:
-			notOwed[v.Queue] = true
-		}
+	return gs
+}
+
+// candidates lists every pod the preemptor may take, each as a unit of its
+// own with its reason, in input order. On the way it notes each gang's
+// candidate members (a gang with a member that is not one cannot go whole)
+// and the queues it may not reclaim from.
+func (r *reclaimer) candidates() []reclaimUnit {
+	var units []reclaimUnit
+	for _, v := range r.in.Victims {
+		reason := r.reason(v)
 		if reason == "" {
+			if v.Queue != r.in.Queue.Path {
+				r.notOwed[v.Queue] = true
+			}
 			if v.Gang != "" {
-				gangOf(v.Gang).eligible = false
+				r.gang(v.Gang).eligible = false
 			}
 			continue
 		}
-		u := unit{victims: []Victim{v}, reasons: []string{reason}, prio: v.Priority, started: v.Started, pdb: v.DisruptionAllowed, key: v.Key, gang: v.Gang}
+		u := reclaimUnit{victims: []Victim{v}, reasons: []string{reason}, prio: v.Priority,
+			started: v.Started, pdb: v.DisruptionAllowed, key: v.Key, gang: v.Gang}
 		if v.Gang != "" {
-			gs := gangOf(v.Gang)
+			gs := r.gang(v.Gang)
 			gs.members = append(gs.members, u)
 		}
 		units = append(units, u)
 	}
-	// A gang with no spare members can only go whole: one unit, as
-	// important as its most important member, protected if any member is.
-	complete := func(gs *gangState) bool {
-		return gs.eligible && (gs.bound < 0 || len(gs.members) == gs.bound)
-	}
-	kept := units[:0]
-	for _, u := range units {
-		if u.gang == "" || gangs[u.gang].spare > 0 {
-			kept = append(kept, u)
+	return units
+}
+
+// gangUnits turns the candidates into the units they may be taken in. A
+// pod of no gang, and a member of a gang with spare members (beyond its
+// quorum), stays a unit of its own: take decides when such a gang must go
+// whole. A gang with no spare members can only go whole: its members make
+// one unit, as important as its most important member, protected if any
+// member is, and only if every member is a candidate.
+func (r *reclaimer) gangUnits(cands []reclaimUnit) []reclaimUnit {
+	var units []reclaimUnit
+	for _, u := range cands {
+		if u.gang == "" || r.gangs[u.gang].spare > 0 {
+			units = append(units, u)
 		}
 	}
-	units = kept
-	for name, gs := range gangs {
-		if gs.spare > 0 || !complete(gs) || len(gs.members) == 0 {
+	names := make([]string, 0, len(r.gangs))
+	for name := range r.gangs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		gs := r.gangs[name]
+		if gs.spare > 0 || !gs.complete() || len(gs.members) == 0 {
 			continue
 		}
-		w := unit{gang: name, whole: true, key: "gang:" + name, pdb: true, prio: gs.members[0].prio, started: gs.members[0].started}
-		for _, m := range gs.members {
-			w.victims = append(w.victims, m.victims...)
-			w.reasons = append(w.reasons, m.reasons...)
-			w.prio = max(w.prio, m.prio)
-			if m.started.After(w.started) {
-				w.started = m.started
-			}
-			w.pdb = w.pdb && m.pdb
-		}
-		units = append(units, w)
+		units = append(units, wholeGang(name, gs.members))
 	}
-	sort.Slice(units, func(i, j int) bool {
-		a, b := units[i], units[j]
-		if a.pdb != b.pdb {
-			return a.pdb
-		}
-		if a.prio != b.prio {
-			return a.prio < b.prio
-		}
-		if !a.started.Equal(b.started) {
-			return a.started.After(b.started)
-		}
-		return a.key < b.key
-	})
+	return units
+}
 
-	free := make([]gang.Node, len(in.Nodes))
-	for i, n := range in.Nodes {
-		free[i] = gang.Node{Name: n.Name, Free: n.Free.Clone()}
-	}
-	usage := map[string]resources.Vector{}
-	for p, u := range in.Usage {
-		usage[p] = u.Clone()
-	}
-	taken := map[string]bool{} // victim keys taken
-	// Queues whose guarantee kept a pod in the way, for the refusal.
-	where := make([]bool, len(in.Nodes)) // nodes some member may use
-	for n := range in.Nodes {
-		for _, m := range in.Members {
-			if in.Eligible == nil || in.Eligible(m.Class, n) {
-				where[n] = true
-				break
-			}
+// wholeGang is one unit of a gang's candidate members (at least one).
+func wholeGang(name string, members []reclaimUnit) reclaimUnit {
+	w := reclaimUnit{gang: name, whole: true, key: "gang:" + name, pdb: true,
+		prio: members[0].prio, started: members[0].started}
+	for _, m := range members {
+		w.victims = append(w.victims, m.victims...)
+		w.reasons = append(w.reasons, m.reasons...)
+		w.prio = max(w.prio, m.prio)
+		if m.started.After(w.started) {
+			w.started = m.started
 		}
+		w.pdb = w.pdb && m.pdb
 	}
-	protected := map[string]bool{}
-	// take applies (sign -1: takes back) a unit's removal to nodes and
-	// queue usage, and reports whether every reclaim victim's queue stays
-	// at or above its guarantee.
-	take := func(u unit, sign int64) bool {
-		ok := true
-		for i, v := range u.victims {
-			taken[v.Key] = sign > 0
-			for r, a := range v.Request {
-				free[v.Node].Free[r] += sign * a
-			}
-			for q := in.Tree.Get(v.Queue); q != nil; q = q.Parent {
-				uq := usage[q.Path]
-				if uq == nil {
-					uq = resources.Vector{}
-					usage[q.Path] = uq
-				}
-				for r, a := range v.Request {
-					uq[r] -= sign * a
-				}
-			}
-			// The victim's queue, and each of its ancestors that the
-			// preemptor does not share, must keep its guarantee: capacity
-			// moving inside a common ancestor leaves that one's usage as it
-			// was.
-			if u.reasons[i] != ReasonReclaim {
-				continue
-			}
-			for q := in.Tree.Get(v.Queue); q != nil && !shared[q.Path]; q = q.Parent {
-				if !atOrAbove(usage[q.Path], q.Guaranteed) {
-					ok = false
-					if sign > 0 && v.Node >= 0 && v.Node < len(where) && where[v.Node] {
-						protected[q.Path] = true
-					}
-				}
-			}
-		}
-		return ok
+	return w
+}
+
+// order sorts the units in the order they are tried: those whose
+// PodDisruptionBudgets allow it first, then the lowest priority, then the
+// newest; ties by key.
+func (r *reclaimer) order(units []reclaimUnit) []reclaimUnit {
+	sort.Slice(units, func(i, j int) bool { return units[i].before(units[j]) })
+	return units
+}
+
+func (u reclaimUnit) before(o reclaimUnit) bool {
+	if u.pdb != o.pdb {
+		return u.pdb
 	}
-	fits := func() (gang.Plan, bool) {
-		if len(in.Members) == 1 { // a single pod: a scan, not a packing
-			return gang.FitOne(free, in.Members[0], in.Eligible)
-		}
-		p, short := gang.Pack(free, in.Members, in.Eligible)
-		return p, short == nil
+	if u.prio != o.prio {
+		return u.prio < o.prio
 	}
-	if _, ok := fits(); ok {
-		return nil, "the pod fits without preempting anything"
+	if !u.started.Equal(o.started) {
+		return u.started.After(o.started)
 	}
-	var chosen []unit
-	var plan gang.Plan
-	found := false
+	return u.key < o.key
+}
+
+// take is the greedy choice: it takes the units in order until the
+// members fit, and returns those taken and where the members go; false
+// when taking every unit it may still leaves no room. A unit is skipped
+// when it would take a victim queue below its guarantee or break a gang.
+func (r *reclaimer) take(units []reclaimUnit) ([]reclaimUnit, gang.Plan, bool) {
+	var chosen []reclaimUnit
 	for _, u := range units {
-		if taken[u.key] {
+		if r.taken[u.key] {
 			continue // went with its whole gang
 		}
-		var gs *gangState
-		if u.gang != "" && !u.whole {
-			gs = gangs[u.gang]
-			switch {
-			case gs.whole:
-				continue
-			case gs.taken < gs.spare:
-				// a spare member: its gang keeps its quorum
-			case complete(gs):
-				// Beyond the spares the whole gang goes, as one unit: the
-				// spare members taken so far join it, so that sparing can
-				// never leave part of the gang taken.
-				for i := len(chosen) - 1; i >= 0; i-- {
-					if chosen[i].gang == u.gang {
-						take(chosen[i], -1)
-						chosen = append(chosen[:i], chosen[i+1:]...)
-					}
-				}
-				rest := unit{gang: u.gang, whole: true, key: "gang:" + u.gang}
-				for _, m := range gs.members {
-					rest.victims = append(rest.victims, m.victims...)
-					rest.reasons = append(rest.reasons, m.reasons...)
-				}
-				gs.taken = 0
-				u = rest
-			default:
-				continue // taking it would break a gang that cannot go whole
-			}
-		} else if u.gang != "" {
-			gs = gangs[u.gang]
-		}
-		if !take(u, +1) {
-			take(u, -1) // would take its queue below its guarantee
+		var ok bool
+		if u, chosen, ok = r.forGang(u, chosen); !ok {
 			continue
 		}
-		if gs != nil {
-			if u.whole {
+		if !r.remove(u) {
+			r.giveBack(u) // would take its queue below its guarantee
+			continue
+		}
+		if u.gang != "" {
+			if gs := r.gangs[u.gang]; u.whole {
 				gs.whole = true
 			} else {
 				gs.taken++
 			}
 		}
 		chosen = append(chosen, u)
-		if p, ok := fits(); ok {
-			plan, found = p, true
-			break
+		if p, ok := r.fits(); ok {
+			return chosen, p, true
 		}
 	}
-	if !found {
-		if !reclaimOK("") {
-			return nil, fmt.Sprintf("queue %s is not below its guaranteed with this request, so it may not reclaim from other queues", in.Queue.Path)
-		}
-		msg := "preempting every eligible pod would not make room (victim queues keep their guarantees)"
-		if len(protected) > 0 {
-			msg += fmt.Sprintf("; pods on the nodes it may use are kept because their queues would drop below their guaranteed: %s", sortedSet(protected))
-		}
-		if len(notOwed) > 0 {
-			msg += fmt.Sprintf("; it may not reclaim from %s: below their common ancestor with %s no queue is owed this request by its guaranteed", sortedSet(notOwed), in.Queue.Path)
-		}
-		return nil, msg
+	return chosen, gang.Plan{}, false
+}
+
+// forGang is what taking u amounts to for its gang: u itself for a pod of
+// no gang, a whole gang or a spare member. Beyond the spares, the whole
+// rest of the gang goes, as one unit: the spare members chosen so far are
+// given back and join it, so that sparing can never leave part of the gang
+// taken. false: u may not be taken (its gang went whole already, or taking
+// it would break a gang that cannot go whole).
+func (r *reclaimer) forGang(u reclaimUnit, chosen []reclaimUnit) (reclaimUnit, []reclaimUnit, bool) {
+	if u.gang == "" || u.whole {
+		return u, chosen, true
 	}
-	// Spare every victim that turns out not to be needed, newest choice
-	// first. Sparing never breaks a gang: a spare member or the whole rest
-	// of a gang is spared as a unit, leaving at most its spares taken.
+	gs := r.gangs[u.gang]
+	switch {
+	case gs.whole:
+		return u, chosen, false
+	case gs.taken < gs.spare:
+		return u, chosen, true // its gang keeps its quorum
+	case !gs.complete():
+		return u, chosen, false
+	}
 	for i := len(chosen) - 1; i >= 0; i-- {
-		take(chosen[i], -1)
-		if p, ok := fits(); ok {
+		if chosen[i].gang == u.gang {
+			r.giveBack(chosen[i])
+			chosen = append(chosen[:i], chosen[i+1:]...)
+		}
+	}
+	gs.taken = 0
+	return wholeGang(u.gang, gs.members), chosen, true
+}
+
+// spare gives back every chosen unit that turns out not to be needed,
+// newest choice first, and returns those left and where the members go.
+// Sparing never breaks a gang: a spare member or the whole rest of a gang
+// is spared as a unit, leaving at most its spares taken.
+func (r *reclaimer) spare(chosen []reclaimUnit, plan gang.Plan) ([]reclaimUnit, gang.Plan) {
+	for i := len(chosen) - 1; i >= 0; i-- {
+		r.giveBack(chosen[i])
+		if p, ok := r.fits(); ok {
 			plan = p
 			chosen = append(chosen[:i], chosen[i+1:]...)
 			continue
 		}
-		take(chosen[i], +1)
+		r.remove(chosen[i])
 	}
-	out := &ReclaimPlan{Plan: plan}
-	for _, u := range chosen {
-		out.Victims = append(out.Victims, u.victims...)
-		out.Reasons = append(out.Reasons, u.reasons...)
+	return chosen, plan
+}
+
+// fits reports whether the members fit in what is free now, and where.
+func (r *reclaimer) fits() (gang.Plan, bool) {
+	if len(r.in.Members) == 1 { // a single pod: a scan, not a packing
+		return gang.FitOne(r.free, r.in.Members[0], r.in.Eligible)
 	}
-	return out, ""
+	p, short := gang.Pack(r.free, r.in.Members, r.in.Eligible)
+	return p, short == nil
+}
+
+// remove takes a unit's victims off their nodes and out of their queues'
+// usage, and reports whether every reclaim victim's queue keeps its
+// guarantee.
+func (r *reclaimer) remove(u reclaimUnit) bool { return r.apply(u, +1) }
+
+// giveBack undoes remove.
+func (r *reclaimer) giveBack(u reclaimUnit) { r.apply(u, -1) }
+
+func (r *reclaimer) apply(u reclaimUnit, sign int64) bool {
+	ok := true
+	for i, v := range u.victims {
+		r.taken[v.Key] = sign > 0
+		for res, a := range v.Request {
+			r.free[v.Node].Free[res] += sign * a
+		}
+		for q := r.in.Tree.Get(v.Queue); q != nil; q = q.Parent {
+			uq := r.usage[q.Path]
+			if uq == nil {
+				uq = resources.Vector{}
+				r.usage[q.Path] = uq
+			}
+			for res, a := range v.Request {
+				uq[res] -= sign * a
+			}
+		}
+		if u.reasons[i] == ReasonReclaim && !r.keepsGuarantees(v, sign > 0) {
+			ok = false
+		}
+	}
+	return ok
+}
+
+// keepsGuarantees reports whether the victim's queue, and each of its
+// ancestors that the preemptor does not share, is at or above its
+// guarantee as things stand (capacity moving inside a common ancestor
+// leaves that one's usage as it was). When taking, it records for the
+// refusal the queues that fall short, if the victim is on a usable node.
+func (r *reclaimer) keepsGuarantees(v Victim, taking bool) bool {
+	ok := true
+	for q := r.in.Tree.Get(v.Queue); q != nil && !r.shared[q.Path]; q = q.Parent {
+		if atOrAbove(r.usage[q.Path], q.Guaranteed) {
+			continue
+		}
+		ok = false
+		if taking && v.Node >= 0 && v.Node < len(r.usable) && r.usable[v.Node] {
+			r.protected[q.Path] = true
+		}
+	}
+	return ok
+}
+
+// refusal says why taking every unit it may did not make room.
+func (r *reclaimer) refusal() *ReclaimRefusal {
+	if !r.mayReclaimFrom("") {
+		return &ReclaimRefusal{Code: RefusalNotBelowGuarantee, Msg: fmt.Sprintf(
+			"queue %s is not below its guaranteed with this request, so it may not reclaim from other queues", r.in.Queue.Path)}
+	}
+	ref := &ReclaimRefusal{Code: RefusalNoRoom, Protected: sortedSet(r.protected), NotOwed: sortedSet(r.notOwed),
+		Msg: "preempting every eligible pod would not make room (victim queues keep their guarantees)"}
+	if len(ref.Protected) > 0 {
+		ref.Code = RefusalProtectedByGuarantee
+		ref.Msg += fmt.Sprintf("; pods on the nodes it may use are kept because their queues would drop below their guaranteed: %s",
+			strings.Join(ref.Protected, ", "))
+	}
+	if len(ref.NotOwed) > 0 {
+		if ref.Code == RefusalNoRoom {
+			ref.Code = RefusalNotOwed
+		}
+		ref.Msg += fmt.Sprintf("; it may not reclaim from %s: below their common ancestor with %s no queue is owed this request by its guaranteed",
+			strings.Join(ref.NotOwed, ", "), r.in.Queue.Path)
+	}
+	return ref
 }
 
 // withinGuarantee reports whether usage plus req stays at or under the
@@ -410,11 +563,15 @@ func atOrAbove(usage, guaranteed resources.Vector) bool {
 	return true
 }
 
-func sortedSet(set map[string]bool) string {
+// sortedSet lists a set's members in order (nil for none).
+func sortedSet(set map[string]bool) []string {
+	if len(set) == 0 {
+		return nil
+	}
 	names := make([]string, 0, len(set))
 	for q := range set {
 		names = append(names, q)
 	}
 	sort.Strings(names)
-	return strings.Join(names, ", ")
+	return names
 }

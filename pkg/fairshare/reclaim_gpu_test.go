@@ -110,8 +110,8 @@ func TestReclaimGPUGang(t *testing.T) {
 		in.Gangs = gangs
 		p, why := Reclaim(in)
 		require.Nil(t, p)
-		assert.Contains(t, why, "preempting every eligible pod would not make room")
-		assert.Contains(t, why, "their queues would drop below their guaranteed: root.analytics")
+		assert.Contains(t, message(why), "preempting every eligible pod would not make room")
+		assert.Contains(t, message(why), "their queues would drop below their guaranteed: root.analytics")
 	})
 
 	t.Run("ml at its gpu guarantee reclaims no more", func(t *testing.T) {
@@ -119,7 +119,7 @@ func TestReclaimGPUGang(t *testing.T) {
 		in := gpuWorld(t, []int{4, 3, 1, 2}, nil, nil, usage)
 		p, why := Reclaim(in)
 		require.Nil(t, p)
-		assert.Contains(t, why, "queue root.ml is not below its guaranteed")
+		assert.Contains(t, message(why), "queue root.ml is not below its guaranteed")
 	})
 }
 
@@ -161,7 +161,7 @@ func TestReclaimForParentGuarantee(t *testing.T) {
 			p, why := Reclaim(in)
 			if tc.want == nil {
 				require.Nil(t, p)
-				assert.Contains(t, why, tc.why)
+				assert.Contains(t, message(why), tc.why)
 				return
 			}
 			require.NotNil(t, p, why)

@@ -46,7 +46,7 @@ queues:
 	// ml (below its guarantee) may not take from etl: analytics holds 4 of its guaranteed 8.
 	plan, why := Reclaim(in("root.ml"))
 	assert.Nil(t, plan)
-	assert.Contains(t, why, "victim queues keep their guarantees")
+	assert.Contains(t, message(why), "victim queues keep their guarantees")
 	// adhoc shares analytics with etl: moving capacity inside analytics is fine.
 	plan, why = Reclaim(in("root.analytics.adhoc"))
 	require.NotNil(t, plan, why)

@@ -616,7 +616,7 @@ func TestReclaim(t *testing.T) {
 			assert.Equal(t, before, fmt.Sprint(in), "Reclaim changed its input")
 			if tc.want == nil {
 				assert.Nil(t, p)
-				assert.Contains(t, why, tc.why)
+				assert.Contains(t, message(why), tc.why)
 				return
 			}
 			require.NotNil(t, p, why)
@@ -927,16 +927,21 @@ func TestReclaimNoPingPong(t *testing.T) {
 	assert.Greater(t, plans, 300, "too few plans to say much")
 }
 
-// checkRefusal checks that a refusal says why truly.
-func checkRefusal(t *testing.T, in ReclaimInput, why string) {
+// checkRefusal checks that a refusal says why truly, and that its code
+// says the same as its sentence.
+func checkRefusal(t *testing.T, in ReclaimInput, ref *ReclaimRefusal) {
 	t.Helper()
+	require.NotNil(t, ref, "no plan and no refusal")
+	why := ref.Error()
 	_, short := gang.Pack(in.Nodes, in.Members, in.Eligible)
 	if why == "the pod fits without preempting anything" {
+		assert.Equal(t, RefusalNotNeeded, ref.Code, why)
 		assert.Nil(t, short, why)
 		return
 	}
 	require.NotNil(t, short, "refused though it fits: %s", why)
 	if strings.Contains(why, "is not below its guaranteed") {
+		assert.Equal(t, RefusalNotBelowGuarantee, ref.Code, why)
 		total := resources.Vector{}
 		for _, m := range in.Members {
 			total.Add(m.Request)
@@ -952,6 +957,24 @@ func checkRefusal(t *testing.T, in ReclaimInput, why string) {
 		return
 	}
 	assert.True(t, strings.HasPrefix(why, "preempting every eligible pod would not make room (victim queues keep their guarantees)"), why)
+	want := RefusalNoRoom
+	switch {
+	case len(ref.Protected) > 0:
+		want = RefusalProtectedByGuarantee
+	case len(ref.NotOwed) > 0:
+		want = RefusalNotOwed
+	}
+	assert.Equal(t, want, ref.Code, why)
+	assert.Equal(t, len(ref.Protected) > 0, strings.Contains(why, "drop below their guaranteed: "+strings.Join(ref.Protected, ", ")), why)
+	assert.Equal(t, len(ref.NotOwed) > 0, strings.Contains(why, "it may not reclaim from "+strings.Join(ref.NotOwed, ", ")+":"), why)
+}
+
+// message is a refusal's sentence, "" for none.
+func message(ref *ReclaimRefusal) string {
+	if ref == nil {
+		return ""
+	}
+	return ref.Error()
 }
 
 func sortedKeys(m map[string]bool) []string {

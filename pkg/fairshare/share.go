@@ -7,7 +7,6 @@ package fairshare
 
 import (
 	"math"
-	"sort"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -177,118 +176,154 @@ func split(parent *queue.Queue, share resources.Vector, in Input, fair map[strin
 // dominant share (of of, the capacity the parent may draw on) in proportion
 // to its weight, until it has all it wants or a resource it needs runs out.
 func progressiveFill(kids []*queue.Queue, wants, alloc []resources.Vector, rest, share, of resources.Vector) []resources.Vector {
+	f := newFilling(kids, wants, alloc, rest, share, of)
+	for f.rise() {
+		// each round, a child has all it wants or a resource runs out
+	}
+	trimToRest(f.extra, rest)
+	return f.extra
+}
+
+// filling is a progressive fill under way. Its level is the children's
+// common weighted dominant share (of the parent's capacity) above what they
+// were allocated; a child grows with it until it stops.
+type filling struct {
+	need   []resources.Vector // what each child still wants
+	active []bool             // still growing
+	// rate[i][r]: how much of r child i takes per unit of level; one unit
+	// of level raises its dominant share of the parent's capacity by its
+	// weight.
+	rate []map[v1.ResourceName]float64
+	// reach[i]: the level at which child i has all it needs (once it has
+	// stopped, the level at which it stopped).
+	reach []float64
+	avail map[v1.ResourceName]float64 // what is left of rest
+	level float64
+	extra []resources.Vector // what each child gets, set when it stops
+}
+
+func newFilling(kids []*queue.Queue, wants, alloc []resources.Vector, rest, share, of resources.Vector) *filling {
 	n := len(kids)
-	extra := make([]resources.Vector, n)
-	need := make([]resources.Vector, n) // what each child still wants
-	active := make([]bool, n)
-	for i := range kids {
-		extra[i] = resources.Vector{}
-		need[i] = resources.Vector{}
+	f := &filling{need: make([]resources.Vector, n), active: make([]bool, n),
+		rate: make([]map[v1.ResourceName]float64, n), reach: make([]float64, n),
+		avail: map[v1.ResourceName]float64{}, extra: make([]resources.Vector, n)}
+	for i, c := range kids {
+		f.extra[i] = resources.Vector{}
+		f.need[i] = resources.Vector{}
 		for r, w := range wants[i] {
 			if d := w - alloc[i][r]; d > 0 && share[r] > 0 && of[r] > 0 {
-				need[i][r] = d
+				f.need[i][r] = d
 			}
 		}
-		active[i] = len(need[i]) > 0
+		f.active[i] = len(f.need[i]) > 0
+		if f.active[i] {
+			f.rate[i], f.reach[i] = pace(f.need[i], of, c.Weight)
+		}
 	}
-	avail := map[v1.ResourceName]float64{}
 	for r, a := range rest {
 		if a > 0 {
-			avail[r] = float64(a)
+			f.avail[r] = float64(a)
 		}
 	}
-	// rate[i][r]: how much of r child i takes per unit of "level"; one unit
-	// of level raises its dominant share of the parent's capacity by its weight.
-	rate := make([]map[v1.ResourceName]float64, n)
-	reach := make([]float64, n) // the level at which child i has all it needs
-	for i, c := range kids {
-		if !active[i] {
+	return f
+}
+
+// pace is how fast a child of that weight takes what it needs, per unit of
+// level, and the level at which it has it all.
+func pace(need, of resources.Vector, weight float64) (map[v1.ResourceName]float64, float64) {
+	ds := 0.0 // the dominant share of what it needs
+	for r, d := range need {
+		ds = math.Max(ds, float64(d)/float64(of[r]))
+	}
+	rate := map[v1.ResourceName]float64{}
+	for r, d := range need {
+		rate[r] = float64(d) / ds * weight
+	}
+	return rate, ds / weight
+}
+
+// rise raises the level to the next event, where a child has all it wants
+// or a resource runs out, and stops the children that event stops. It
+// reports false when no child grows any more.
+func (f *filling) rise() bool {
+	use := map[v1.ResourceName]float64{} // taken per unit of level, by all
+	anyActive := false
+	for i, a := range f.active {
+		if !a {
 			continue
 		}
-		ds := 0.0
-		for r, d := range need[i] {
-			ds = math.Max(ds, float64(d)/float64(of[r]))
-		}
-		rate[i] = map[v1.ResourceName]float64{}
-		for r, d := range need[i] {
-			rate[i][r] = float64(d) / ds * c.Weight
-		}
-		reach[i] = ds / c.Weight
-	}
-	level := 0.0
-	for {
-		// The next event: a child saturates, or a resource runs out.
-		use := map[v1.ResourceName]float64{}
-		anyActive := false
-		for i := range kids {
-			if !active[i] {
-				continue
-			}
-			anyActive = true
-			for r, x := range rate[i] {
-				use[r] += x
-			}
-		}
-		if !anyActive {
-			break
-		}
-		step := math.Inf(1)
-		for i := range kids {
-			if active[i] {
-				step = math.Min(step, reach[i]-level)
-			}
-		}
-		for r, u := range use {
-			if u > 0 {
-				step = math.Min(step, avail[r]/u)
-			}
-		}
-		if step < 0 {
-			step = 0
-		}
-		for r, u := range use {
-			avail[r] -= u * step
-		}
-		level += step
-		for i := range kids {
-			if !active[i] {
-				continue
-			}
-			done := reach[i]-level <= 1e-12
-			for r := range rate[i] {
-				if avail[r] <= 1e-9 {
-					done = true // a resource it needs is gone
-				}
-			}
-			if done {
-				active[i] = false
-				frac := math.Min(1, level/reach[i])
-				for r, d := range need[i] {
-					extra[i][r] = units(float64(d) * frac)
-				}
-				// It stops growing from here: freeze its level.
-				reach[i] = level
-			}
+		anyActive = true
+		for r, x := range f.rate[i] {
+			use[r] += x
 		}
 	}
-	// Children that stopped because a resource ran out took their
-	// proportional part above; children not limited by the exhausted
-	// resource kept going in the loop. Hand out rounding leftovers to
-	// nobody: fair shares are advisory bounds, not allocations. units may
-	// round up by a unit; where that would hand out more than rest, take
-	// it back, last child first.
+	if !anyActive {
+		return false
+	}
+	step := math.Inf(1)
+	for i, a := range f.active {
+		if a {
+			step = math.Min(step, f.reach[i]-f.level)
+		}
+	}
+	for r, u := range use {
+		if u > 0 {
+			step = math.Min(step, f.avail[r]/u)
+		}
+	}
+	if step < 0 {
+		step = 0
+	}
+	for r, u := range use {
+		f.avail[r] -= u * step
+	}
+	f.level += step
+	f.stopDone()
+	return true
+}
+
+// stopDone stops the children that have all they need, or need a resource
+// that is gone, at the level reached: each gets that part of what it
+// needed. Children not limited by an exhausted resource go on.
+func (f *filling) stopDone() {
+	for i, a := range f.active {
+		if !a {
+			continue
+		}
+		done := f.reach[i]-f.level <= 1e-12
+		for r := range f.rate[i] {
+			if f.avail[r] <= 1e-9 {
+				done = true // a resource it needs is gone
+			}
+		}
+		if !done {
+			continue
+		}
+		f.active[i] = false
+		frac := math.Min(1, f.level/f.reach[i])
+		for r, d := range f.need[i] {
+			f.extra[i][r] = units(float64(d) * frac)
+		}
+		f.reach[i] = f.level // it stops growing from here: freeze its level
+	}
+}
+
+// trimToRest makes the extras add up to no more than rest. Rounding
+// leftovers go to nobody (fair shares are advisory bounds, not
+// allocations); but units may round up by a unit, and where that would hand
+// out more than rest it is taken back, last child first.
+func trimToRest(extra []resources.Vector, rest resources.Vector) {
 	for r, a := range rest {
 		over := -a
-		for i := range kids {
+		for i := range extra {
 			over += extra[i][r]
 		}
-		for i := n - 1; i >= 0 && over > 0; i-- {
+		for i := len(extra) - 1; i >= 0 && over > 0; i-- {
 			cut := min(over, extra[i][r])
 			extra[i][r] -= cut
 			over -= cut
 		}
 	}
-	return extra
 }
 
 // units rounds an amount down to whole units, except that an amount within
@@ -299,53 +334,4 @@ func units(x float64) int64 {
 		return int64(r)
 	}
 	return int64(math.Floor(x))
-}
-
-// Order lists queue paths by how far below their fair share they are (the
-// smallest ratio of dominant usage to dominant fair share first), queues
-// under their guaranteed before all others; ties by path. It is the order in
-// which waiting work should be served.
-func Order(tree *queue.Tree, s Shares, usage map[string]resources.Vector, capacity resources.Vector) []string {
-	type entry struct {
-		path         string
-		underGuarant bool
-		ratio        float64
-	}
-	var es []entry
-	for _, q := range tree.Leaves() {
-		u := usage[q.Path]
-		f := s.Fair[q.Path]
-		of := drawable(q, capacity)
-		ratio := 0.0
-		if df := dominant(f, of); df > 0 {
-			ratio = dominant(u, of) / df
-		} else if dominant(u, of) > 0 {
-			ratio = math.Inf(1)
-		}
-		es = append(es, entry{path: q.Path, underGuarant: below(u, q.Guaranteed), ratio: ratio})
-	}
-	sort.Slice(es, func(i, j int) bool {
-		if es[i].underGuarant != es[j].underGuarant {
-			return es[i].underGuarant
-		}
-		if es[i].ratio != es[j].ratio {
-			return es[i].ratio < es[j].ratio
-		}
-		return es[i].path < es[j].path
-	})
-	out := make([]string, len(es))
-	for i, e := range es {
-		out[i] = e.path
-	}
-	return out
-}
-
-// below reports whether usage is under the guarantee in some guaranteed resource.
-func below(usage, guaranteed resources.Vector) bool {
-	for r, g := range guaranteed {
-		if usage[r] < g {
-			return true
-		}
-	}
-	return false
 }

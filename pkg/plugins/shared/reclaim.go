@@ -150,7 +150,7 @@ func (rt *Runtime) ReclaimNodes(ctx context.Context, req ReclaimRequest) ([]stri
 			rt.holdBack(req.Pod)
 			rt.mu.Unlock()
 		}
-		return nil, fmt.Errorf("%s", why)
+		return nil, why // a *fairshare.ReclaimRefusal: the same sentence, and a code for errors.As
 	}
 	total := resources.Vector{}
 	for _, m := range req.Members {
