@@ -119,7 +119,10 @@ func (rt *Runtime) ReclaimNodes(ctx context.Context, req ReclaimRequest) ([]stri
 			}
 			v := fairshare.Victim{
 				Key: Key(p), Namespace: p.Namespace, Name: p.Name, Queue: leaf, Node: i,
-				Request: PodRequest(p), Priority: corev1helpers.PodPriority(p), Started: p.CreationTimestamp.Time,
+				// A pod bound but not started yet is the newest of all: by
+				// its creation time (to the second) it could look older
+				// than pods that have run for a while, and be spared for them.
+				Request: PodRequest(p), Priority: corev1helpers.PodPriority(p), Started: now,
 				DisruptionAllowed: rt.disruptionAllowed(p),
 			}
 			if p.Status.StartTime != nil {
