@@ -17,6 +17,6 @@
 // the bad value, because they reach users as pod conditions and Events.
 //
 // Like the rest of the core, the package has no client-go, no metrics and no
-// clock: the plugin in pkg/plugins/gang reads the objects, calls in here and
+// clock: the plugin in pkg/plugins/mustergang reads the objects, calls in here and
 // maps the answers to framework statuses.
 package gang

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"muster.dev/muster/pkg/capacity"
-	gangplugin "muster.dev/muster/pkg/plugins/gang"
+	"muster.dev/muster/pkg/plugins/mustergang"
 	"muster.dev/muster/pkg/status"
 	"muster.dev/muster/test/framework"
 )
@@ -117,7 +117,7 @@ func TestReliabilityDeletions(t *testing.T) {
 			assert.Empty(t, rep.Partial, "no gang partly bound")
 			if tc.deletesNode2 {
 				assertNoPodOn(t, ns, node2)
-				moved := framework.EventsFor(t, ns, driver.name, gangplugin.ReasonReservationMoved)
+				moved := framework.EventsFor(t, ns, driver.name, mustergang.ReasonReservationMoved)
 				if assert.NotEmpty(t, moved, "an Event says where a's slots went") {
 					assert.Contains(t, moved[0], node2+" (deleted) to "+node2+"-new")
 				}

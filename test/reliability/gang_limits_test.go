@@ -14,7 +14,7 @@ import (
 
 	"muster.dev/muster/pkg/capacity"
 	"muster.dev/muster/pkg/gang"
-	gangplugin "muster.dev/muster/pkg/plugins/gang"
+	"muster.dev/muster/pkg/plugins/mustergang"
 	"muster.dev/muster/pkg/status"
 	"muster.dev/muster/test/framework"
 )
@@ -71,7 +71,7 @@ func TestReliabilityRestartSparkReservation(t *testing.T) {
 	assert.Equal(t, tenant.Reserved, tenantAfter.Reserved, "the same reservation")
 	assert.Equal(t, tenant.Allocated, tenantAfter.Allocated)
 	waitUnschedulable(t, ns, "rival-0", 30*time.Second, "not enough room")
-	assert.NotEmpty(t, framework.EventsFor(t, ns, driver.name, gangplugin.ReasonReservationRestored), "an Event says the reservation was rebuilt")
+	assert.NotEmpty(t, framework.EventsFor(t, ns, driver.name, mustergang.ReasonReservationRestored), "an Event says the reservation was rebuilt")
 
 	createPods(t, ns, executors...)
 	for _, e := range executors {
@@ -129,7 +129,7 @@ func TestReliabilitySpotNoticeMovesReservation(t *testing.T) {
 	createPods(t, ns, podSpec{name: "rival", cpu: "2"})
 	var moved []string
 	waitFor(t, 30*time.Second, "the reservation to move", func(context.Context) bool {
-		moved = framework.EventsFor(t, ns, driver.name, gangplugin.ReasonReservationMoved)
+		moved = framework.EventsFor(t, ns, driver.name, mustergang.ReasonReservationMoved)
 		return len(moved) > 0
 	})
 	t.Logf("moved %s after the notice: %s", time.Since(tainted).Round(100*time.Millisecond), moved[0])

@@ -3,7 +3,7 @@
 // taken away score lowest and get no new gang members; a gang's spot members
 // are spread over spot pools. The decisions are pkg/capacity's; this package
 // reads pods and nodes and maps the answers to framework statuses and scores.
-package capacity
+package mustercapacity
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	gangcore "muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/metrics"
 	"muster.dev/muster/pkg/plugins"
-	"muster.dev/muster/pkg/plugins/shared"
+	"muster.dev/muster/pkg/plugins/profile"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration profile.
@@ -33,7 +33,7 @@ const stateKey fwk.StateKey = Name
 type Plugin struct {
 	args    config.MusterCapacityArgs
 	weights capacity.Weights
-	rt      *shared.Runtime
+	rt      *profile.Runtime
 	nodes   corelisters.NodeLister
 	views   *nodeIndex
 }
@@ -56,7 +56,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err := config.ValidateMusterCapacityArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	rt := shared.Get(ctx, h)
+	rt := profile.Get(ctx, h)
 	views, err := newNodeIndex(h.SharedInformerFactory().Core().V1().Nodes().Informer())
 	if err != nil {
 		return nil, fmt.Errorf("%s: watching nodes: %w", Name, err)
@@ -129,7 +129,7 @@ func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 // assumed pods on the snapshot) and the spot pools with room for the pod.
 func (pl *Plugin) spreadState(cs *cycleState, pod *v1.Pod, nodes []fwk.NodeInfo) {
 	cs.inPool, cs.roomy = map[string]int{}, map[string]bool{}
-	req := shared.PodRequest(pod)
+	req := profile.PodRequest(pod)
 	for _, ni := range nodes {
 		n := ni.Node()
 		if n == nil {

@@ -1,4 +1,4 @@
-package gang
+package mustergang
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
-	gangcore "muster.dev/muster/pkg/gang"
-	"muster.dev/muster/pkg/plugins/shared"
+	"muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/plugins/profile"
 )
 
 // Filter keeps every pod off the capacity that admitted gangs (other than
@@ -25,9 +25,9 @@ func (pl *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *v1.Pod, n
 	if len(reserved) == 0 {
 		return nil
 	}
-	need := shared.PodRequest(pod)
-	alloc := shared.ResourceOf(ni.GetAllocatable())
-	used := shared.ResourceOf(ni.GetRequested())
+	need := profile.PodRequest(pod)
+	alloc := profile.ResourceOf(ni.GetAllocatable())
+	used := profile.ResourceOf(ni.GetRequested())
 	used[v1.ResourcePods] = int64(len(ni.GetPods()))
 	for _, r := range need.Names() {
 		if need[r] == 0 || reserved[r] == 0 {
@@ -55,7 +55,7 @@ func (pl *Plugin) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.
 		// Admitted to room its reclaim frees: the victims are still exiting.
 		return nil, fwk.NewStatus(fwk.Unschedulable)
 	}
-	if info, ok := pl.reg.Get(cs.ref); ok && info.Phase == gangcore.PhaseAdmitted {
+	if info, ok := pl.reg.Get(cs.ref); ok && info.Phase == gang.PhaseAdmitted {
 		pl.release(ctx, cs.ref, fmt.Sprintf("member %s/%s did not fit in the gang's reserved slots; admitting the gang again", pod.Namespace, pod.Name), false)
 	}
 	return nil, fwk.NewStatus(fwk.Unschedulable)

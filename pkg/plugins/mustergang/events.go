@@ -1,4 +1,4 @@
-package gang
+package mustergang
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
-	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/gang"
 )
 
 // podGroupResource is how kube-scheduler names the PodGroup CRD for events.
@@ -68,7 +68,7 @@ func (pl *Plugin) afterRoomFreed(_ klog.Logger, pod *v1.Pod, _, _ any) (fwk.Queu
 		return fwk.QueueSkip, nil // other pods this plugin refused were on reserved room: see Filter
 	}
 	info, ok := pl.reg.Get(ref)
-	if !ok || info.Phase == gangcore.PhaseWaiting || info.BackoffUntil.After(pl.clock.Now()) {
+	if !ok || info.Phase == gang.PhaseWaiting || info.BackoffUntil.After(pl.clock.Now()) {
 		return fwk.QueueSkip, nil
 	}
 	return fwk.Queue, nil
@@ -79,7 +79,7 @@ func (pl *Plugin) afterPodGroupChange(_ klog.Logger, pod *v1.Pod, _, newObj any)
 	if !ok {
 		return fwk.Queue, nil // the dynamic informer may hand over unstructured objects
 	}
-	if ref, ok := pl.rt.GangOf(pod); ok && ref.Kind == gangcore.KindPodGroup && ref.Namespace == pg.Namespace && ref.Name == pg.Name {
+	if ref, ok := pl.rt.GangOf(pod); ok && ref.Kind == gang.KindPodGroup && ref.Namespace == pg.Namespace && ref.Name == pg.Name {
 		return fwk.Queue, nil
 	}
 	return fwk.QueueSkip, nil

@@ -1,7 +1,7 @@
 // Package queue is the MusterQueue plugin: it admits pods to their tenant
 // queue against the live queue tree (placement, ACLs, max at every level)
 // and holds each admitted pod's quota from Reserve until it is bound.
-package queue
+package musterqueue
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"muster.dev/muster/pkg/apis/config"
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
 	"muster.dev/muster/pkg/plugins"
-	"muster.dev/muster/pkg/plugins/shared"
+	"muster.dev/muster/pkg/plugins/profile"
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/resources"
 )
@@ -32,7 +32,7 @@ const stateKey fwk.StateKey = Name
 // Plugin admits pods to tenant queues.
 type Plugin struct {
 	args config.MusterQueueArgs
-	rt   *shared.Runtime
+	rt   *profile.Runtime
 
 	mu sync.Mutex
 	// waiting are pods this plugin turned away, with the queue whose limit
@@ -67,7 +67,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err := config.ValidateMusterQueueArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	rt := shared.Get(ctx, h)
+	rt := profile.Get(ctx, h)
 	rt.SetQueueArgs(*args)
 	pl := &Plugin{args: *args, rt: rt, waiting: map[types.UID]waitingPod{}}
 	rt.OnTreeChange(func(*queue.Tree) { pl.activateAll(ctx) })
@@ -119,7 +119,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 		logger.V(4).Info("Pod has no queue it may use", "pod", klog.KObj(pod), "reason", perr.Msg)
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, perr.Msg)
 	}
-	req := shared.PodRequest(pod)
+	req := profile.PodRequest(pod)
 	if lerr := pl.rt.Ledger.Check(leaf, req); lerr != nil {
 		pl.wait(pod, lerr.Queue)
 		logger.V(4).Info("Pod over its queue's limit", "pod", klog.KObj(pod), "queue", lerr.Queue, "resource", lerr.Resource)
@@ -146,11 +146,11 @@ func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 		return nil // PreFilter skipped the pod: a gang member
 	}
 	cs := s.(*cycleState)
-	if lerr := pl.rt.Ledger.Reserve(shared.Key(pod), cs.leaf, cs.req); lerr != nil {
+	if lerr := pl.rt.Ledger.Reserve(profile.Key(pod), cs.leaf, cs.req); lerr != nil {
 		pl.wait(pod, lerr.Queue)
 		return fwk.NewStatus(fwk.Unschedulable, lerr.Error())
 	}
-	pl.rt.ReclaimAdmitted(shared.Key(pod)) // if it reclaimed, the ledger holds its room now
+	pl.rt.ReclaimAdmitted(profile.Key(pod)) // if it reclaimed, the ledger holds its room now
 	klog.FromContext(ctx).V(5).Info("Reserved queue quota", "pod", klog.KObj(pod), "queue", cs.leaf.Path)
 	return nil
 }
@@ -160,7 +160,7 @@ func (pl *Plugin) Unreserve(_ context.Context, state fwk.CycleState, pod *v1.Pod
 	if _, err := state.Read(stateKey); err != nil {
 		return // a gang member: MusterGang holds its quota
 	}
-	pl.rt.Ledger.Unreserve(shared.Key(pod))
+	pl.rt.Ledger.Unreserve(profile.Key(pod))
 }
 
 // SignPod implements fwk.SignPlugin. Queue admission decides about the pod,

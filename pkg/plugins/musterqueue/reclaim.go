@@ -1,4 +1,4 @@
-package queue
+package musterqueue
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"muster.dev/muster/pkg/gang"
-	"muster.dev/muster/pkg/plugins/shared"
+	"muster.dev/muster/pkg/plugins/profile"
 )
 
 var _ fwk.PostFilterPlugin = &Plugin{}
@@ -34,7 +34,7 @@ func (pl *Plugin) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.
 	if len(nodes) == 0 {
 		return nil, fwk.NewStatus(fwk.Unschedulable, "preemption cannot help: no node would take the pod even if emptied")
 	}
-	node, err := pl.rt.Reclaim(ctx, shared.ReclaimRequest{
+	node, err := pl.rt.Reclaim(ctx, profile.ReclaimRequest{
 		Key: string(pod.UID), Pod: pod, Queue: cs.leaf, Priority: corev1helpers.PodPriority(pod),
 		Members: []gang.Member{{Name: pod.Name, Request: cs.req}}, Nodes: nodes,
 	})

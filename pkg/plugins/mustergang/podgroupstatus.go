@@ -1,4 +1,4 @@
-package gang
+package mustergang
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"k8s.io/klog/v2"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
-	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/gang"
 )
 
 // statusInterval is how often PodGroup statuses are brought up to date.
@@ -41,11 +41,11 @@ func (pl *Plugin) runStatus(ctx context.Context) {
 			continue
 		}
 		pl.mu.Lock()
-		refs := make([]gangcore.Ref, 0, len(pl.statusDirty))
+		refs := make([]gang.Ref, 0, len(pl.statusDirty))
 		for ref := range pl.statusDirty {
 			refs = append(refs, ref)
 		}
-		pl.statusDirty = map[gangcore.Ref]bool{}
+		pl.statusDirty = map[gang.Ref]bool{}
 		pl.mu.Unlock()
 		for _, ref := range refs {
 			err := pl.syncPodGroupStatus(ctx, ref)
@@ -61,8 +61,8 @@ func (pl *Plugin) runStatus(ctx context.Context) {
 }
 
 // markStatus notes that a PodGroup's status may need an update.
-func (pl *Plugin) markStatus(ref gangcore.Ref) {
-	if ref.Kind != gangcore.KindPodGroup || pl.sources.pgs == nil {
+func (pl *Plugin) markStatus(ref gang.Ref) {
+	if ref.Kind != gang.KindPodGroup || pl.sources.pgs == nil {
 		return
 	}
 	pl.mu.Lock()
@@ -71,18 +71,18 @@ func (pl *Plugin) markStatus(ref gangcore.Ref) {
 }
 
 // unmarkStatus forgets a PodGroup that is gone.
-func (pl *Plugin) unmarkStatus(ref gangcore.Ref) {
+func (pl *Plugin) unmarkStatus(ref gang.Ref) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	delete(pl.statusDirty, ref)
 }
 
-func (pl *Plugin) syncPodGroupStatus(ctx context.Context, ref gangcore.Ref) error {
+func (pl *Plugin) syncPodGroupStatus(ctx context.Context, ref gang.Ref) error {
 	pg, err := pl.sources.pgs.PodGroups(ref.Namespace).Get(ref.Name)
 	if err != nil {
 		return err
 	}
-	pods, err := pl.sources.allMembers.Pods(ref.Namespace).List(labels.SelectorFromSet(labels.Set{gangcore.LabelPodGroup: ref.Name}))
+	pods, err := pl.sources.allMembers.Pods(ref.Namespace).List(labels.SelectorFromSet(labels.Set{gang.LabelPodGroup: ref.Name}))
 	if err != nil {
 		return err
 	}
@@ -101,7 +101,7 @@ func (pl *Plugin) syncPodGroupStatus(ctx context.Context, ref gangcore.Ref) erro
 // phases' API meanings: Scheduling once minMember are bound, Running once
 // minMember run, Finished once minMember succeeded, Failed when a member
 // failed and minMember can no longer run or finish.
-func podGroupStatus(pg *schedv1alpha1.PodGroup, pods []*v1.Pod, info gangcore.Info) schedv1alpha1.PodGroupStatus {
+func podGroupStatus(pg *schedv1alpha1.PodGroup, pods []*v1.Pod, info gang.Info) schedv1alpha1.PodGroupStatus {
 	st := pg.Status
 	// Finished and Failed are final for the run they describe: pods cleaned
 	// up afterwards do not turn the PodGroup back to Pending. A new live

@@ -1,4 +1,4 @@
-package gang
+package mustergang
 
 import (
 	"testing"
@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
-	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/gang"
 )
 
 func TestPodGroupStatus(t *testing.T) {
@@ -38,7 +38,7 @@ func TestPodGroupStatus(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			pg := &schedv1alpha1.PodGroup{Spec: schedv1alpha1.PodGroupSpec{MinMember: 2}, Status: schedv1alpha1.PodGroupStatus{Phase: tc.before}}
-			got := podGroupStatus(pg, tc.pods, gangcore.Info{FirstSeen: start})
+			got := podGroupStatus(pg, tc.pods, gang.Info{FirstSeen: start})
 			assert.Equal(t, tc.want, got.Phase)
 			if tc.before == "" {
 				assert.Equal(t, tc.running, got.Running, "running")

@@ -1,4 +1,4 @@
-package gang
+package mustergang
 
 import (
 	"context"
@@ -15,9 +15,9 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
-	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/metrics"
-	"muster.dev/muster/pkg/plugins/shared"
+	"muster.dev/muster/pkg/plugins/profile"
 )
 
 // onPod keeps the registry's members in step with the cluster.
@@ -59,22 +59,22 @@ func (pl *Plugin) onPod(obj any) {
 // are retried at once, so that each is admitted or says why it waits now:
 // no cluster event reaches them (see EventsToRegister). except is the pod in
 // the current scheduling cycle, if any.
-func (pl *Plugin) observe(ctx context.Context, ref gangcore.Ref, spec gangcore.Spec, queuePath string, m gangcore.Pod, except types.UID) {
+func (pl *Plugin) observe(ctx context.Context, ref gang.Ref, spec gang.Spec, queuePath string, m gang.Pod, except types.UID) {
 	before, known := pl.reg.Get(ref)
 	pl.reg.Observe(ref, spec, queuePath, m)
 	after, _ := pl.reg.Get(ref)
-	if (!known || before.Phase == gangcore.PhaseWaiting) && after.Phase == gangcore.PhasePending {
+	if (!known || before.Phase == gang.PhaseWaiting) && after.Phase == gang.PhasePending {
 		pl.activate(ctx, ref, except)
 	}
 }
 
 // memberPod is a member pod as the registry records it.
-func memberPod(p *v1.Pod) gangcore.Pod {
+func memberPod(p *v1.Pod) gang.Pod {
 	var gates []string
 	for _, g := range p.Spec.SchedulingGates {
 		gates = append(gates, g.Name)
 	}
-	return gangcore.Pod{Key: shared.Key(p), Name: p.Name, Request: shared.PodRequest(p), Created: p.CreationTimestamp.Time,
+	return gang.Pod{Key: profile.Key(p), Name: p.Name, Request: profile.PodRequest(p), Created: p.CreationTimestamp.Time,
 		Bound: p.Spec.NodeName != "", Gates: gates}
 }
 
@@ -94,9 +94,9 @@ func (pl *Plugin) onPodDelete(obj any) {
 
 // forget drops a member that is gone. A Spark driver takes its app's
 // reservation with it: executors of a dead driver are never scheduled.
-func (pl *Plugin) forget(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) {
-	pl.reg.Forget(ref, shared.Key(p))
-	if role == gangcore.SparkDriver {
+func (pl *Plugin) forget(p *v1.Pod, ref gang.Ref, role gang.SparkRole) {
+	pl.reg.Forget(ref, profile.Key(p))
+	if role == gang.SparkDriver {
 		pl.reg.ReleaseSlots(ref)
 		pl.rt.Ledger.Remove(gangKey(ref))
 	}
@@ -114,7 +114,7 @@ func (pl *Plugin) forget(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) {
 	// now rather than hold its room until the timeout. (A member deleted
 	// while waiting at Permit is rejected by the framework and released in
 	// Unreserve; this is the member that was not placed yet.)
-	if ready := info.Members - info.Gated; info.Phase == gangcore.PhaseAdmitted && info.Spec.Executors == 0 && ready < int(info.Spec.MinMember) {
+	if ready := info.Members - info.Gated; info.Phase == gang.PhaseAdmitted && info.Spec.Executors == 0 && ready < int(info.Spec.MinMember) {
 		pl.release(pl.ctx, ref, fmt.Sprintf("member %s/%s is gone; %d of %d members may be scheduled", p.Namespace, p.Name, ready, info.Spec.MinMember), false)
 	}
 }
@@ -132,7 +132,7 @@ func (pl *Plugin) onNodeDelete(obj any) {
 	if !ok {
 		return
 	}
-	affected := map[gangcore.Ref]bool{}
+	affected := map[gang.Ref]bool{}
 	pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
 		if p := wp.GetPod(); p.Spec.NodeName == node.Name {
 			if ref, ok := pl.rt.GangOf(p); ok {
@@ -141,12 +141,12 @@ func (pl *Plugin) onNodeDelete(obj any) {
 		}
 	})
 	for _, info := range pl.reg.List() {
-		if info.Phase == gangcore.PhaseAdmitted && slices.Contains(pl.reg.SlotNodes(info.Ref), node.Name) {
+		if info.Phase == gang.PhaseAdmitted && slices.Contains(pl.reg.SlotNodes(info.Ref), node.Name) {
 			affected[info.Ref] = true
 		}
 	}
 	for ref := range affected {
-		if info, ok := pl.reg.Get(ref); ok && info.Phase == gangcore.PhaseAdmitted {
+		if info, ok := pl.reg.Get(ref); ok && info.Phase == gang.PhaseAdmitted {
 			pl.release(pl.ctx, ref, fmt.Sprintf("node %s was deleted; admitting the gang again on the nodes left", node.Name), false)
 		}
 	}
@@ -164,8 +164,8 @@ func (pl *Plugin) onPodGroupAdd(obj any) {
 	if !ok {
 		return
 	}
-	pl.markStatus(gangcore.Ref{Kind: gangcore.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name})
-	for _, p := range pl.sources.members(gangcore.Ref{Kind: gangcore.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}) {
+	pl.markStatus(gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name})
+	for _, p := range pl.sources.members(gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}) {
 		pl.onPod(p)
 	}
 }
@@ -176,7 +176,7 @@ func (pl *Plugin) onPodGroupUpdate(oldObj, newObj any) {
 	old, ok1 := oldObj.(*schedv1alpha1.PodGroup)
 	pg, ok2 := newObj.(*schedv1alpha1.PodGroup)
 	if ok1 && ok2 && old.Generation != pg.Generation {
-		pl.markStatus(gangcore.Ref{Kind: gangcore.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name})
+		pl.markStatus(gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name})
 	}
 }
 
@@ -188,9 +188,9 @@ func (pl *Plugin) onPodGroupDelete(obj any) {
 	if !ok {
 		return
 	}
-	ref := gangcore.Ref{Kind: gangcore.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}
+	ref := gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}
 	pl.unmarkStatus(ref)
-	if info, ok := pl.reg.Get(ref); ok && info.Phase == gangcore.PhaseAdmitted {
+	if info, ok := pl.reg.Get(ref); ok && info.Phase == gang.PhaseAdmitted {
 		pl.release(pl.ctx, ref, fmt.Sprintf("PodGroup %s/%s was deleted", pg.Namespace, pg.Name), false)
 	}
 }
@@ -210,15 +210,15 @@ func (pl *Plugin) runTimeouts(ctx context.Context) {
 		}
 		for _, info := range pl.reg.TimedOut(pl.clock.Now()) {
 			switch info.Phase {
-			case gangcore.PhaseBound:
+			case gang.PhaseBound:
 				// A Spark driver's executors did not all come: free their room.
 				pl.reg.ReleaseSlots(info.Ref)
 				pl.rt.Ledger.Remove(gangKey(info.Ref))
 				klog.FromContext(ctx).V(2).Info("Released the unused reservation of a gang", "gang", info.Ref.String(), "after", info.Spec.Timeout)
-			case gangcore.PhaseAdmitted:
+			case gang.PhaseAdmitted:
 				pl.release(ctx, info.Ref, fmt.Sprintf("timed out after %s with %d of %d members placed",
 					info.Spec.Timeout, info.Assumed+info.Bound, info.Spec.MinMember), true)
-			case gangcore.PhaseWaiting:
+			case gang.PhaseWaiting:
 				// Members never came: nothing is held, but the tenant and the
 				// admin hear about it (Event, metric, status) as for any timeout.
 				reason := fmt.Sprintf("only %d of %d members exist", info.Members, info.Spec.MinMember)
@@ -227,7 +227,7 @@ func (pl *Plugin) runTimeouts(ctx context.Context) {
 				}
 				pl.reg.Release(info.Ref, reason, pl.clock.Now())
 				pl.timedOut(ctx, info.Ref, fmt.Sprintf("not complete within %s: %s", info.Spec.Timeout, reason))
-			case gangcore.PhasePending:
+			case gang.PhasePending:
 				reason := info.Reason
 				if reason == "" {
 					reason = "not admitted"
@@ -241,14 +241,14 @@ func (pl *Plugin) runTimeouts(ctx context.Context) {
 }
 
 // timedOut reports a timeout (Event, metric) and schedules the retry.
-func (pl *Plugin) timedOut(ctx context.Context, ref gangcore.Ref, reason string) {
+func (pl *Plugin) timedOut(ctx context.Context, ref gang.Ref, reason string) {
 	info, _ := pl.reg.Get(ref)
 	metrics.GangTimeouts.WithLabelValues(info.Queue).Inc()
 	msg := fmt.Sprintf("%s timed out (%s); its members were released, retrying after %ds", ref, reason, pl.args.BackoffSeconds)
 	klog.FromContext(ctx).Info("Gang timed out", "gang", ref.String(), "reason", reason, "timeouts", info.Timeouts)
 	members := pl.sources.members(ref)
 	if len(members) > 0 {
-		gs, _ := pl.sources.specOf(members[0], ref, gangcore.SparkRoleOf(members[0].Labels))
+		gs, _ := pl.sources.specOf(members[0], ref, gang.SparkRoleOf(members[0].Labels))
 		pl.event(members[0], gs, v1.EventTypeWarning, ReasonTimedOut, "Admit", msg)
 	}
 	delay := time.Duration(pl.args.BackoffSeconds) * time.Second
@@ -270,7 +270,7 @@ func (pl *Plugin) reconcileMembers() {
 				continue
 			}
 			gone := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: name, UID: types.UID(key)}}
-			pl.forget(gone, ref, gangcore.NotSpark)
+			pl.forget(gone, ref, gang.NotSpark)
 		}
 	}
 }

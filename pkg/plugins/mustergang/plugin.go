@@ -23,7 +23,7 @@
 // Because a gang is admitted only when all of it fits and then holds its
 // capacity exclusively, two gangs never hold parts of the cluster against
 // each other: no deadlock.
-package gang
+package mustergang
 
 import (
 	"context"
@@ -42,9 +42,9 @@ import (
 
 	"muster.dev/muster/pkg/apis/config"
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
-	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/plugins"
-	"muster.dev/muster/pkg/plugins/shared"
+	"muster.dev/muster/pkg/plugins/profile"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration profile.
@@ -64,8 +64,8 @@ const (
 type Plugin struct {
 	args     config.MusterGangArgs
 	handle   fwk.Handle
-	rt       *shared.Runtime
-	reg      *gangcore.Registry
+	rt       *profile.Runtime
+	reg      *gang.Registry
 	clock    clock.WithTickerAndDelayedExecution
 	sources  *sources
 	recorder eventRecorder
@@ -75,12 +75,12 @@ type Plugin struct {
 	mu sync.Mutex
 	// neverFits remembers the gangs told they can never fit, so the Event is
 	// emitted once per gang and not on every retry.
-	neverFits map[gangcore.Ref]string
+	neverFits map[gang.Ref]string
 	// statusDirty: PodGroups whose status may need an update (runStatus).
-	statusDirty map[gangcore.Ref]bool
+	statusDirty map[gang.Ref]bool
 	// displacedFrom names, per gang, the nodes its displaced slots came
 	// off and why, for the Event that says where they went.
-	displacedFrom map[gangcore.Ref][]string
+	displacedFrom map[gang.Ref][]string
 
 	// restored: the Spark reservations were rebuilt (once, in the first
 	// scheduling cycle). displacedPending: slots were taken off a node and
@@ -109,17 +109,17 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err := config.ValidateMusterGangArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	rt := shared.Get(ctx, h)
+	rt := profile.Get(ctx, h)
 	src, err := newSources(ctx, h, args)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
 	pl := &Plugin{
 		args: *args, handle: h, rt: rt, reg: rt.Gangs, clock: rt.Clock, sources: src,
-		recorder: h.EventRecorder(), neverFits: map[gangcore.Ref]string{}, statusDirty: map[gangcore.Ref]bool{},
-		displacedFrom: map[gangcore.Ref][]string{}, ctx: ctx,
+		recorder: h.EventRecorder(), neverFits: map[gang.Ref]string{}, statusDirty: map[gang.Ref]bool{},
+		displacedFrom: map[gang.Ref][]string{}, ctx: ctx,
 	}
-	rt.GangOf = func(p *v1.Pod) (gangcore.Ref, bool) {
+	rt.GangOf = func(p *v1.Pod) (gang.Ref, bool) {
 		ref, _, _, ok := pl.sources.identify(p)
 		return ref, ok
 	}
@@ -155,7 +155,7 @@ func (pl *Plugin) Args() config.MusterGangArgs { return pl.args }
 
 // cycleState carries the pod's gang from PreFilter to the later points.
 type cycleState struct {
-	ref    gangcore.Ref
+	ref    gang.Ref
 	member bool // the pod is a member of a gang
 	slots  bool // the gang holds slots this pod may take
 }
@@ -182,7 +182,7 @@ func (pl *Plugin) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *
 }
 
 // remaining is how long a gang may still wait for its quorum.
-func (pl *Plugin) remaining(info gangcore.Info) time.Duration {
+func (pl *Plugin) remaining(info gang.Info) time.Duration {
 	start := info.FirstSeen
 	if info.BackoffUntil.After(start) {
 		start = info.BackoffUntil

@@ -1,4 +1,4 @@
-package gang
+package mustergang
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 	pglisters "sigs.k8s.io/scheduler-plugins/pkg/generated/listers/scheduling/v1alpha1"
 
 	"muster.dev/muster/pkg/apis/config"
-	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/resources"
 )
@@ -75,7 +75,7 @@ func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs) 
 	factory.Start(ctx.Done())
 
 	members := informers.NewSharedInformerFactoryWithOptions(h.ClientSet(), 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.LabelSelector = gangcore.LabelPodGroup // exists
+		o.LabelSelector = gang.LabelPodGroup // exists
 	}))
 	memberInf := members.Core().V1().Pods()
 	s.allMembers = memberInf.Lister()
@@ -91,24 +91,24 @@ func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs) 
 }
 
 // identify returns the gang a pod belongs to and its Spark role.
-func (s *sources) identify(p *v1.Pod) (gangcore.Ref, gangcore.SparkRole, string, bool) {
+func (s *sources) identify(p *v1.Pod) (gang.Ref, gang.SparkRole, string, bool) {
 	group := ""
 	if p.Spec.SchedulingGroup != nil && p.Spec.SchedulingGroup.PodGroupName != nil {
 		group = *p.Spec.SchedulingGroup.PodGroupName
 	}
-	ref, ok := gangcore.Identify(p.Namespace, p.Labels, group)
+	ref, ok := gang.Identify(p.Namespace, p.Labels, group)
 	if !ok {
-		return gangcore.Ref{}, "", "", false
+		return gang.Ref{}, "", "", false
 	}
-	if ref.Kind == gangcore.KindPodGroup && s.pgs == nil || ref.Kind == gangcore.KindWorkload && s.workloads == nil {
-		return gangcore.Ref{}, "", "", false // not served: the reference means nothing here
+	if ref.Kind == gang.KindPodGroup && s.pgs == nil || ref.Kind == gang.KindWorkload && s.workloads == nil {
+		return gang.Ref{}, "", "", false // not served: the reference means nothing here
 	}
-	return ref, gangcore.SparkRoleOf(p.Labels), p.Labels[queue.LabelQueue], true
+	return ref, gang.SparkRoleOf(p.Labels), p.Labels[queue.LabelQueue], true
 }
 
 // gangSpec is what the plugin knows of a gang from its source.
 type gangSpec struct {
-	spec gangcore.Spec
+	spec gang.Spec
 	// queueLabel is the gang's muster.dev/queue label (its PodGroup's, else
 	// the pod's).
 	queueLabel string
@@ -121,14 +121,14 @@ type gangSpec struct {
 // specOf reads the gang's parameters for a member pod. A malformed
 // annotation is an error that names it; a source that is not there yet is a
 // reason to wait.
-func (s *sources) specOf(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) (gangSpec, error) {
+func (s *sources) specOf(p *v1.Pod, ref gang.Ref, role gang.SparkRole) (gangSpec, error) {
 	def := time.Duration(s.args.DefaultTimeoutSeconds) * time.Second
-	out := gangSpec{spec: gangcore.Spec{MinMember: 1, Timeout: def}, queueLabel: p.Labels[queue.LabelQueue]}
+	out := gangSpec{spec: gang.Spec{MinMember: 1, Timeout: def}, queueLabel: p.Labels[queue.LabelQueue]}
 	switch ref.Kind {
-	case gangcore.KindPodGroup:
+	case gang.KindPodGroup:
 		pg, err := s.pgs.PodGroups(ref.Namespace).Get(ref.Name)
 		if apierrors.IsNotFound(err) {
-			out.wait = fmt.Sprintf("PodGroup %s/%s (label %s) does not exist yet", ref.Namespace, ref.Name, gangcore.LabelPodGroup)
+			out.wait = fmt.Sprintf("PodGroup %s/%s (label %s) does not exist yet", ref.Namespace, ref.Name, gang.LabelPodGroup)
 			return out, nil
 		}
 		if err != nil {
@@ -147,8 +147,8 @@ func (s *sources) specOf(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) (
 		if q := pg.Labels[queue.LabelQueue]; q != "" {
 			out.queueLabel = q
 		}
-	case gangcore.KindAnnotation:
-		n, timeout, err := gangcore.AnnotationGang(ref.Name, p.Annotations)
+	case gang.KindAnnotation:
+		n, timeout, err := gang.AnnotationGang(ref.Name, p.Annotations)
 		if err != nil {
 			return out, err
 		}
@@ -156,9 +156,9 @@ func (s *sources) specOf(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) (
 		if timeout > 0 {
 			out.spec.Timeout = timeout
 		}
-	case gangcore.KindSpark:
+	case gang.KindSpark:
 		driver := p
-		if role != gangcore.SparkDriver {
+		if role != gang.SparkDriver {
 			d, err := s.sparkDriver(ref)
 			if err != nil {
 				return out, err
@@ -175,7 +175,7 @@ func (s *sources) specOf(p *v1.Pod, ref gangcore.Ref, role gangcore.SparkRole) (
 		if err := sparkReservation(driver, &out.spec); err != nil {
 			return out, err
 		}
-	case gangcore.KindWorkload:
+	case gang.KindWorkload:
 		pg, err := s.workloads.PodGroups(ref.Namespace).Get(ref.Name)
 		if apierrors.IsNotFound(err) {
 			out.wait = fmt.Sprintf("PodGroup %s/%s (%s, spec.schedulingGroup) does not exist yet", ref.Namespace, ref.Name, schedv1beta1.SchemeGroupVersion)
@@ -211,8 +211,8 @@ func served(h fwk.Handle, groupVersion, resource string) bool {
 }
 
 // sparkReservation reads a Spark driver's reservation into spec.
-func sparkReservation(driver *v1.Pod, spec *gangcore.Spec) error {
-	n, req, err := gangcore.SparkReservation(driver.Annotations)
+func sparkReservation(driver *v1.Pod, spec *gang.Spec) error {
+	n, req, err := gang.SparkReservation(driver.Annotations)
 	if err != nil || n == 0 {
 		return err
 	}
@@ -221,8 +221,8 @@ func sparkReservation(driver *v1.Pod, spec *gangcore.Spec) error {
 }
 
 // sparkDriver returns the running (or pending) driver of a Spark app, or nil.
-func (s *sources) sparkDriver(ref gangcore.Ref) (*v1.Pod, error) {
-	sel := labels.SelectorFromSet(labels.Set{gangcore.LabelSparkApp: ref.Name, gangcore.LabelSparkRole: string(gangcore.SparkDriver)})
+func (s *sources) sparkDriver(ref gang.Ref) (*v1.Pod, error) {
+	sel := labels.SelectorFromSet(labels.Set{gang.LabelSparkApp: ref.Name, gang.LabelSparkRole: string(gang.SparkDriver)})
 	pods, err := s.pods.Pods(ref.Namespace).List(sel)
 	if err != nil {
 		return nil, err
@@ -236,16 +236,16 @@ func (s *sources) sparkDriver(ref gangcore.Ref) (*v1.Pod, error) {
 }
 
 // members lists the pods of a gang, for activation and status.
-func (s *sources) members(ref gangcore.Ref) []*v1.Pod {
+func (s *sources) members(ref gang.Ref) []*v1.Pod {
 	var set labels.Set
 	switch ref.Kind {
-	case gangcore.KindPodGroup:
-		set = labels.Set{gangcore.LabelPodGroup: ref.Name}
-	case gangcore.KindAnnotation:
-		set = labels.Set{gangcore.LabelGang: ref.Name}
-	case gangcore.KindSpark:
-		set = labels.Set{gangcore.LabelSparkApp: ref.Name}
-	case gangcore.KindWorkload:
+	case gang.KindPodGroup:
+		set = labels.Set{gang.LabelPodGroup: ref.Name}
+	case gang.KindAnnotation:
+		set = labels.Set{gang.LabelGang: ref.Name}
+	case gang.KindSpark:
+		set = labels.Set{gang.LabelSparkApp: ref.Name}
+	case gang.KindWorkload:
 		pods, err := s.pods.Pods(ref.Namespace).List(labels.Everything())
 		if err != nil {
 			return nil

@@ -1,4 +1,4 @@
-package gang
+package mustergang
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"muster.dev/muster/pkg/capacity"
-	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/resources"
 )
 
@@ -58,7 +58,7 @@ func (pl *Plugin) restoreSpark(ctx context.Context) {
 	log := klog.FromContext(ctx)
 	now := pl.clock.Now()
 	for _, info := range pl.reg.List() {
-		if info.Ref.Kind != gangcore.KindSpark || info.Phase != gangcore.PhaseBound || info.Spec.Executors == 0 || info.FreeSlots > 0 {
+		if info.Ref.Kind != gang.KindSpark || info.Phase != gang.PhaseBound || info.Spec.Executors == 0 || info.FreeSlots > 0 {
 			continue
 		}
 		driver, err := pl.sources.sparkDriver(info.Ref)
@@ -66,7 +66,7 @@ func (pl *Plugin) restoreSpark(ctx context.Context) {
 			continue
 		}
 		since := boundAt(driver)
-		n := gangcore.ExecutorsToRestore(info, since, now)
+		n := gang.ExecutorsToRestore(info, since, now)
 		if n == 0 {
 			log.V(2).Info("Not rebuilding a Spark reservation", "gang", info.Ref.String(), "driverBound", since,
 				"timeout", info.Spec.Timeout, "executorsBound", info.Bound-1, "executors", info.Spec.Executors)
@@ -80,8 +80,8 @@ func (pl *Plugin) restoreSpark(ctx context.Context) {
 }
 
 // restore reserves room for n executors of a bound driver's app.
-func (pl *Plugin) restore(ctx context.Context, driver *v1.Pod, ref gangcore.Ref, since time.Time, n int) error {
-	gs, err := pl.sources.specOf(driver, ref, gangcore.SparkDriver)
+func (pl *Plugin) restore(ctx context.Context, driver *v1.Pod, ref gang.Ref, since time.Time, n int) error {
+	gs, err := pl.sources.specOf(driver, ref, gang.SparkDriver)
 	if err != nil {
 		return err
 	}
@@ -93,10 +93,10 @@ func (pl *Plugin) restore(ctx context.Context, driver *v1.Pod, ref gangcore.Ref,
 	if err != nil {
 		return err
 	}
-	members := make([]gangcore.Member, n)
+	members := make([]gang.Member, n)
 	total := resources.Vector{}
 	for i := range members {
-		members[i] = gangcore.Member{Name: fmt.Sprintf("executor-%d", i), Request: gs.spec.ExecutorRequest, Class: classExecutor}
+		members[i] = gang.Member{Name: fmt.Sprintf("executor-%d", i), Request: gs.spec.ExecutorRequest, Class: classExecutor}
 		total.Add(gs.spec.ExecutorRequest)
 	}
 	if lerr := pl.rt.Ledger.Check(leaf, total); lerr != nil {
@@ -166,7 +166,7 @@ func (pl *Plugin) onNodeUpdate(_, obj any) {
 	if !view.Disrupted {
 		return
 	}
-	waiting := map[gangcore.Ref]bool{}
+	waiting := map[gang.Ref]bool{}
 	pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
 		if p := wp.GetPod(); p.Spec.NodeName == node.Name {
 			if ref, ok := pl.rt.GangOf(p); ok {
@@ -175,7 +175,7 @@ func (pl *Plugin) onNodeUpdate(_, obj any) {
 		}
 	})
 	for ref := range waiting {
-		if info, ok := pl.reg.Get(ref); ok && info.Phase == gangcore.PhaseAdmitted {
+		if info, ok := pl.reg.Get(ref); ok && info.Phase == gang.PhaseAdmitted {
 			pl.release(pl.ctx, ref, fmt.Sprintf("node %s is being taken away (%s); admitting the gang again on other nodes", node.Name, view.Reason), false)
 		}
 	}
@@ -220,7 +220,7 @@ func appendOnce(list []string, s string) []string {
 // they fit nowhere, an admitted gang is released (admitted again from
 // scratch when room comes) and a bound gang gives those slots up: its
 // members beyond what is left are admitted one by one.
-func (pl *Plugin) replace(ctx context.Context, ref gangcore.Ref) {
+func (pl *Plugin) replace(ctx context.Context, ref gang.Ref) {
 	log := klog.FromContext(ctx)
 	pl.mu.Lock()
 	from := strings.Join(pl.displacedFrom[ref], ", ")
@@ -259,7 +259,7 @@ func (pl *Plugin) replace(ctx context.Context, ref gangcore.Ref) {
 	}
 	reason := fmt.Sprintf("%d reserved slot(s) on %s could not be placed on other nodes: %s", len(reqs), from, why)
 	switch info.Phase {
-	case gangcore.PhaseAdmitted:
+	case gang.PhaseAdmitted:
 		pl.release(ctx, ref, reason+"; admitting the gang again when room comes", false)
 	default:
 		total := pl.reg.DropDisplaced(ref)
@@ -278,9 +278,9 @@ func (pl *Plugin) replace(ctx context.Context, ref gangcore.Ref) {
 // reference returns the pod whose constraints a gang's slots are planned
 // for (a Spark app's driver; else a member not yet bound, else any), and
 // the gang's spec read through it.
-func (pl *Plugin) reference(ref gangcore.Ref) (*v1.Pod, gangSpec, error) {
+func (pl *Plugin) reference(ref gang.Ref) (*v1.Pod, gangSpec, error) {
 	var pod *v1.Pod
-	if ref.Kind == gangcore.KindSpark {
+	if ref.Kind == gang.KindSpark {
 		d, err := pl.sources.sparkDriver(ref)
 		if err != nil {
 			return nil, gangSpec{}, err
@@ -296,7 +296,7 @@ func (pl *Plugin) reference(ref gangcore.Ref) (*v1.Pod, gangSpec, error) {
 	if pod == nil {
 		return nil, gangSpec{}, fmt.Errorf("no member of the gang is left to plan for")
 	}
-	gs, err := pl.sources.specOf(pod, ref, gangcore.SparkRoleOf(pod.Labels))
+	gs, err := pl.sources.specOf(pod, ref, gang.SparkRoleOf(pod.Labels))
 	if err != nil {
 		return pod, gs, err
 	}
@@ -306,7 +306,7 @@ func (pl *Plugin) reference(ref gangcore.Ref) (*v1.Pod, gangSpec, error) {
 // planSlots plans slots of the given sizes on the nodes as they are now,
 // counting every reservation (the gang's own other slots included). It
 // returns a node per slot, or why they do not fit.
-func (pl *Plugin) planSlots(pod *v1.Pod, ref gangcore.Ref, gs gangSpec, reqs []resources.Vector) ([]string, string) {
+func (pl *Plugin) planSlots(pod *v1.Pod, ref gang.Ref, gs gangSpec, reqs []resources.Vector) ([]string, string) {
 	leaf, perr := pl.place(pod, gs)
 	if perr != nil {
 		return nil, perr.Msg
@@ -315,15 +315,15 @@ func (pl *Plugin) planSlots(pod *v1.Pod, ref gangcore.Ref, gs gangSpec, reqs []r
 	if err != nil {
 		return nil, err.Error()
 	}
-	members := make([]gangcore.Member, len(reqs))
+	members := make([]gang.Member, len(reqs))
 	for i, r := range reqs {
 		class := classPod
-		if ref.Kind == gangcore.KindSpark && gs.spec.Executors > 0 && maps.Equal(r, gs.spec.ExecutorRequest) {
+		if ref.Kind == gang.KindSpark && gs.spec.Executors > 0 && maps.Equal(r, gs.spec.ExecutorRequest) {
 			class = classExecutor
 		}
-		members[i] = gangcore.Member{Name: fmt.Sprintf("slot-%d", i), Request: r, Class: class}
+		members[i] = gang.Member{Name: fmt.Sprintf("slot-%d", i), Request: r, Class: class}
 	}
-	nodes, _, objs, _, err := pl.nodes(gangcore.Ref{})
+	nodes, _, objs, _, err := pl.nodes(gang.Ref{})
 	if err != nil {
 		return nil, err.Error()
 	}

@@ -1,4 +1,4 @@
-package gang
+package mustergang
 
 import (
 	"context"
@@ -14,15 +14,15 @@ import (
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"muster.dev/muster/pkg/capacity"
-	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/metrics"
-	"muster.dev/muster/pkg/plugins/shared"
+	"muster.dev/muster/pkg/plugins/profile"
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/resources"
 )
 
 // gangKey is a gang's entry in the queue ledger.
-func gangKey(ref gangcore.Ref) string { return "gang:" + ref.String() }
+func gangKey(ref gang.Ref) string { return "gang:" + ref.String() }
 
 // PreFilter admits the pod's gang as a whole if it is not admitted yet, then
 // narrows the pod to the nodes holding its gang's slots. Pods outside gangs
@@ -57,11 +57,11 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	info, _ := pl.reg.Get(ref)
 	cs := &cycleState{ref: ref, member: true}
 	switch info.Phase {
-	case gangcore.PhaseWaiting:
+	case gang.PhaseWaiting:
 		// Members held by scheduling gates do not count (info.Reason says
 		// so); lifting the last gate brings that pod here and admits the gang.
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %s", ref, info.Reason))
-	case gangcore.PhasePending:
+	case gang.PhasePending:
 		if now := pl.clock.Now(); info.BackoffUntil.After(now) {
 			return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(
 				"%s: %s; backing off, retrying at %s", ref, info.Reason, info.BackoffUntil.UTC().Format("15:04:05")))
@@ -77,7 +77,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	}
 	// Beyond the reservation (a bound gang's extra members, a Spark app's
 	// executors past min-executors): admitted one by one in the queue.
-	if lerr := pl.rt.Ledger.Check(leaf, shared.PodRequest(pod)); lerr != nil {
+	if lerr := pl.rt.Ledger.Check(leaf, profile.PodRequest(pod)); lerr != nil {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, lerr.Error())
 	}
 	state.Write(stateKey, cs)
@@ -100,16 +100,16 @@ func (pl *Plugin) place(pod *v1.Pod, gs gangSpec) (*queue.Queue, *queue.Placemen
 // admit tries to admit the whole gang now: its queue's limits for the total,
 // then every member node by node. On success the capacity is reserved in the
 // queue and on the nodes, and the members are activated.
-func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs gangSpec, leaf *queue.Queue) *fwk.Status {
+func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gang.Ref, gs gangSpec, leaf *queue.Queue) *fwk.Status {
 	log := klog.FromContext(ctx)
 	names, reqs := pl.reg.PendingMembers(ref)
-	members := make([]gangcore.Member, 0, len(reqs)+int(gs.spec.Executors))
+	members := make([]gang.Member, 0, len(reqs)+int(gs.spec.Executors))
 	for i, r := range reqs {
-		members = append(members, gangcore.Member{Name: names[i], Request: r, Class: classPod})
+		members = append(members, gang.Member{Name: names[i], Request: r, Class: classPod})
 	}
 	if info, _ := pl.reg.Get(ref); info.Bound+info.Assumed == 0 {
 		for i := int32(0); i < gs.spec.Executors; i++ {
-			members = append(members, gangcore.Member{Name: fmt.Sprintf("executor-%d", i), Request: gs.spec.ExecutorRequest, Class: classExecutor})
+			members = append(members, gang.Member{Name: fmt.Sprintf("executor-%d", i), Request: gs.spec.ExecutorRequest, Class: classExecutor})
 		}
 	}
 	policies, err := pl.policies(pod, leaf)
@@ -148,7 +148,7 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs g
 		views[i] = capacity.ViewOf(n)
 	}
 	anyNode := func(class, n int) bool { return base(class, n) && capacity.Allows(policies[class], views[n].Type) }
-	if short := gangcore.NeverFits(allocatable, members, anyNode); short != nil {
+	if short := gang.NeverFits(allocatable, members, anyNode); short != nil {
 		return pl.neverFit(pod, ref, gs, fmt.Sprintf(
 			"%s does not fit on this cluster as it is, not even when empty: %s; it waits for nodes to be added", ref, short.Reason))
 	}
@@ -168,7 +168,7 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs g
 		var reclaimed []string
 		var err error
 		for _, strict := range []bool{true, false} {
-			reclaimed, err = pl.rt.ReclaimNodes(ctx, shared.ReclaimRequest{
+			reclaimed, err = pl.rt.ReclaimNodes(ctx, profile.ReclaimRequest{
 				Key: gangKey(ref), Pod: pod, Queue: leaf, Priority: corev1helpers.PodPriority(pod),
 				Members: members, Nodes: infos,
 				Eligible: func(class, n int) bool {
@@ -213,16 +213,16 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gangcore.Ref, gs g
 
 // planOn turns a node name per member into a plan over objs; the plan is
 // empty if a node is not among them.
-func planOn(objs []*v1.Node, names []string) gangcore.Plan {
+func planOn(objs []*v1.Node, names []string) gang.Plan {
 	index := make(map[string]int, len(objs))
 	for i, n := range objs {
 		index[n.Name] = i
 	}
-	plan := gangcore.Plan{Node: make([]int, 0, len(names))}
+	plan := gang.Plan{Node: make([]int, 0, len(names))}
 	for _, name := range names {
 		i, ok := index[name]
 		if !ok {
-			return gangcore.Plan{}
+			return gang.Plan{}
 		}
 		plan.Node = append(plan.Node, i)
 	}
@@ -256,8 +256,8 @@ func (pl *Plugin) policies(pod *v1.Pod, leaf *queue.Queue) ([]capacity.Policy, e
 // another pool has room), then with preferences relaxed. Nodes being taken
 // away and require-* mismatches are never used. The first plan that works
 // wins; if none does, the shortfall of the most relaxed attempt explains why.
-func planGang(nodes []gangcore.Node, members []gangcore.Member, base func(class, node int) bool,
-	views []capacity.NodeView, policies []capacity.Policy) (gangcore.Plan, *gangcore.Shortfall) {
+func planGang(nodes []gang.Node, members []gang.Member, base func(class, node int) bool,
+	views []capacity.NodeView, policies []capacity.Policy) (gang.Plan, *gang.Shortfall) {
 	spotMembers := 0
 	for _, m := range members {
 		if capacity.MaySpot(policies[m.Class]) {
@@ -268,30 +268,30 @@ func planGang(nodes []gangcore.Node, members []gangcore.Member, base func(class,
 	for i, v := range views {
 		pools[i] = v.SpotPool()
 	}
-	spread := gangcore.Spread{Pool: pools, MaxPerPool: capacity.MaxPerPool(spotMembers)}
+	spread := gang.Spread{Pool: pools, MaxPerPool: capacity.MaxPerPool(spotMembers)}
 	if spotMembers <= 1 {
 		spread.MaxPerPool = 0
 	}
-	var short *gangcore.Shortfall
+	var short *gang.Shortfall
 	for _, strict := range []bool{true, false} {
 		eligible := func(class, n int) bool {
 			return base(class, n) && capacity.Eligible(policies[class], views[n], strict)
 		}
-		var plan gangcore.Plan
+		var plan gang.Plan
 		if spread.MaxPerPool > 0 {
-			if plan, short = gangcore.PackSpread(nodes, members, eligible, spread); short == nil {
+			if plan, short = gang.PackSpread(nodes, members, eligible, spread); short == nil {
 				return plan, nil
 			}
 		}
-		if plan, short = gangcore.Pack(nodes, members, eligible); short == nil {
+		if plan, short = gang.Pack(nodes, members, eligible); short == nil {
 			return plan, nil
 		}
 	}
-	return gangcore.Plan{}, short
+	return gang.Plan{}, short
 }
 
 // policyNote names require-* policies that narrow where the gang may go.
-func policyNote(members []gangcore.Member, policies []capacity.Policy) string {
+func policyNote(members []gang.Member, policies []capacity.Policy) string {
 	seen := map[capacity.Policy]bool{}
 	var notes []string
 	for _, m := range members {
@@ -308,7 +308,7 @@ func policyNote(members []gangcore.Member, policies []capacity.Policy) string {
 }
 
 // wait records why a gang is not admitted and refuses the pod with it.
-func (pl *Plugin) wait(ref gangcore.Ref, reason string) *fwk.Status {
+func (pl *Plugin) wait(ref gang.Ref, reason string) *fwk.Status {
 	pl.reg.SetWaiting(ref, reason)
 	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %s", ref, reason))
 }
@@ -316,7 +316,7 @@ func (pl *Plugin) wait(ref gangcore.Ref, reason string) *fwk.Status {
 // neverFit reports, once per gang and reason, that it cannot be admitted
 // however long it waits as things are (its queue's max, or the cluster's
 // size): at once, rather than after a timeout.
-func (pl *Plugin) neverFit(pod *v1.Pod, ref gangcore.Ref, gs gangSpec, msg string) *fwk.Status {
+func (pl *Plugin) neverFit(pod *v1.Pod, ref gang.Ref, gs gangSpec, msg string) *fwk.Status {
 	pl.reg.SetWaiting(ref, msg)
 	pl.mu.Lock()
 	first := pl.neverFits[ref] != msg
@@ -330,34 +330,34 @@ func (pl *Plugin) neverFit(pod *v1.Pod, ref gangcore.Ref, gs gangSpec, msg strin
 
 // nodes builds the planner's view: per node what is free for this gang (what
 // other gangs hold counts as used), and its full allocatable.
-func (pl *Plugin) nodes(ref gangcore.Ref) (free, allocatable []gangcore.Node, objs []*v1.Node, kept []fwk.NodeInfo, err error) {
+func (pl *Plugin) nodes(ref gang.Ref) (free, allocatable []gang.Node, objs []*v1.Node, kept []fwk.NodeInfo, err error) {
 	infos, err := pl.handle.SnapshotSharedLister().NodeInfos().List()
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("listing nodes: %w", err)
 	}
-	free = make([]gangcore.Node, 0, len(infos))
-	allocatable = make([]gangcore.Node, 0, len(infos))
+	free = make([]gang.Node, 0, len(infos))
+	allocatable = make([]gang.Node, 0, len(infos))
 	objs = make([]*v1.Node, 0, len(infos))
 	for _, ni := range infos {
 		n := ni.Node()
 		if n == nil {
 			continue
 		}
-		alloc := shared.ResourceOf(ni.GetAllocatable())
-		used := shared.ResourceOf(ni.GetRequested())
+		alloc := profile.ResourceOf(ni.GetAllocatable())
+		used := profile.ResourceOf(ni.GetRequested())
 		used[v1.ResourcePods] = int64(len(ni.GetPods()))
 		used.Add(pl.reg.ReservedOnNode(n.Name, ref))
 		f := alloc.Clone()
 		f.Sub(used)
-		free = append(free, gangcore.Node{Name: n.Name, Free: f})
-		allocatable = append(allocatable, gangcore.Node{Name: n.Name, Free: alloc})
+		free = append(free, gang.Node{Name: n.Name, Free: f})
+		allocatable = append(allocatable, gang.Node{Name: n.Name, Free: alloc})
 		objs = append(objs, n)
 		kept = append(kept, ni)
 	}
 	return free, allocatable, objs, kept, nil
 }
 
-func checkMinResources(nodes []gangcore.Node, min resources.Vector) string {
+func checkMinResources(nodes []gang.Node, min resources.Vector) string {
 	if len(min) == 0 {
 		return ""
 	}
@@ -381,7 +381,7 @@ func checkMinResources(nodes []gangcore.Node, min resources.Vector) string {
 
 // activate moves the gang's other pending members to the active queue: the
 // gang has room now.
-func (pl *Plugin) activate(ctx context.Context, ref gangcore.Ref, except types.UID) {
+func (pl *Plugin) activate(ctx context.Context, ref gang.Ref, except types.UID) {
 	pods := map[string]*v1.Pod{}
 	for _, p := range pl.sources.members(ref) {
 		if p.UID != except && p.Spec.NodeName == "" {

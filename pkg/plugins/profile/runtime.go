@@ -1,8 +1,8 @@
-// Package shared holds the state muster's plugins of one scheduler profile
+// Package profile holds the state muster's plugins of one scheduler profile
 // share: the queue tree in force, the usage ledger kept in step with the
 // cluster, and the status and metrics published from them. It is created
 // once per profile, by whichever plugin is built first.
-package shared
+package profile
 
 import (
 	"context"

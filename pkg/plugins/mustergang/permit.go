@@ -1,4 +1,4 @@
-package gang
+package mustergang
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
-	gangcore "muster.dev/muster/pkg/gang"
-	"muster.dev/muster/pkg/plugins/shared"
+	"muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/plugins/profile"
 )
 
 // Reserve takes one of the gang's slots on the chosen node for the member,
@@ -21,7 +21,7 @@ func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	if !cs.member {
 		return nil
 	}
-	key, req := shared.Key(pod), shared.PodRequest(pod)
+	key, req := profile.Key(pod), profile.PodRequest(pod)
 	if cs.slots && pl.reg.Claim(cs.ref, key, node, req) {
 		pl.rt.Ledger.Transfer(gangKey(cs.ref), key, req)
 		return nil
@@ -49,13 +49,13 @@ func (pl *Plugin) Unreserve(ctx context.Context, state fwk.CycleState, pod *v1.P
 	if !cs.member {
 		return
 	}
-	pl.rt.Ledger.Unreserve(shared.Key(pod))
+	pl.rt.Ledger.Unreserve(profile.Key(pod))
 	info, ok := pl.reg.Get(cs.ref)
 	if !ok {
 		return
 	}
-	if info.Phase != gangcore.PhaseAdmitted {
-		pl.reg.Unassume(cs.ref, shared.Key(pod))
+	if info.Phase != gang.PhaseAdmitted {
+		pl.reg.Unassume(cs.ref, profile.Key(pod))
 		return
 	}
 	// The wait counts from the first member's arrival, or from the end of
@@ -80,7 +80,7 @@ func (pl *Plugin) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod,
 		return nil, 0
 	}
 	info, ok := pl.reg.Get(cs.ref)
-	if !ok || info.Phase != gangcore.PhaseAdmitted {
+	if !ok || info.Phase != gang.PhaseAdmitted {
 		return nil, 0 // quorum already bound: members beyond it go one by one
 	}
 	held, quorum := pl.reg.Held(cs.ref)
@@ -100,7 +100,7 @@ func (pl *Plugin) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod,
 // release undoes a gang's admission: its slots and quota are freed and the
 // members waiting at Permit are rejected (each is then unreserved and
 // retried). timedOut starts a backoff and counts a timeout.
-func (pl *Plugin) release(ctx context.Context, ref gangcore.Ref, reason string, timedOut bool) {
+func (pl *Plugin) release(ctx context.Context, ref gang.Ref, reason string, timedOut bool) {
 	var backoff time.Time
 	if timedOut {
 		backoff = pl.clock.Now().Add(time.Duration(pl.args.BackoffSeconds) * time.Second)
