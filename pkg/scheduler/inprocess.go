@@ -121,7 +121,7 @@ func StartInProcess(ctx context.Context, o InProcessOptions) (_ *InProcess, err 
 	opts.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
 
 	runCtx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.FromContext(ctx)))
-	cc, sched, err := app.Setup(runCtx, opts, RegistryOptions()...)
+	cc, sched, err := setup(runCtx, opts)
 	if err != nil {
 		cancel()
 		_ = ln.Close()

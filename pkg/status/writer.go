@@ -3,8 +3,6 @@ package status
 import (
 	"context"
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -27,21 +25,17 @@ type Writer struct {
 	Clock           clock.WithTicker
 	// Report builds the current report.
 	Report func(now time.Time) Report
-	// Identity is this process's host name, the prefix of its lease
-	// identity; default os.Hostname().
-	Identity string
+	// Leading reports whether this process may write (of several
+	// replicas, the one holding the lease); nil: always.
+	Leading func(context.Context) bool
 }
 
-// Run writes the report every Interval until ctx ends. Of several replicas,
-// only the one holding the lease writes (any, when there is no lease: leader
-// election is off).
+// Run writes the report every Interval until ctx ends, whenever Leading
+// says this process is the writer.
 func (w *Writer) Run(ctx context.Context) {
 	logger := klog.FromContext(ctx).WithName("status")
 	if w.Clock == nil {
 		w.Clock = clock.RealClock{}
-	}
-	if w.Identity == "" {
-		w.Identity, _ = os.Hostname()
 	}
 	ticker := w.Clock.NewTicker(w.Interval)
 	defer ticker.Stop()
@@ -89,27 +83,5 @@ func (w *Writer) WriteOnce(ctx context.Context) error {
 }
 
 func (w *Writer) leading(ctx context.Context) bool {
-	return Leading(ctx, w.Client, w.Namespace, w.Identity, w.Clock)
-}
-
-// Leading reports whether this process should write shared state: it holds
-// muster-scheduler's lease (kube-scheduler's lease identity is the host name
-// and a suffix), or nobody holds it (leader election is off, or the holder
-// is gone).
-func Leading(ctx context.Context, client kubernetes.Interface, namespace, identity string, clk clock.PassiveClock) bool {
-	if identity == "" {
-		identity, _ = os.Hostname()
-	}
-	lease, err := client.CoordinationV1().Leases(namespace).Get(ctx, LeaseName, metav1.GetOptions{})
-	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
-		return true // no leader election
-	}
-	if strings.HasPrefix(*lease.Spec.HolderIdentity, identity+"_") {
-		return true
-	}
-	if lease.Spec.RenewTime != nil && lease.Spec.LeaseDurationSeconds != nil {
-		expiry := lease.Spec.RenewTime.Add(time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second)
-		return clk.Now().After(expiry) // the holder is gone
-	}
-	return false
+	return w.Leading == nil || w.Leading(ctx)
 }

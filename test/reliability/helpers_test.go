@@ -64,11 +64,22 @@ type proc struct {
 	*framework.Process
 	// Addr serves /metrics and /healthz.
 	Addr string
+	// Name is its argv[0] and field manager ("" for the binary's name).
+	Name string
 }
 
 // startBinary runs muster-scheduler with schedulerConfig and leader election
 // (short lease times), and extra args; it is killed when the test ends.
 func startBinary(t *testing.T, extra ...string) *proc {
+	t.Helper()
+	return startBinaryAs(t, "", extra...)
+}
+
+// startBinaryAs is startBinary with the process named name (its argv[0]):
+// its API clients then send name as their user agent, which the apiserver
+// records as the field manager of every write the process makes, so that
+// each replica's writes can be told apart. "" keeps the binary's name.
+func startBinaryAs(t *testing.T, name string, extra ...string) *proc {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "scheduler-config.yaml")
 	require.NoError(t, os.WriteFile(cfg, schedulerConfig(), 0o600))
@@ -84,7 +95,11 @@ func startBinary(t *testing.T, extra ...string) *proc {
 		"--leader-elect-renew-deadline=" + renewDeadline.String(),
 		"--leader-elect-retry-period=" + retryPeriod.String(),
 	}, extra...)
-	p := &proc{Process: framework.StartProcess(t, exec.Command(framework.SchedulerBinary(t), args...)), Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	cmd := exec.Command(framework.SchedulerBinary(t), args...)
+	if name != "" {
+		cmd.Args[0] = name
+	}
+	p := &proc{Process: framework.StartProcess(t, cmd), Addr: fmt.Sprintf("127.0.0.1:%d", port), Name: name}
 	t.Cleanup(func() {
 		p.Kill(t)
 		if t.Failed() {

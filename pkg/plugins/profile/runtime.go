@@ -57,6 +57,20 @@ type Runtime struct {
 	heldBack  map[types.UID]*v1.Pod
 	mu        sync.Mutex
 	listeners []func(*queue.Tree)
+	// leader tells whether this process writes shared state; nil: it does.
+	leader Leader
+}
+
+// Leader tells whether this process is the one replica that writes shared
+// state (pkg/leadership.Tracker).
+type Leader interface{ Leading() bool }
+
+// SetLeader gives the runtime this process's leadership; the plugin
+// factories of pkg/scheduler set it before the plugins are built.
+func (rt *Runtime) SetLeader(l Leader) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.leader = l
 }
 
 var (
@@ -152,7 +166,7 @@ func (rt *Runtime) start() error {
 	w := &status.Writer{
 		Client: h.ClientSet(), Namespace: args.Namespace, Name: args.StatusConfigMap,
 		Interval: time.Duration(args.StatusIntervalSeconds) * time.Second, Clock: rt.Clock,
-		Report: rt.Report,
+		Report: rt.Report, Leading: rt.Leading,
 	}
 	go w.Run(ctx)
 	return nil
@@ -310,9 +324,12 @@ func (rt *Runtime) Report(now time.Time) status.Report {
 }
 
 // Leading reports whether this replica should write shared state (status,
-// PodGroup status): see status.Leading.
-func (rt *Runtime) Leading(ctx context.Context) bool {
-	return status.Leading(ctx, rt.Handle.ClientSet(), rt.namespace, "", rt.Clock)
+// PodGroup status): it holds the lease, or leader election is off.
+func (rt *Runtime) Leading(context.Context) bool {
+	rt.mu.Lock()
+	l := rt.leader
+	rt.mu.Unlock()
+	return l == nil || l.Leading()
 }
 
 // queueSamples computes the queue gauges.

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 // twice, *_default and *_muster.
 func BenchmarkPerfScheduling(b *testing.B) {
 	registry := frameworkruntime.Registry{}
-	for _, o := range scheduler.RegistryOptions() {
+	for _, o := range scheduler.RegistryOptions(nil) {
 		if err := o(registry); err != nil {
 			b.Fatal(err)
 		}
