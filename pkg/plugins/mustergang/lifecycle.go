@@ -171,11 +171,10 @@ func (pl *Plugin) onPodGroupAdd(obj any) {
 }
 
 // onPodGroupUpdate: a PodGroup whose spec changed (minMember) may change
-// phase; a change of its status alone (muster's own writes) does not.
-func (pl *Plugin) onPodGroupUpdate(oldObj, newObj any) {
-	old, ok1 := oldObj.(*schedv1alpha1.PodGroup)
-	pg, ok2 := newObj.(*schedv1alpha1.PodGroup)
-	if ok1 && ok2 && old.Generation != pg.Generation {
+// phase, and a status someone else wrote is put right. muster's own status
+// writes come back here too: each costs one more comparison, no write.
+func (pl *Plugin) onPodGroupUpdate(_, newObj any) {
+	if pg, ok := newObj.(*schedv1alpha1.PodGroup); ok {
 		pl.markStatus(gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name})
 	}
 }
