@@ -326,7 +326,7 @@ func (o *observer) sample() snapshot {
 }
 
 func addPath(m map[string]resources.Vector, leaf string, v resources.Vector) {
-	for p := leaf; p != ""; p = parentPath(p) {
+	for p := leaf; p != ""; p = queue.ParentPath(p) {
 		if m[p] == nil {
 			m[p] = resources.Vector{}
 		}
@@ -334,14 +334,6 @@ func addPath(m map[string]resources.Vector, leaf string, v resources.Vector) {
 	}
 }
 
-func parentPath(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] == '.' {
-			return p[:i]
-		}
-	}
-	return ""
-}
 
 // finished reports whether every submitted pod has finished, been lost or
 // removed: the trace has played out.

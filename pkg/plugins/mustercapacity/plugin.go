@@ -18,10 +18,11 @@ import (
 	"muster.dev/muster/pkg/apis/config"
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
 	"muster.dev/muster/pkg/capacity"
-	gangcore "muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/metrics"
 	"muster.dev/muster/pkg/plugins"
 	"muster.dev/muster/pkg/plugins/profile"
+	"muster.dev/muster/pkg/resources"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration profile.
@@ -82,7 +83,7 @@ type cycleState struct {
 	policy capacity.Policy
 	source capacity.Source
 	member bool
-	ref    gangcore.Ref
+	ref    gang.Ref
 	// slots: the member goes into its gang's planned slots; the plan already
 	// spread the gang, so the pool rule is not applied again.
 	slots bool
@@ -259,23 +260,10 @@ func readState(state fwk.CycleState) *cycleState {
 }
 
 // fits reports whether the node has room for req by its requested resources.
-func fits(ni fwk.NodeInfo, req map[v1.ResourceName]int64) bool {
-	alloc, used := ni.GetAllocatable(), ni.GetRequested()
+func fits(ni fwk.NodeInfo, req resources.Vector) bool {
+	alloc, used := profile.NodeUsage(ni)
 	for name, q := range req {
-		var free int64
-		switch name {
-		case v1.ResourceCPU:
-			free = alloc.GetMilliCPU() - used.GetMilliCPU()
-		case v1.ResourceMemory:
-			free = alloc.GetMemory() - used.GetMemory()
-		case v1.ResourceEphemeralStorage:
-			free = alloc.GetEphemeralStorage() - used.GetEphemeralStorage()
-		case v1.ResourcePods:
-			free = int64(alloc.GetAllowedPodNumber() - len(ni.GetPods()))
-		default:
-			free = alloc.GetScalarResources()[name] - used.GetScalarResources()[name]
-		}
-		if q > free {
+		if q > alloc[name]-used[name] {
 			return false
 		}
 	}

@@ -343,9 +343,7 @@ func (pl *Plugin) nodes(ref gang.Ref) (free, allocatable []gang.Node, objs []*v1
 		if n == nil {
 			continue
 		}
-		alloc := profile.ResourceOf(ni.GetAllocatable())
-		used := profile.ResourceOf(ni.GetRequested())
-		used[v1.ResourcePods] = int64(len(ni.GetPods()))
+		alloc, used := profile.NodeUsage(ni)
 		used.Add(pl.reg.ReservedOnNode(n.Name, ref))
 		f := alloc.Clone()
 		f.Sub(used)

@@ -26,9 +26,7 @@ func (pl *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *v1.Pod, n
 		return nil
 	}
 	need := profile.PodRequest(pod)
-	alloc := profile.ResourceOf(ni.GetAllocatable())
-	used := profile.ResourceOf(ni.GetRequested())
-	used[v1.ResourcePods] = int64(len(ni.GetPods()))
+	alloc, used := profile.NodeUsage(ni)
 	for _, r := range need.Names() {
 		if need[r] == 0 || reserved[r] == 0 {
 			continue

@@ -93,9 +93,7 @@ func (rt *Runtime) ReclaimNodes(ctx context.Context, req ReclaimRequest) ([]stri
 			continue
 		}
 		i := len(in.Nodes)
-		free := ResourceOf(ni.GetAllocatable())
-		used := ResourceOf(ni.GetRequested())
-		used[v1.ResourcePods] = int64(len(ni.GetPods()))
+		free, used := NodeUsage(ni)
 		// Pods nominated to the node (earlier preemptors waiting for their
 		// victims to go) have first claim on what is freed there.
 		for _, np := range rt.Handle.NominatedPodsForNode(n.Name) {
@@ -293,16 +291,3 @@ func matches(pdb *policyv1.PodDisruptionBudget, p *v1.Pod) bool {
 	return sel.Matches(labels.Set(p.Labels))
 }
 
-// ResourceOf converts the framework's resource view to a vector.
-func ResourceOf(r fwk.Resource) resources.Vector {
-	v := resources.Vector{
-		v1.ResourceCPU:              r.GetMilliCPU(),
-		v1.ResourceMemory:           r.GetMemory(),
-		v1.ResourceEphemeralStorage: r.GetEphemeralStorage(),
-		v1.ResourcePods:             int64(r.GetAllowedPodNumber()),
-	}
-	for name, a := range r.GetScalarResources() {
-		v[name] = a
-	}
-	return v
-}
