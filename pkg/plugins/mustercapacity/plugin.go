@@ -46,10 +46,12 @@ var (
 	_ fwk.ScorePlugin     = &Plugin{}
 	_ fwk.PostBindPlugin  = &Plugin{}
 	_ fwk.SignPlugin      = &Plugin{}
+
+	_ profile.PluginFactory = New
 )
 
-// New builds the plugin from its validated args.
-func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+// New builds the plugin from its validated args, on its profile's runtime.
+func New(_ context.Context, obj runtime.Object, h fwk.Handle, rt *profile.Runtime) (fwk.Plugin, error) {
 	args, err := plugins.DecodeArgs(Name, obj, configv1.DefaultCapacityArgs)
 	if err != nil {
 		return nil, err
@@ -57,7 +59,6 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err := config.ValidateMusterCapacityArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	rt := profile.Get(ctx, h)
 	views, err := newNodeIndex(h.SharedInformerFactory().Core().V1().Nodes().Informer())
 	if err != nil {
 		return nil, fmt.Errorf("%s: watching nodes: %w", Name, err)

@@ -45,7 +45,9 @@ type sources struct {
 	workloads schedv1beta1listers.PodGroupLister
 }
 
-func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs) (*sources, error) {
+// newSources reads gangs through the handle's informers and, for PodGroups,
+// through client (nil: one built from the handle's kubeconfig).
+func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs, client pgclientset.Interface) (*sources, error) {
 	s := &sources{args: *args, pods: h.SharedInformerFactory().Core().V1().Pods().Lister()}
 	if served(h, schedv1beta1.SchemeGroupVersion.String(), "podgroups") {
 		// The scheduler's own factory: it starts and syncs it with the rest.
@@ -54,12 +56,15 @@ func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs) 
 		klog.FromContext(ctx).V(2).Info("The Workload API's pod groups are not served; they are not a gang source here",
 			"groupVersion", schedv1beta1.SchemeGroupVersion.String())
 	}
-	// kube-scheduler talks protobuf; CRDs only speak JSON.
-	cfg := rest.CopyConfig(h.KubeConfig())
-	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
-	client, err := pgclientset.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("PodGroup client: %w", err)
+	if client == nil {
+		// kube-scheduler talks protobuf; CRDs only speak JSON.
+		cfg := rest.CopyConfig(h.KubeConfig())
+		cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
+		c, err := pgclientset.NewForConfig(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("PodGroup client: %w", err)
+		}
+		client = c
 	}
 	// Without the CRD an informer would never sync: check first.
 	if _, err := h.ClientSet().Discovery().ServerResourcesForGroupVersion(schedv1alpha1.SchemeGroupVersion.String()); err != nil {
