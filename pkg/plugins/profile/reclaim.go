@@ -166,7 +166,7 @@ func (rt *Runtime) ReclaimNodes(ctx context.Context, req ReclaimRequest) ([]stri
 	rt.mu.Unlock()
 	// Whatever the book missed ends at the grace period: retry then what
 	// it held back.
-	rt.Clock.AfterFunc(until.Sub(now), rt.expireReclaims)
+	rt.Clock.AfterFunc(until.Sub(now), func() { rt.expireReclaims(until) })
 	for i, v := range plan.Victims {
 		p := pods[v.Key]
 		uid := types.UID(v.Key)
@@ -234,9 +234,11 @@ func (rt *Runtime) ReclaimGone(key string) {
 	rt.endReclaims(func(f *fairshare.InFlight) bool { return f.Gone(key) })
 }
 
-func (rt *Runtime) expireReclaims() {
-	now := rt.Clock.Now()
-	rt.endReclaims(func(f *fairshare.InFlight) bool { return f.Expire(now) })
+// expireReclaims ends what the book holds whose grace period ended by
+// until. It is given the time rather than reading the clock: it runs from a
+// timer of that clock.
+func (rt *Runtime) expireReclaims(until time.Time) {
+	rt.endReclaims(func(f *fairshare.InFlight) bool { return f.Expire(until) })
 }
 
 // endReclaims applies end to the book; if it ended anything, the pods held
@@ -290,4 +292,3 @@ func matches(pdb *policyv1.PodDisruptionBudget, p *v1.Pod) bool {
 	}
 	return sel.Matches(labels.Set(p.Labels))
 }
-
