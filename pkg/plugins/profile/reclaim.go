@@ -273,7 +273,7 @@ func (rt *Runtime) forgetPod(p *v1.Pod) {
 // disruptionAllowed reports whether no PodDisruptionBudget forbids
 // disrupting the pod now.
 func (rt *Runtime) disruptionAllowed(p *v1.Pod) bool {
-	pdbs, err := rt.Handle.SharedInformerFactory().Policy().V1().PodDisruptionBudgets().Lister().PodDisruptionBudgets(p.Namespace).List(labels.Everything())
+	pdbs, err := rt.pdbs.PodDisruptionBudgets(p.Namespace).List(labels.Everything())
 	if err != nil {
 		return true
 	}

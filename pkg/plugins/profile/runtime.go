@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	policylisters "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -61,6 +62,8 @@ type Runtime struct {
 	// leader tells whether this process writes shared state; nil: it does.
 	// Set once, by New.
 	leader Leader
+	// pdbs lists PodDisruptionBudgets, for reclaim.
+	pdbs policylisters.PodDisruptionBudgetLister
 }
 
 // Leader tells whether this process is the one replica that writes shared
@@ -103,6 +106,10 @@ func New(ctx context.Context, h fwk.Handle, opts ...Option) *Runtime {
 	rt.Gangs = gang.NewRegistry(rt.Clock)
 	rt.GangOf = func(*v1.Pod) (gang.Ref, bool) { return gang.Ref{}, false }
 	rt.Ledger = queue.NewLedger(nil)
+	// Asked for now, while the plugins are built: kube-scheduler starts the
+	// informers its plugins asked for once, after building them, and an
+	// informer asked for later never syncs.
+	rt.pdbs = h.SharedInformerFactory().Policy().V1().PodDisruptionBudgets().Lister()
 	return rt
 }
 
