@@ -128,7 +128,8 @@ func (pl *Plugin) PreFilter(_ context.Context, state fwk.CycleState, pod *v1.Pod
 func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 
 // spreadState counts the gang's members on each spot pool (bound and
-// assumed pods on the snapshot) and the spot pools with room for the pod.
+// assumed pods on the snapshot) and the spot pools with room for the pod on
+// a node it may use.
 func (pl *Plugin) spreadState(cs *cycleState, pod *v1.Pod, nodes []fwk.NodeInfo) {
 	cs.inPool, cs.roomy = map[string]int{}, map[string]bool{}
 	req := profile.PodRequest(pod)
@@ -137,7 +138,8 @@ func (pl *Plugin) spreadState(cs *cycleState, pod *v1.Pod, nodes []fwk.NodeInfo)
 		if n == nil {
 			continue
 		}
-		pool := pl.views.get(n).SpotPool()
+		view := pl.views.get(n)
+		pool := view.SpotPool()
 		if pool == "" {
 			continue
 		}
@@ -146,7 +148,8 @@ func (pl *Plugin) spreadState(cs *cycleState, pod *v1.Pod, nodes []fwk.NodeInfo)
 				cs.inPool[pool]++
 			}
 		}
-		if fits(ni, req) {
+		// Room on a node being taken away is none for a gang member (Filter).
+		if !view.Disrupted && fits(ni, req) {
 			cs.roomy[pool] = true
 		}
 	}

@@ -160,6 +160,10 @@ func TestSpread(t *testing.T) {
 			objects: []runtime.Object{bound("m1", "a1"), bound("m2", "a1"), full, fullGoing},
 			wantA2:  fwk.Success, wantB1: fwk.Success, wantHigherB1: true,
 		},
+		"the other pool's room is on a node being taken away": {
+			objects: []runtime.Object{bound("m1", "a1"), bound("m2", "a1"), full},
+			wantA2:  fwk.Success, wantB1: fwk.Success, wantHigherB1: true,
+		},
 		"the pool is not full yet": {
 			objects: []runtime.Object{bound("m1", "a1")},
 			wantA2:  fwk.Success, wantB1: fwk.Success, wantHigherB1: true,
