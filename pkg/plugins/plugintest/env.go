@@ -98,7 +98,7 @@ func New(t testing.TB, o Options) *Env {
 	clk := clocktesting.NewFakeClock(Start)
 	e := &Env{
 		Ctx: ctx, Client: newClientset(clk, o.Discovery, objects...), Clock: clk,
-		Events: &Recorder{}, Activator: &Activator{}, Nominator: &Nominator{}, snapshot: &snapshot{},
+		Events: &Recorder{}, Activator: &Activator{clock: clk}, Nominator: &Nominator{}, snapshot: &snapshot{},
 		plugins: map[string]fwk.Plugin{},
 	}
 	e.Informers = informers.NewSharedInformerFactory(e.Client, 0)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
+	"k8s.io/utils/clock"
 )
 
 // Event is an Event a plugin recorded.
@@ -78,11 +80,17 @@ func describe(obj runtime.Object, withKind bool) string {
 	return name
 }
 
-// Activator records the pods plugins move to the active queue
-// (fwk.PodActivator).
+// Activator records the pods plugins move to the active queue, and when
+// by the test's clock (fwk.PodActivator).
 type Activator struct {
+	clock     clock.PassiveClock
 	mu        sync.Mutex
-	activated []string
+	activated []activation
+}
+
+type activation struct {
+	pod string
+	at  time.Time
 }
 
 var _ fwk.PodActivator = &Activator{}
@@ -92,7 +100,7 @@ func (a *Activator) Activate(_ klog.Logger, pods map[string]*v1.Pod) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, p := range pods {
-		a.activated = append(a.activated, podKey(p))
+		a.activated = append(a.activated, activation{pod: podKey(p), at: a.clock.Now()})
 	}
 }
 
@@ -101,9 +109,26 @@ func (a *Activator) Activate(_ klog.Logger, pods map[string]*v1.Pod) {
 func (a *Activator) Take() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := slices.Compact(slices.Sorted(slices.Values(a.activated)))
+	out := a.pods(time.Time{})
 	a.activated = nil
 	return out
+}
+
+// Since returns the pods activated at or after t, sorted, each once.
+func (a *Activator) Since(t time.Time) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pods(t)
+}
+
+func (a *Activator) pods(since time.Time) []string {
+	var out []string
+	for _, act := range a.activated {
+		if !act.at.Before(since) {
+			out = append(out, act.pod)
+		}
+	}
+	return slices.Compact(slices.Sorted(slices.Values(out)))
 }
 
 // Nominator holds nominated pods per node (fwk.PodNominator).
