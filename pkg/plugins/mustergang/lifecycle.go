@@ -153,9 +153,6 @@ func (pl *Plugin) onNodeDelete(obj any) {
 	pl.displace(pl.ctx, node.Name, "deleted")
 }
 
-// onPodGroupDelete releases the admission of a PodGroup's gang when the
-// PodGroup is deleted: its members wait for it to exist again, and the room
-// held for them is free meanwhile.
 // onPodGroupAdd records the members that arrived before their PodGroup (a
 // member is not recorded while its PodGroup is missing). A gated member is
 // in no scheduling cycle, so nothing else would record it.
@@ -179,6 +176,9 @@ func (pl *Plugin) onPodGroupUpdate(_, newObj any) {
 	}
 }
 
+// onPodGroupDelete releases the admission of a PodGroup's gang when the
+// PodGroup is deleted: its members wait for it to exist again, and the room
+// held for them is free meanwhile.
 func (pl *Plugin) onPodGroupDelete(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj

@@ -57,7 +57,6 @@ const (
 	ReasonAdmitted  = "GangAdmitted"
 	ReasonTimedOut  = "GangTimedOut"
 	ReasonNeverFits = "GangNeverFits"
-	ReasonReleased  = "GangReleased"
 )
 
 // Plugin admits gangs all or nothing.
