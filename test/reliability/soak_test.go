@@ -166,10 +166,10 @@ sampling:
 	assert.LessOrEqual(t, g2, 1.5*g1+20, "goroutines stay flat")
 	assert.LessOrEqual(t, r2, 1.5*r1, "resident memory stays flat")
 	assert.LessOrEqual(t, h2, 1.5*h1, "heap stays flat")
-	// Over the second half, a trend: the least-squares slope of each
-	// series, as the rise it makes over that half, against the noise (twice
-	// the slope's standard error) and a floor below which a rise does not
-	// matter (3% of the level; goroutines: 3). Short runs have too few
+	// Over the second half, a trend: the rise each series' line makes
+	// over that half (see trendOf), against the noise (twice the rise's
+	// standard error) and a floor below which a rise does not matter (3% of
+	// the level; goroutines: 3). Short runs have too few
 	// samples and too little time for a trend to show; only runs of 20
 	// minutes or more are judged on it.
 	half := samples[len(samples)/2:]
@@ -202,40 +202,57 @@ sampling:
 	t.Logf("watch: longest partial %s, most gangs partial at once %d", rep.Longest, rep.MaxPartial)
 }
 
-// trend is a series' least-squares line over some samples: its mean, and
-// the rise the line makes from the first sample to the last, with that
-// rise's standard error.
+// trend is a series' trend over some samples: its mean, and the rise its
+// line makes from the first sample to the last, with that rise's standard
+// error. The line is Theil-Sen's (the median of the slopes between every two
+// samples), which a few spikes do not tilt as they tilt a least-squares line
+// (goroutines sit at a floor with spikes of in-flight work); the noise is
+// the residuals' median absolute deviation, scaled to a standard deviation,
+// and the rise's standard error that of a line through so many evenly spaced
+// samples with that noise.
 type trend struct{ Mean, Rise, RiseSE float64 }
 
 func trendOf(s []sample, f func(sample) float64) trend {
-	n := float64(len(s))
+	n := len(s)
 	if n < 3 {
 		return trend{}
 	}
-	var sx, sy float64
-	for _, v := range s {
-		sx += v.At.Seconds()
-		sy += f(v)
+	x := func(i int) float64 { return s[i].At.Seconds() }
+	var slopes []float64
+	sum := 0.0
+	for i := 0; i < n; i++ {
+		sum += f(s[i])
+		for j := i + 1; j < n; j++ {
+			if dx := x(j) - x(i); dx > 0 {
+				slopes = append(slopes, (f(s[j])-f(s[i]))/dx)
+			}
+		}
 	}
-	mx, my := sx/n, sy/n
-	var sxx, sxy float64
-	for _, v := range s {
-		dx := v.At.Seconds() - mx
-		sxx += dx * dx
-		sxy += dx * (f(v) - my)
+	slope := medianOf(slopes)
+	intercepts := make([]float64, n)
+	for i := range s {
+		intercepts[i] = f(s[i]) - slope*x(i)
 	}
-	if sxx == 0 {
-		return trend{Mean: my}
+	b := medianOf(intercepts)
+	dev := make([]float64, n)
+	for i := range s {
+		dev[i] = math.Abs(f(s[i]) - (b + slope*x(i)))
 	}
-	slope := sxy / sxx
-	var rss float64
-	for _, v := range s {
-		r := f(v) - (my + slope*(v.At.Seconds()-mx))
-		rss += r * r
+	sigma := 1.4826 * medianOf(dev)
+	span := x(n-1) - x(0)
+	return trend{Mean: sum / float64(n), Rise: slope * span, RiseSE: sigma * math.Sqrt(12/float64(n))}
+}
+
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
 	}
-	se := math.Sqrt(rss/(n-2)) / math.Sqrt(sxx)
-	span := s[len(s)-1].At.Seconds() - s[0].At.Seconds()
-	return trend{Mean: my, Rise: slope * span, RiseSE: se * span}
+	v = append([]float64(nil), v...)
+	sort.Float64s(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // heapProfile saves the scheduler's heap profile (pprof) to path; a failure
@@ -448,4 +465,37 @@ func ignoreNotFound(err error) error {
 		return nil
 	}
 	return err
+}
+
+// TestTrendOf: the soak's trend finds a leak and ignores spikes on a floor.
+func TestTrendOf(t *testing.T) {
+	series := func(f func(i int) float64) []sample {
+		out := make([]sample, 60)
+		for i := range out {
+			out[i] = sample{At: time.Duration(i) * 30 * time.Second, Goroutines: f(i)}
+		}
+		return out
+	}
+	g := func(s sample) float64 { return s.Goroutines }
+	tests := map[string]struct {
+		f        func(i int) float64
+		min, max float64 // the rise over the series
+		leak     bool    // beyond twice its standard error and 3
+	}{
+		"flat":                    {f: func(int) float64 { return 276 }, min: 0, max: 0},
+		"floor with late spikes":  {f: func(i int) float64 { return 276 + float64(map[bool]int{true: 15}[i > 50 && i%2 == 0]) }, min: 0, max: 0.5},
+		"one goroutine a minute":  {f: func(i int) float64 { return 276 + float64(i/2) }, min: 28, max: 30, leak: true},
+		"leak under noise":        {f: func(i int) float64 { return 276 + float64(i)/4 + float64(i%5*2) }, min: 13, max: 16, leak: true},
+		"noise, no leak":          {f: func(i int) float64 { return 276 + float64(i%5*2) }, min: -1, max: 1},
+		"a leak that levels off":  {f: func(i int) float64 { return 276 + math.Min(float64(i), 10) }, min: 0, max: 2},
+		"sawtooth heap, no trend": {f: func(i int) float64 { return 20e6 + float64(i%7)*1e6 }, min: -1e6, max: 1e6},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tr := trendOf(series(tc.f), g)
+			assert.GreaterOrEqual(t, tr.Rise, tc.min)
+			assert.LessOrEqual(t, tr.Rise, tc.max)
+			assert.Equal(t, tc.leak, tr.Rise > max(2*tr.RiseSE, 3), "rise %.3g, SE %.3g", tr.Rise, tr.RiseSE)
+		})
+	}
 }
