@@ -183,11 +183,7 @@ func (pl *Plugin) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *
 
 // remaining is how long a gang may still wait for its quorum.
 func (pl *Plugin) remaining(info gang.Info) time.Duration {
-	start := info.FirstSeen
-	if info.BackoffUntil.After(start) {
-		start = info.BackoffUntil
-	}
-	left := start.Add(info.Spec.Timeout).Sub(pl.clock.Now())
+	left := info.Deadline().Sub(pl.clock.Now())
 	if left < time.Second {
 		left = time.Second
 	}
