@@ -19,13 +19,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
-	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	"muster.dev/muster/manifests"
 	"muster.dev/muster/pkg/controlplane"
+	"muster.dev/muster/pkg/podgroup"
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/scheduler"
 	"muster.dev/muster/pkg/simkubelet"
@@ -218,9 +217,7 @@ func run(ctx context.Context, opts Options, in *inputs) (*Report, error) {
 	}, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("creating the queue ConfigMap: %w", err)
 	}
-	pgCfg := rest.CopyConfig(cp.Config)
-	pgCfg.ContentType, pgCfg.AcceptContentTypes = "application/json", "application/json"
-	pg, err := pgclientset.NewForConfig(pgCfg)
+	pg, err := podgroup.NewClient(cp.Config)
 	if err != nil {
 		return nil, err
 	}
