@@ -120,7 +120,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		displacedFrom: map[gang.Ref][]string{}, ctx: ctx,
 	}
 	rt.GangOf = func(p *v1.Pod) (gang.Ref, bool) {
-		ref, _, _, ok := pl.sources.identify(p)
+		ref, _, ok := pl.sources.identify(p)
 		return ref, ok
 	}
 	pods := h.SharedInformerFactory().Core().V1().Pods().Informer()
