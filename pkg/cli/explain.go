@@ -223,7 +223,7 @@ func (g *gatherer) gangFacts(ctx context.Context, p *v1.Pod) *explain.GangFacts 
 	}
 	members, _ := src.Members(ctx, ref, g)
 	for _, m := range members {
-		if m.DeletionTimestamp != nil || m.Status.Phase == v1.PodSucceeded || m.Status.Phase == v1.PodFailed {
+		if !gang.Live(m) {
 			continue
 		}
 		f.Members++

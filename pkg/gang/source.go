@@ -172,7 +172,8 @@ func as[T any](obj runtime.Object) (*T, error) {
 	return t, nil
 }
 
-// live reports whether a pod still counts: not deleted, not finished.
-func live(p *v1.Pod) bool {
+// Live reports whether a gang's pod still counts as a member: not being
+// deleted, not finished.
+func Live(p *v1.Pod) bool {
 	return p.DeletionTimestamp == nil && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed
 }

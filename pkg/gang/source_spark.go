@@ -102,7 +102,7 @@ func SparkDriverOf(ctx context.Context, ref Ref, objs Objects) (*v1.Pod, error) 
 		return nil, &ReadError{Object: "the driver of Spark application " + ref.Name, Err: err}
 	}
 	for _, p := range pods {
-		if live(p) {
+		if Live(p) {
 			return p, nil
 		}
 	}
