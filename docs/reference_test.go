@@ -41,7 +41,7 @@ var (
 // enumTypes are the named string types whose values users see: in messages,
 // the status ConfigMap, metric labels or `muster explain -o json`.
 var enumTypes = map[string][]string{
-	"pkg/gang":     {"Kind", "Phase", "SparkRole"},
+	"pkg/gang":     {"Kind", "Phase", "Role"},
 	"pkg/capacity": {"Policy", "Type", "Role", "Source"},
 	"pkg/explain":  {"Verdict"},
 }

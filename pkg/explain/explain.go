@@ -288,14 +288,13 @@ func nonEmpty(s, def string) string {
 	return s
 }
 
+// sourceNoun names what defines a gang of kind k ("PodGroup", "Spark
+// driver"), as its source says.
 func sourceNoun(k gang.Kind) string {
-	switch k {
-	case gang.KindSpark:
-		return "Spark driver"
-	case gang.KindPodGroup, gang.KindWorkload:
-		return "PodGroup"
+	if src := gang.SourceOf(k); src != nil {
+		return src.Noun()
 	}
-	return "pods"
+	return string(k)
 }
 
 // gangTodo suggests what helps a gang waiting for admission, from the reason

@@ -549,13 +549,9 @@ func (r *Registry) TimedOut(now time.Time) []Info {
 		if g.Spec.Timeout <= 0 {
 			continue
 		}
-		start := g.FirstSeen
-		if g.BackoffUntil.After(start) {
-			start = g.BackoffUntil
-		}
 		switch g.Phase {
 		case PhaseWaiting, PhasePending, PhaseAdmitted:
-			if now.Sub(start) < g.Spec.Timeout {
+			if now.Before(waitDeadline(g.FirstSeen, g.BackoffUntil, g.Spec.Timeout)) {
 				continue
 			}
 		case PhaseBound:

@@ -755,6 +755,9 @@ func TestRegistryTimedOut(t *testing.T) {
 			slotsBefore := mustGet(t, r, refA).FreeSlots
 
 			now := t0.Add(tc.now)
+			if tc.phase != PhaseBound && spec.Timeout > 0 {
+				assert.Equal(t, tc.want, !now.Before(mustGet(t, r, refA).Deadline()), "Info.Deadline agrees with TimedOut")
+			}
 			clk.SetTime(now)
 			got := r.TimedOut(now)
 			if !tc.want {

@@ -19,13 +19,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
-	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	"muster.dev/muster/manifests"
 	"muster.dev/muster/pkg/controlplane"
+	"muster.dev/muster/pkg/podgroup"
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/scheduler"
 	"muster.dev/muster/pkg/simkubelet"
@@ -263,9 +262,7 @@ func (s *session) startControlPlane(ctx context.Context) error {
 
 // startWorld creates the simulated nodes and starts the simulated kubelet.
 func (s *session) startWorld(ctx context.Context) error {
-	pgCfg := rest.CopyConfig(s.cp.Config)
-	pgCfg.ContentType, pgCfg.AcceptContentTypes = "application/json", "application/json"
-	pg, err := pgclientset.NewForConfig(pgCfg)
+	pg, err := podgroup.NewClient(s.cp.Config)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
-	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"muster.dev/muster/pkg/capacity"
 	"muster.dev/muster/pkg/gang"
@@ -33,7 +32,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	}
 	// Before any decision: reservations are what this cycle must respect.
 	pl.maintain(ctx)
-	ref, role, _, ok := pl.sources.identify(pod)
+	ref, _, ok := pl.sources.identify(pod)
 	if !ok {
 		if !pl.reg.AnyReserved() {
 			return nil, fwk.NewStatus(fwk.Skip)
@@ -41,7 +40,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 		state.Write(stateKey, &cycleState{})
 		return nil, nil
 	}
-	gs, err := pl.sources.specOf(pod, ref, role)
+	gs, err := pl.sources.specOf(ctx, pod, ref)
 	if err != nil {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %v", ref, err))
 	}
@@ -381,7 +380,7 @@ func checkMinResources(nodes []gang.Node, min resources.Vector) string {
 // gang has room now.
 func (pl *Plugin) activate(ctx context.Context, ref gang.Ref, except types.UID) {
 	pods := map[string]*v1.Pod{}
-	for _, p := range pl.sources.members(ref) {
+	for _, p := range pl.sources.members(ctx, ref) {
 		if p.UID != except && p.Spec.NodeName == "" {
 			pods[p.Namespace+"/"+p.Name] = p
 		}
@@ -395,11 +394,8 @@ func countDistinct(names []string) int { return sets.New(names...).Len() }
 
 // event records an Event on the gang's PodGroup, or on the pod.
 func (pl *Plugin) event(pod *v1.Pod, gs gangSpec, eventType, reason, action, msg string) {
-	if gs.podGroup != nil {
-		// Informer objects carry no kind; the recorder needs it for the reference.
-		pg := gs.podGroup.DeepCopy()
-		pg.APIVersion, pg.Kind = schedv1alpha1.SchemeGroupVersion.String(), "PodGroup"
-		pl.recorder.Eventf(pg, pod, eventType, reason, action, "%s", msg)
+	if gs.object != nil {
+		pl.recorder.Eventf(gs.object, pod, eventType, reason, action, "%s", msg)
 		return
 	}
 	pl.recorder.Eventf(pod, nil, eventType, reason, action, "%s", msg)

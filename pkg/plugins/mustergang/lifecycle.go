@@ -26,7 +26,7 @@ func (pl *Plugin) onPod(obj any) {
 	if !ok || p.Spec.SchedulerName != pl.rt.Profile {
 		return
 	}
-	ref, role, _, ok := pl.sources.identify(p)
+	ref, role, ok := pl.sources.identify(p)
 	if !ok {
 		return
 	}
@@ -35,7 +35,7 @@ func (pl *Plugin) onPod(obj any) {
 		pl.forget(p, ref, role)
 		return
 	}
-	gs, err := pl.sources.specOf(p, ref, role)
+	gs, err := pl.sources.specOf(pl.ctx, p, ref)
 	if err != nil || gs.wait != "" {
 		return // PreFilter tells the pod why
 	}
@@ -86,7 +86,7 @@ func (pl *Plugin) onPodDelete(obj any) {
 	if !ok || p.Spec.SchedulerName != pl.rt.Profile {
 		return
 	}
-	if ref, role, _, ok := pl.sources.identify(p); ok {
+	if ref, role, ok := pl.sources.identify(p); ok {
 		pl.markStatus(ref)
 		pl.forget(p, ref, role)
 	}
@@ -94,7 +94,7 @@ func (pl *Plugin) onPodDelete(obj any) {
 
 // forget drops a member that is gone. A Spark driver takes its app's
 // reservation with it: executors of a dead driver are never scheduled.
-func (pl *Plugin) forget(p *v1.Pod, ref gang.Ref, role gang.SparkRole) {
+func (pl *Plugin) forget(p *v1.Pod, ref gang.Ref, role gang.Role) {
 	pl.reg.Forget(ref, profile.Key(p))
 	if role == gang.SparkDriver {
 		pl.reg.ReleaseSlots(ref)
@@ -162,7 +162,7 @@ func (pl *Plugin) onPodGroupAdd(obj any) {
 		return
 	}
 	pl.markStatus(gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name})
-	for _, p := range pl.sources.members(gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}) {
+	for _, p := range pl.sources.members(pl.ctx, gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}) {
 		pl.onPod(p)
 	}
 }
@@ -245,9 +245,9 @@ func (pl *Plugin) timedOut(ctx context.Context, ref gang.Ref, reason string) {
 	metrics.GangTimeouts.WithLabelValues(info.Queue).Inc()
 	msg := fmt.Sprintf("%s timed out (%s); its members were released, retrying after %ds", ref, reason, pl.args.BackoffSeconds)
 	klog.FromContext(ctx).Info("Gang timed out", "gang", ref.String(), "reason", reason, "timeouts", info.Timeouts)
-	members := pl.sources.members(ref)
+	members := pl.sources.members(ctx, ref)
 	if len(members) > 0 {
-		gs, _ := pl.sources.specOf(members[0], ref, gang.SparkRoleOf(members[0].Labels))
+		gs, _ := pl.sources.specOf(ctx, members[0], ref)
 		pl.event(members[0], gs, v1.EventTypeWarning, ReasonTimedOut, "Admit", msg)
 	}
 	delay := time.Duration(pl.args.BackoffSeconds) * time.Second
@@ -269,7 +269,7 @@ func (pl *Plugin) reconcileMembers() {
 				continue
 			}
 			gone := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: name, UID: types.UID(key)}}
-			pl.forget(gone, ref, gang.NotSpark)
+			pl.forget(gone, ref, gang.NoRole)
 		}
 	}
 }

@@ -58,13 +58,7 @@ func (pl *Plugin) Unreserve(ctx context.Context, state fwk.CycleState, pod *v1.P
 		pl.reg.Unassume(cs.ref, profile.Key(pod))
 		return
 	}
-	// The wait counts from the first member's arrival, or from the end of
-	// the last backoff (as Registry.TimedOut counts it).
-	start := info.FirstSeen
-	if info.BackoffUntil.After(start) {
-		start = info.BackoffUntil
-	}
-	timedOut := !pl.clock.Now().Before(start.Add(info.Spec.Timeout))
+	timedOut := !pl.clock.Now().Before(info.Deadline())
 	reason := fmt.Sprintf("member %s/%s could not be bound", pod.Namespace, pod.Name)
 	if timedOut {
 		reason = fmt.Sprintf("timed out after %s with %d of %d members placed", info.Spec.Timeout, info.Assumed+info.Bound, info.Spec.MinMember)

@@ -119,7 +119,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		displacedFrom: map[gang.Ref][]string{}, ctx: ctx,
 	}
 	rt.GangOf = func(p *v1.Pod) (gang.Ref, bool) {
-		ref, _, _, ok := pl.sources.identify(p)
+		ref, _, ok := pl.sources.identify(p)
 		return ref, ok
 	}
 	pods := h.SharedInformerFactory().Core().V1().Pods().Informer()
@@ -182,11 +182,7 @@ func (pl *Plugin) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *
 
 // remaining is how long a gang may still wait for its quorum.
 func (pl *Plugin) remaining(info gang.Info) time.Duration {
-	start := info.FirstSeen
-	if info.BackoffUntil.After(start) {
-		start = info.BackoffUntil
-	}
-	left := start.Add(info.Spec.Timeout).Sub(pl.clock.Now())
+	left := info.Deadline().Sub(pl.clock.Now())
 	if left < time.Second {
 		left = time.Second
 	}

@@ -290,4 +290,3 @@ func matches(pdb *policyv1.PodDisruptionBudget, p *v1.Pod) bool {
 	}
 	return sel.Matches(labels.Set(p.Labels))
 }
-
