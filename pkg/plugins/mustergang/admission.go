@@ -3,7 +3,6 @@ package mustergang
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -155,7 +154,7 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gang.Ref, gs gangS
 	if err := checkMinResources(nodes, gs.spec.MinResources); err != "" {
 		return pl.wait(ref, err)
 	}
-	plan, short := planGang(nodes, members, base, views, policies)
+	plan, short := capacity.PlanGang(nodes, members, base, views, policies)
 	if short != nil {
 		// A queue below its guaranteed takes room back from queues above
 		// theirs, and the gang is admitted at once to the room its victims
@@ -171,9 +170,7 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gang.Ref, gs gangS
 			reclaimed, err = pl.rt.ReclaimNodes(ctx, profile.ReclaimRequest{
 				Key: gangKey(ref), Pod: pod, Queue: leaf, Priority: corev1helpers.PodPriority(pod),
 				Members: members, Nodes: infos,
-				Eligible: func(class, n int) bool {
-					return base(class, n) && capacity.Eligible(policies[class], views[n], strict)
-				},
+				Eligible: capacity.EligibleFor(base, views, policies, strict),
 			})
 			if err == nil {
 				break
@@ -181,7 +178,7 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gang.Ref, gs gangS
 		}
 		if err != nil {
 			log.V(2).Info("Reclaim made no room for the gang", "gang", ref.String(), "queue", leaf.Path, "reason", err.Error())
-			return pl.wait(ref, fmt.Sprintf("not enough room yet%s: %s; reclaim could not help: %v", policyNote(members, policies), short.Reason, err))
+			return pl.wait(ref, fmt.Sprintf("not enough room yet%s: %s; reclaim could not help: %v", capacity.RequiredNote(members, policies), short.Reason, err))
 		}
 		if plan = planOn(objs, reclaimed); len(plan.Node) != len(members) {
 			return pl.wait(ref, fmt.Sprintf("preempted pods to reclaim queue %s's guaranteed capacity; admitting the gang once they exit", leaf.Path))
@@ -247,64 +244,6 @@ func (pl *Plugin) policies(pod *v1.Pod, leaf *queue.Queue) ([]capacity.Policy, e
 		return nil, err
 	}
 	return []capacity.Policy{classPod: pol, classExecutor: exec}, nil
-}
-
-// planGang places the gang node by node, honouring its capacity policies as
-// far as the cluster allows: first with prefer-* policies as hard
-// preferences and the gang's spot members spread over spot pools (no pool
-// takes more than half), then without the spread (it applies only while
-// another pool has room), then with preferences relaxed. Nodes being taken
-// away and require-* mismatches are never used. The first plan that works
-// wins; if none does, the shortfall of the most relaxed attempt explains why.
-func planGang(nodes []gang.Node, members []gang.Member, base func(class, node int) bool,
-	views []capacity.NodeView, policies []capacity.Policy) (gang.Plan, *gang.Shortfall) {
-	spotMembers := 0
-	for _, m := range members {
-		if capacity.MaySpot(policies[m.Class]) {
-			spotMembers++
-		}
-	}
-	pools := make([]string, len(views))
-	for i, v := range views {
-		pools[i] = v.SpotPool()
-	}
-	spread := gang.Spread{Pool: pools, MaxPerPool: capacity.MaxPerPool(spotMembers)}
-	if spotMembers <= 1 {
-		spread.MaxPerPool = 0
-	}
-	var short *gang.Shortfall
-	for _, strict := range []bool{true, false} {
-		eligible := func(class, n int) bool {
-			return base(class, n) && capacity.Eligible(policies[class], views[n], strict)
-		}
-		var plan gang.Plan
-		if spread.MaxPerPool > 0 {
-			if plan, short = gang.PackSpread(nodes, members, eligible, spread); short == nil {
-				return plan, nil
-			}
-		}
-		if plan, short = gang.Pack(nodes, members, eligible); short == nil {
-			return plan, nil
-		}
-	}
-	return gang.Plan{}, short
-}
-
-// policyNote names require-* policies that narrow where the gang may go.
-func policyNote(members []gang.Member, policies []capacity.Policy) string {
-	seen := map[capacity.Policy]bool{}
-	var notes []string
-	for _, m := range members {
-		p := policies[m.Class]
-		if (p == capacity.RequireSpot || p == capacity.RequireOnDemand) && !seen[p] {
-			seen[p] = true
-			notes = append(notes, string(p))
-		}
-	}
-	if len(notes) == 0 {
-		return ""
-	}
-	return " (capacity policy " + strings.Join(notes, ", ") + ")"
 }
 
 // wait records why a gang is not admitted and refuses the pod with it.

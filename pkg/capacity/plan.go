@@ -1,0 +1,78 @@
+package capacity
+
+import (
+	"strings"
+
+	"muster.dev/muster/pkg/gang"
+)
+
+// EligibleFor is the gang planner's node test for members whose class has
+// policies[class]: base (the pod's own constraints: taints, selectors,
+// affinity) and Eligible on the node's view.
+func EligibleFor(base func(class, node int) bool, views []NodeView, policies []Policy, strict bool) func(class, node int) bool {
+	return func(class, n int) bool {
+		return base(class, n) && Eligible(policies[class], views[n], strict)
+	}
+}
+
+// PlanGang places a gang node by node, honouring its members' capacity
+// policies as far as the cluster allows: first with preferred types as hard
+// requirements and the gang's spot members spread over spot pools (no pool
+// takes more than MaxPerPool), then without the spread (it applies only
+// while another pool has room), then with preferences relaxed. Nodes being
+// taken away and nodes of a type a policy does not allow are never used.
+// The first plan that works wins; if none does, the shortfall of the most
+// relaxed attempt explains why.
+//
+// views and base describe nodes (same index as nodes); policies gives each
+// member class its policy.
+func PlanGang(nodes []gang.Node, members []gang.Member, base func(class, node int) bool,
+	views []NodeView, policies []Policy) (gang.Plan, *gang.Shortfall) {
+	spotMembers := 0
+	for _, m := range members {
+		if MaySpot(policies[m.Class]) {
+			spotMembers++
+		}
+	}
+	pools := make([]string, len(views))
+	for i, v := range views {
+		pools[i] = v.SpotPool()
+	}
+	spread := gang.Spread{Pool: pools, MaxPerPool: MaxPerPool(spotMembers)}
+	if spotMembers <= 1 {
+		spread.MaxPerPool = 0
+	}
+	var short *gang.Shortfall
+	for _, strict := range []bool{true, false} {
+		eligible := EligibleFor(base, views, policies, strict)
+		var plan gang.Plan
+		if spread.MaxPerPool > 0 {
+			if plan, short = gang.PackSpread(nodes, members, eligible, spread); short == nil {
+				return plan, nil
+			}
+		}
+		if plan, short = gang.Pack(nodes, members, eligible); short == nil {
+			return plan, nil
+		}
+	}
+	return gang.Plan{}, short
+}
+
+// RequiredNote names the policies among the members' that require a
+// capacity type, " (capacity policy require-spot)", or "" when none does:
+// they narrow where the gang may go, which a shortfall should say.
+func RequiredNote(members []gang.Member, policies []Policy) string {
+	seen := map[Policy]bool{}
+	var notes []string
+	for _, m := range members {
+		p := policies[m.Class]
+		if p.Required() != "" && !seen[p] {
+			seen[p] = true
+			notes = append(notes, string(p))
+		}
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return " (capacity policy " + strings.Join(notes, ", ") + ")"
+}
