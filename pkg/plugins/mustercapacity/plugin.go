@@ -24,6 +24,7 @@ import (
 	"muster.dev/muster/pkg/plugins"
 	"muster.dev/muster/pkg/plugins/profile"
 	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration profile.
@@ -107,6 +108,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	}
 	pol, src, err := pl.rt.PolicyOf(pod)
 	if err != nil {
+		pl.rt.Waiting(pod, waitreason.InvalidCapacityPolicy, err.Error())
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())
 	}
 	cs := &cycleState{policy: pol, source: src}
