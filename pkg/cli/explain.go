@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
+	"muster.dev/muster/pkg/capacity"
 	"muster.dev/muster/pkg/explain"
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/queue"
@@ -50,8 +51,9 @@ func newExplainCommand() *cobra.Command {
 		Long: `Reads the pod, its gang, the queue configuration, the status muster-scheduler
 publishes and the pod's Events from the live cluster, and prints one verdict
 with the reason and what to do, followed by the facts it rests on: the queue's
-usage against its limits and fair share, the gang's members, the scheduler's
-PodScheduled condition and recent Events.
+usage against its limits and fair share, the gang's members, muster's
+muster.dev/Admitted condition (whose reason code decides the verdict), the
+scheduler's PodScheduled condition and recent Events.
 
 Verdicts: Bound, Finished, NotMuster, NoQueueConfig, NoQueue, BadAnnotation,
 GangSourceMissing, GangIncomplete, QueueOverMax, GangWaiting, NoNodeFits,
@@ -190,11 +192,39 @@ func (g *gatherer) input(ctx context.Context, p *v1.Pod) explain.Input {
 		}
 	}
 	in.Gang = g.gangFacts(ctx, p)
+	g.placementFacts(ctx, &in)
 	sel := fields.Set{"involvedObject.name": p.Name, "involvedObject.uid": string(p.UID)}.AsSelector().String()
 	if evs, err := g.client.CoreV1().Events(p.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel}); err == nil {
 		in.Events = evs.Items
 	}
 	return in
+}
+
+// placementFacts reads, for a pod no node takes, the nodes as muster's
+// filters see them and where its gang's members are: the details behind
+// the filters' fixed reasons.
+func (g *gatherer) placementFacts(ctx context.Context, in *explain.Input) {
+	p := in.Pod
+	if p.Spec.NodeName != "" || p.Status.Phase != v1.PodPending {
+		return
+	}
+	nodes, err := g.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return // a tenant may not list nodes: the verdict stands without details
+	}
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		in.Nodes = append(in.Nodes, explain.NodeFacts{Name: n.Name, View: capacity.ViewOf(n)})
+	}
+	if in.Gang == nil {
+		return
+	}
+	members, _ := gang.SourceOf(in.Gang.Ref.Kind).Members(ctx, in.Gang.Ref, g)
+	for _, m := range members {
+		if m.Spec.NodeName != "" && gang.Live(m) {
+			in.GangNodes = append(in.GangNodes, m.Spec.NodeName)
+		}
+	}
 }
 
 // gangFacts reads the pod's gang as muster's gang plugin does: through its
@@ -272,7 +302,17 @@ func printExplanation(w io.Writer, e explain.Explanation) {
 	}
 	fmt.Fprintln(w, ")")
 	fmt.Fprintf(w, "Verdict:    %s\n", e.Verdict)
+	if e.ReasonCode != "" {
+		fmt.Fprintf(w, "Code:       %s\n", e.ReasonCode)
+	}
 	fmt.Fprintf(w, "Why:        %s\n", e.Reason)
+	for i, d := range e.Details {
+		label := "            "
+		if i == 0 {
+			label = "Details:    "
+		}
+		fmt.Fprintf(w, "%s%s\n", label, d)
+	}
 	for i, t := range e.Todo {
 		label := "            "
 		if i == 0 {
@@ -301,8 +341,14 @@ func printExplanation(w io.Writer, e explain.Explanation) {
 		}
 		_ = tw.Flush()
 	}
+	if e.Admission != "" {
+		fmt.Fprintf(w, "\nAdmission:  %s\n", e.Admission)
+	}
 	if e.Condition != "" {
-		fmt.Fprintf(w, "\nScheduler:  %s\n", e.Condition)
+		if e.Admission == "" {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "Scheduler:  %s\n", e.Condition)
 	}
 	if len(e.Events) > 0 {
 		fmt.Fprintln(w, "\nRecent events:")

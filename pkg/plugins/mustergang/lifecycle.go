@@ -18,6 +18,7 @@ import (
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/metrics"
 	"muster.dev/muster/pkg/plugins/profile"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 // onPod keeps the registry's members in step with the cluster.
@@ -224,7 +225,7 @@ func (pl *Plugin) runTimeouts(ctx context.Context) {
 				if info.Gated > 0 {
 					reason = info.Reason // counts the members held by scheduling gates, and names the gates
 				}
-				pl.reg.Release(info.Ref, reason, pl.clock.Now())
+				pl.reg.Release(info.Ref, info.ReasonCode, reason, pl.clock.Now())
 				pl.timedOut(ctx, info.Ref, fmt.Sprintf("not complete within %s: %s", info.Spec.Timeout, reason))
 			case gang.PhasePending:
 				reason := info.Reason
@@ -232,7 +233,7 @@ func (pl *Plugin) runTimeouts(ctx context.Context) {
 					reason = "not admitted"
 				}
 				backoff := pl.clock.Now().Add(time.Duration(pl.args.BackoffSeconds) * time.Second)
-				pl.reg.Release(info.Ref, reason, backoff)
+				pl.reg.Release(info.Ref, waitreason.BackingOff, reason, backoff)
 				pl.timedOut(ctx, info.Ref, fmt.Sprintf("not admitted within %s: %s", info.Spec.Timeout, reason))
 			}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/plugins/profile"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 // Reserve takes one of the gang's slots on the chosen node for the member,
@@ -96,10 +97,12 @@ func (pl *Plugin) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod,
 // retried). timedOut starts a backoff and counts a timeout.
 func (pl *Plugin) release(ctx context.Context, ref gang.Ref, reason string, timedOut bool) {
 	var backoff time.Time
+	code := waitreason.Released
 	if timedOut {
 		backoff = pl.clock.Now().Add(time.Duration(pl.args.BackoffSeconds) * time.Second)
+		code = waitreason.BackingOff
 	}
-	keys := pl.reg.Release(ref, reason, backoff)
+	keys := pl.reg.Release(ref, code, reason, backoff)
 	pl.rt.Ledger.Remove(gangKey(ref))
 	waiting := map[string]bool{}
 	for _, k := range keys {
