@@ -3,6 +3,7 @@ package mustergang
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/informers"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -51,7 +53,12 @@ var _ gang.Objects = &sources{}
 func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs) (*sources, error) {
 	s := &sources{args: *args, pods: h.SharedInformerFactory().Core().V1().Pods().Lister(),
 		objects: map[schema.GroupVersionResource]func(string, string) (runtime.Object, error){}}
-	if served, _ := discovery.IsResourceEnabled(h.ClientSet().Discovery(), gang.ResourceWorkloadPodGroup); served {
+	disco := h.ClientSet().Discovery()
+	workloadsServed, err := served(ctx, disco, gang.ResourceWorkloadPodGroup)
+	if err != nil {
+		return nil, err
+	}
+	if workloadsServed {
 		// The scheduler's own factory: it starts and syncs it with the rest.
 		workloads := h.SharedInformerFactory().Scheduling().V1beta1().PodGroups().Lister()
 		s.objects[gang.ResourceWorkloadPodGroup] = func(ns, name string) (runtime.Object, error) {
@@ -66,9 +73,13 @@ func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs) 
 		return nil, err
 	}
 	// Without the CRD an informer would never sync: check first.
-	if _, err := h.ClientSet().Discovery().ServerResourcesForGroupVersion(schedv1alpha1.SchemeGroupVersion.String()); err != nil {
+	pgServed, err := served(ctx, disco, gang.ResourcePodGroup)
+	if err != nil {
+		return nil, err
+	}
+	if !pgServed {
 		klog.FromContext(ctx).Info("PodGroup CRD not served; PodGroup gangs are not available (annotation and Spark gangs are)",
-			"groupVersion", schedv1alpha1.SchemeGroupVersion.String(), "err", err)
+			"groupVersion", schedv1alpha1.SchemeGroupVersion.String())
 		return s, nil
 	}
 	factory := pginformers.NewSharedInformerFactory(client, 0)
@@ -95,6 +106,29 @@ func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs) 
 		return nil, fmt.Errorf("PodGroup caches did not sync within a minute")
 	}
 	return s, nil
+}
+
+// served asks discovery whether the cluster serves a resource, until it
+// answers: an error that is not "not found" (the apiserver unreachable, as
+// when muster starts during an outage) says nothing about the resource, and
+// taking it for "not served" would schedule that source's gangs as plain
+// pods, one by one, for the life of the process. Nothing can be scheduled
+// before the apiserver answers anyway. It gives up only when ctx ends.
+func served(ctx context.Context, disco discovery.DiscoveryInterface, r schema.GroupVersionResource) (bool, error) {
+	var ok bool
+	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 10 * time.Second}
+	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(context.Context) (bool, error) {
+		var err error
+		if ok, err = discovery.IsResourceEnabled(disco, r); err != nil {
+			klog.FromContext(ctx).Info("Asking the apiserver which gang sources it serves; retrying", "resource", r.String(), "err", err)
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("asking the apiserver whether it serves %s: %w", r, err)
+	}
+	return ok, nil
 }
 
 // Pods implements gang.Objects.
