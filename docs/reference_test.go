@@ -41,9 +41,10 @@ var (
 // enumTypes are the named string types whose values users see: in messages,
 // the status ConfigMap, metric labels or `muster explain -o json`.
 var enumTypes = map[string][]string{
-	"pkg/gang":     {"Kind", "Phase", "SparkRole"},
-	"pkg/capacity": {"Policy", "Type", "Role", "Source"},
-	"pkg/explain":  {"Verdict"},
+	"pkg/gang":       {"Kind", "Phase", "Role"},
+	"pkg/capacity":   {"Policy", "Type", "Role", "Source"},
+	"pkg/explain":    {"Verdict"},
+	"pkg/waitreason": {"Code"},
 }
 
 // jsonTypes are the structs whose JSON fields are an interface: the status
@@ -84,7 +85,7 @@ func TestReferenceDocumentsCode(t *testing.T) {
 	t.Logf("checked %d names: %v", len(names), kinds)
 	// The collectors must keep finding what they were written for: a
 	// refactoring that hides the names from them must fail here, not pass.
-	for _, want := range []string{"label or annotation key", "Event reason", "explain.Verdict", "gang.Kind", "capacity.Policy", "status.Report field", "v1.MusterGangArgs field"} {
+	for _, want := range []string{"label or annotation key", "Event reason", "explain.Verdict", "waitreason.Code", "gang.Kind", "capacity.Policy", "status.Report field", "v1.MusterGangArgs field"} {
 		assert.Positivef(t, kinds[want], "no %s found in the code: the collector is broken", want)
 	}
 }

@@ -19,8 +19,52 @@ const (
 	Any             Policy = "any"
 )
 
+// rule is what a policy asks of a node's capacity type: the type it
+// requires ("" none: both types are allowed) and the type it prefers (""
+// none: every allowed node scores alike).
+type rule struct {
+	policy              Policy
+	required, preferred Type
+}
+
+// rules is the one definition of the policies, in the order the
+// documentation gives them: the filter (Allows), the score (Preference), the
+// gang planner (Eligible, MaySpot) and the notes in messages all derive from
+// it, as kube-scheduler's noderesources scoring strategies derive from
+// nodeResourceStrategyTypeMap. A policy is added here and nowhere else.
+var rules = [...]rule{
+	{policy: RequireSpot, required: Spot},
+	{policy: PreferSpot, preferred: Spot},
+	{policy: PreferOnDemand, preferred: OnDemand},
+	{policy: RequireOnDemand, required: OnDemand},
+	{policy: Any},
+}
+
 // Policies lists every policy, in the order the documentation gives them.
-var Policies = []Policy{RequireSpot, PreferSpot, PreferOnDemand, RequireOnDemand, Any}
+var Policies = func() []Policy {
+	out := make([]Policy, len(rules))
+	for i, r := range rules {
+		out[i] = r.policy
+	}
+	return out
+}()
+
+// ruleOf returns the policy's rule; a policy that is not one (a caller that
+// skipped ParsePolicy) asks nothing, like any.
+func ruleOf(p Policy) rule {
+	for _, r := range rules {
+		if r.policy == p {
+			return r
+		}
+	}
+	return rule{policy: p}
+}
+
+// Required is the capacity type the policy requires, "" when it allows both.
+func (p Policy) Required() Type { return ruleOf(p).required }
+
+// Preferred is the capacity type the policy prefers, "" when it prefers none.
+func (p Policy) Preferred() Type { return ruleOf(p).preferred }
 
 // ParsePolicy returns the policy s names, or an error that lists the valid ones.
 func ParsePolicy(s string) (Policy, error) {
@@ -142,37 +186,34 @@ func PolicyFor(annotations map[string]string, role Role, queuePolicy Policy) (Po
 }
 
 // Allows says whether policy p lets a pod run on a node of capacity type t:
-// require-* filter, every other policy allows both types.
+// a policy that requires a type allows that type only, any other policy
+// allows both.
 func Allows(p Policy, t Type) bool {
-	switch p {
-	case RequireSpot:
-		return t == Spot
-	case RequireOnDemand:
-		return t == OnDemand
-	}
-	return true
+	req := p.Required()
+	return req == "" || req == t
 }
 
-// Preference is how well a node of type t suits policy p, 0..100: a prefer-*
-// policy gives its type 100 and the other 0.
+// Refusal is the filter's reason for a node of type t that policy p does not
+// allow. It names the type and the policy, nothing of the pod or the node,
+// so that kube-scheduler's summary of a pod's failed nodes groups it (the
+// policy's source is in muster explain and the log).
+func Refusal(p Policy, t Type) string {
+	return "node is " + string(t) + "; the pod's capacity policy is " + string(p)
+}
+
+// Preference is how well a node of type t suits policy p, 0..100: a policy
+// that prefers a type gives that type 100 and the other 0.
 //
-// require-* and any give every node a flat 100. For require-* the filter has
-// already removed the other type, so every node left matches and there is
-// nothing to rank; for any there is no preference. A flat score leaves the
-// ranking to the other concerns, and 100 rather than 0 scores a node that
-// satisfies the policy like a prefer-* match, so the totals read the same.
+// A policy that prefers nothing (require-* and any) gives every node a flat
+// 100. For require-* the filter has already removed the other type, so every
+// node left matches and there is nothing to rank; for any there is no
+// preference. A flat score leaves the ranking to the other concerns, and 100
+// rather than 0 scores a node that satisfies the policy like a prefer-*
+// match, so the totals read the same.
 func Preference(p Policy, t Type) int64 {
-	switch p {
-	case PreferSpot:
-		if t == Spot {
-			return 100
-		}
-		return 0
-	case PreferOnDemand:
-		if t == OnDemand {
-			return 100
-		}
-		return 0
+	pref := p.Preferred()
+	if pref == "" || pref == t {
+		return MaxScore
 	}
-	return 100
+	return 0
 }

@@ -1,6 +1,7 @@
 package capacity
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -111,30 +112,68 @@ func TestSourceWithQueue(t *testing.T) {
 			string(SourceQueue.WithQueue("root.x")), string(SourceDefault)})
 }
 
-func TestAllowsAndPreference(t *testing.T) {
+// TestPolicyTable pins down what each policy means on each capacity type,
+// healthy and being taken away: the filter, its reason, the score, the gang
+// planner's strict and relaxed passes and whether its members count as spot
+// members. Every answer is written out, not derived: the table in policy.go
+// is what it tests.
+func TestPolicyTable(t *testing.T) {
 	type want struct {
-		allows     bool
-		preference int64
+		required, preferred Type
+		allows              bool
+		preference          int64
+		strict, relaxed     bool // Eligible
+		maySpot             bool
 	}
-	cases := map[string]struct {
-		policy Policy
-		typ    Type
-		want   want
-	}{
-		"require-spot on spot":           {RequireSpot, Spot, want{true, 100}},
-		"require-spot on on-demand":      {RequireSpot, OnDemand, want{false, 100}},
-		"require-on-demand on on-demand": {RequireOnDemand, OnDemand, want{true, 100}},
-		"require-on-demand on spot":      {RequireOnDemand, Spot, want{false, 100}},
-		"prefer-spot on spot":            {PreferSpot, Spot, want{true, 100}},
-		"prefer-spot on on-demand":       {PreferSpot, OnDemand, want{true, 0}},
-		"prefer-on-demand on on-demand":  {PreferOnDemand, OnDemand, want{true, 100}},
-		"prefer-on-demand on spot":       {PreferOnDemand, Spot, want{true, 0}},
-		"any on spot":                    {Any, Spot, want{true, 100}},
-		"any on on-demand":               {Any, OnDemand, want{true, 100}},
+	type key struct {
+		policy    Policy
+		typ       Type
+		disrupted bool
 	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			assert.Equal(t, tc.want, want{Allows(tc.policy, tc.typ), Preference(tc.policy, tc.typ)})
+	cases := map[key]want{
+		{RequireSpot, Spot, false}:         {Spot, "", true, 100, true, true, true},
+		{RequireSpot, Spot, true}:          {Spot, "", true, 100, false, false, true},
+		{RequireSpot, OnDemand, false}:     {Spot, "", false, 100, false, false, true},
+		{RequireSpot, OnDemand, true}:      {Spot, "", false, 100, false, false, true},
+		{PreferSpot, Spot, false}:          {"", Spot, true, 100, true, true, true},
+		{PreferSpot, Spot, true}:           {"", Spot, true, 100, false, false, true},
+		{PreferSpot, OnDemand, false}:      {"", Spot, true, 0, false, true, true},
+		{PreferSpot, OnDemand, true}:       {"", Spot, true, 0, false, false, true},
+		{PreferOnDemand, Spot, false}:      {"", OnDemand, true, 0, false, true, false},
+		{PreferOnDemand, Spot, true}:       {"", OnDemand, true, 0, false, false, false},
+		{PreferOnDemand, OnDemand, false}:  {"", OnDemand, true, 100, true, true, false},
+		{PreferOnDemand, OnDemand, true}:   {"", OnDemand, true, 100, false, false, false},
+		{RequireOnDemand, Spot, false}:     {OnDemand, "", false, 100, false, false, false},
+		{RequireOnDemand, Spot, true}:      {OnDemand, "", false, 100, false, false, false},
+		{RequireOnDemand, OnDemand, false}: {OnDemand, "", true, 100, true, true, false},
+		{RequireOnDemand, OnDemand, true}:  {OnDemand, "", true, 100, false, false, false},
+		{Any, Spot, false}:                 {"", "", true, 100, true, true, true},
+		{Any, Spot, true}:                  {"", "", true, 100, false, false, true},
+		{Any, OnDemand, false}:             {"", "", true, 100, true, true, true},
+		{Any, OnDemand, true}:              {"", "", true, 100, false, false, true},
+	}
+	require.Len(t, cases, len(Policies)*2*2, "every policy x capacity type x disrupted")
+	for k, w := range cases {
+		t.Run(fmt.Sprintf("%s on %s disrupted=%v", k.policy, k.typ, k.disrupted), func(t *testing.T) {
+			v := NodeView{Type: k.typ, Pool: "m5/a", Disrupted: k.disrupted}
+			got := want{
+				required: k.policy.Required(), preferred: k.policy.Preferred(),
+				allows: Allows(k.policy, k.typ), preference: Preference(k.policy, k.typ),
+				strict: Eligible(k.policy, v, true), relaxed: Eligible(k.policy, v, false),
+				maySpot: MaySpot(k.policy),
+			}
+			assert.Equal(t, w, got)
 		})
 	}
+	// A name that is no policy asks nothing, like any.
+	assert.True(t, Allows("cheap", OnDemand))
+	assert.Equal(t, MaxScore, Preference("cheap", Spot))
+}
+
+// TestRefusal: the filter's reason is one fixed string per policy and type,
+// with nothing of the pod (its policy's source) or the node in it, so that
+// kube-scheduler's per-pod summary groups the nodes it refuses.
+func TestRefusal(t *testing.T) {
+	assert.Equal(t, "node is on-demand; the pod's capacity policy is require-spot", Refusal(RequireSpot, OnDemand))
+	assert.Equal(t, "node is spot; the pod's capacity policy is require-on-demand", Refusal(RequireOnDemand, Spot))
 }

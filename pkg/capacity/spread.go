@@ -1,7 +1,5 @@
 package capacity
 
-import "sort"
-
 // The spread rule (docs/reference.md): a gang's spot members are spread over
 // spot pools so that no single pool holds more than half of them when another
 // pool has room. One interruption tends to take a whole pool (one instance
@@ -34,44 +32,4 @@ func SpreadScore(countInPool, spotMembers int) int64 {
 	limit := int64(MaxPerPool(spotMembers))
 	c := min(max(int64(countInPool), 0), limit)
 	return MaxScore * (limit - c) / limit
-}
-
-// AssignPools plans where n more spot members of a gang go. counts holds the
-// gang's members already in each pool, capacityPerPool how many more each
-// pool can take (a pool missing from it takes none). It returns the number of
-// new members per pool (pools given none are left out) and whether all n fit;
-// when they do not, the partial plan shows how many did.
-//
-// Members go one at a time to the pool that holds the fewest of the gang
-// among those with room, ties to the smallest pool name, so the plan is
-// deterministic and as even as capacity allows. That honours the half rule
-// whenever it can be honoured: while members remain unplaced at most one pool
-// can be at the limit (two would already hold the whole gang), so the
-// fewest-first choice goes past the limit only when that pool is the only
-// one with room, which is the packing fallback the rule allows.
-func AssignPools(counts map[string]int, capacityPerPool map[string]int, n int) (map[string]int, bool) {
-	plan := map[string]int{}
-	pools := make([]string, 0, len(capacityPerPool))
-	for p, c := range capacityPerPool {
-		if c > 0 {
-			pools = append(pools, p)
-		}
-	}
-	sort.Strings(pools)
-	for placed := 0; placed < n; placed++ {
-		best := ""
-		for _, p := range pools {
-			if plan[p] >= capacityPerPool[p] {
-				continue
-			}
-			if best == "" || counts[p]+plan[p] < counts[best]+plan[best] {
-				best = p
-			}
-		}
-		if best == "" {
-			return plan, false
-		}
-		plan[best]++
-	}
-	return plan, true
 }

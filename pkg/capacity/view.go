@@ -35,17 +35,11 @@ func Eligible(p Policy, v NodeView, strict bool) bool {
 	if v.Disrupted || !Allows(p, v.Type) {
 		return false
 	}
-	if !strict {
-		return true
-	}
-	switch p {
-	case PreferSpot:
-		return v.Type == Spot
-	case PreferOnDemand:
-		return v.Type == OnDemand
-	}
-	return true
+	pref := p.Preferred()
+	return !strict || pref == "" || pref == v.Type
 }
 
-// MaySpot reports whether members with policy p may go to spot nodes at all.
-func MaySpot(p Policy) bool { return p != RequireOnDemand && p != PreferOnDemand }
+// MaySpot reports whether members with policy p count as the gang's spot
+// members for the spread rule: those that may go to spot nodes and do not
+// prefer on-demand.
+func MaySpot(p Policy) bool { return Allows(p, Spot) && p.Preferred() != OnDemand }

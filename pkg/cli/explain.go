@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -11,18 +12,21 @@ import (
 
 	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
-	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 	"sigs.k8s.io/yaml"
 
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
+	"muster.dev/muster/pkg/capacity"
 	"muster.dev/muster/pkg/explain"
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/queue"
@@ -47,8 +51,9 @@ func newExplainCommand() *cobra.Command {
 		Long: `Reads the pod, its gang, the queue configuration, the status muster-scheduler
 publishes and the pod's Events from the live cluster, and prints one verdict
 with the reason and what to do, followed by the facts it rests on: the queue's
-usage against its limits and fair share, the gang's members, the scheduler's
-PodScheduled condition and recent Events.
+usage against its limits and fair share, the gang's members, muster's
+muster.dev/Admitted condition (whose reason code decides the verdict), the
+scheduler's PodScheduled condition and recent Events.
 
 Verdicts: Bound, Finished, NotMuster, NoQueueConfig, NoQueue, BadAnnotation,
 GangSourceMissing, GangIncomplete, QueueOverMax, GangWaiting, NoNodeFits,
@@ -148,25 +153,28 @@ func (o *explainOptions) run(ctx context.Context, w io.Writer, args []string) er
 // gatherer reads the facts explain needs. Anything it cannot read becomes
 // a warning in the explanation, never a failure: a tenant without rights to
 // muster's namespace still learns what their own objects say.
+//
+// It is the gang.Objects of `muster explain`: the objects that define gangs
+// are read with a dynamic client, whatever their kind.
 type gatherer struct {
-	client kubernetes.Interface
-	pgs    pgclientset.Interface
-	o      *explainOptions
-	clock  clock.PassiveClock
+	client  kubernetes.Interface
+	dynamic dynamic.Interface
+	o       *explainOptions
+	clock   clock.PassiveClock
 }
+
+var _ gang.Objects = &gatherer{}
 
 func newGatherer(cfg *rest.Config, o *explainOptions) (*gatherer, error) {
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	pgCfg := rest.CopyConfig(cfg)
-	pgCfg.ContentType, pgCfg.AcceptContentTypes = "application/json", "application/json" // CRDs speak JSON only
-	pgs, err := pgclientset.NewForConfig(pgCfg)
+	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &gatherer{client: client, pgs: pgs, o: o, clock: clock.RealClock{}}, nil
+	return &gatherer{client: client, dynamic: dyn, o: o, clock: clock.RealClock{}}, nil
 }
 
 func (g *gatherer) input(ctx context.Context, p *v1.Pod) explain.Input {
@@ -184,6 +192,7 @@ func (g *gatherer) input(ctx context.Context, p *v1.Pod) explain.Input {
 		}
 	}
 	in.Gang = g.gangFacts(ctx, p)
+	g.placementFacts(ctx, &in)
 	sel := fields.Set{"involvedObject.name": p.Name, "involvedObject.uid": string(p.UID)}.AsSelector().String()
 	if evs, err := g.client.CoreV1().Events(p.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel}); err == nil {
 		in.Events = evs.Items
@@ -191,51 +200,60 @@ func (g *gatherer) input(ctx context.Context, p *v1.Pod) explain.Input {
 	return in
 }
 
-// gangFacts reads the pod's gang as muster's gang plugin does (the same
-// parsers: pkg/gang).
-func (g *gatherer) gangFacts(ctx context.Context, p *v1.Pod) *explain.GangFacts {
-	group := ""
-	if sg := p.Spec.SchedulingGroup; sg != nil && sg.PodGroupName != nil {
-		group = *sg.PodGroupName
+// placementFacts reads, for a pod no node takes, the nodes as muster's
+// filters see them and where its gang's members are: the details behind
+// the filters' fixed reasons.
+func (g *gatherer) placementFacts(ctx context.Context, in *explain.Input) {
+	p := in.Pod
+	if p.Spec.NodeName != "" || p.Status.Phase != v1.PodPending {
+		return
 	}
-	ref, ok := gang.Identify(p.Namespace, p.Labels, group)
+	nodes, err := g.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return // a tenant may not list nodes: the verdict stands without details
+	}
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		in.Nodes = append(in.Nodes, explain.NodeFacts{Name: n.Name, View: capacity.ViewOf(n)})
+	}
+	if in.Gang == nil {
+		return
+	}
+	members, _ := gang.SourceOf(in.Gang.Ref.Kind).Members(ctx, in.Gang.Ref, g)
+	for _, m := range members {
+		if m.Spec.NodeName != "" && gang.Live(m) {
+			in.GangNodes = append(in.GangNodes, m.Spec.NodeName)
+		}
+	}
+}
+
+// gangFacts reads the pod's gang as muster's gang plugin does: through its
+// source (pkg/gang), here over the apiserver.
+func (g *gatherer) gangFacts(ctx context.Context, p *v1.Pod) *explain.GangFacts {
+	ref, _, ok := gang.Identify(p)
 	if !ok {
 		return nil
 	}
-	f := &explain.GangFacts{Ref: ref, QueueLabel: p.Labels[queue.LabelQueue]}
-	switch ref.Kind {
-	case gang.KindPodGroup:
-		pg, err := g.pgs.SchedulingV1alpha1().PodGroups(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			f.Missing = fmt.Sprintf("the pod names PodGroup %s/%s (label %s), which does not exist; muster waits for it", ref.Namespace, ref.Name, gang.LabelPodGroup)
-		case err != nil:
-			f.Missing = fmt.Sprintf("PodGroup %s/%s could not be read: %v", ref.Namespace, ref.Name, err)
-		default:
-			f.MinMember = max(pg.Spec.MinMember, 1)
-			if q := pg.Labels[queue.LabelQueue]; q != "" {
-				f.QueueLabel = q
-			}
+	src := gang.SourceOf(ref.Kind)
+	if r, defined := src.Resource(); defined {
+		if served, err := discovery.IsResourceEnabled(g.client.Discovery(), r); err != nil || !served {
+			return nil // as for the scheduler: the reference means nothing here
 		}
-	case gang.KindAnnotation:
-		f.MinMember, _, f.SpecErr = gang.AnnotationGang(ref.Name, p.Annotations)
-	case gang.KindSpark:
-		f.MinMember = 1 // the driver; executors come after it runs
-		driver := p
-		if gang.SparkRoleOf(p.Labels) != gang.SparkDriver {
-			driver = g.sparkDriver(ctx, ref)
-			if driver == nil {
-				f.Missing = fmt.Sprintf("the driver of Spark application %s is not running, so its executors are not scheduled", ref.Name)
-				break
-			}
-			if q := driver.Labels[queue.LabelQueue]; q != "" && f.QueueLabel == "" {
-				f.QueueLabel = q
-			}
-		}
-		_, _, f.SpecErr = gang.SparkReservation(driver.Annotations)
 	}
-	for _, m := range g.members(ctx, ref) {
-		if m.DeletionTimestamp != nil || m.Status.Phase == v1.PodSucceeded || m.Status.Phase == v1.PodFailed {
+	def, err := src.Spec(ctx, ref, p, g)
+	f := &explain.GangFacts{Ref: ref, MinMember: def.Spec.MinMember, QueueLabel: def.QueueLabel}
+	var readErr *gang.ReadError
+	switch {
+	case errors.As(err, &readErr):
+		f.Missing = fmt.Sprintf("%s could not be read: %v", readErr.Object, readErr.Err)
+	case err != nil:
+		f.SpecErr = err
+	case def.Wait != nil:
+		f.Missing = def.Wait.Detail
+	}
+	members, _ := src.Members(ctx, ref, g)
+	for _, m := range members {
+		if !gang.Live(m) {
 			continue
 		}
 		f.Members++
@@ -246,52 +264,28 @@ func (g *gatherer) gangFacts(ctx context.Context, p *v1.Pod) *explain.GangFacts 
 	return f
 }
 
-func (g *gatherer) sparkDriver(ctx context.Context, ref gang.Ref) *v1.Pod {
-	sel := labels.Set{gang.LabelSparkApp: ref.Name, gang.LabelSparkRole: string(gang.SparkDriver)}.String()
-	list, err := g.client.CoreV1().Pods(ref.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+// Pods implements gang.Objects.
+func (g *gatherer) Pods(ctx context.Context, namespace string, selector labels.Selector) ([]*v1.Pod, error) {
+	list, err := g.client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector.String()})
 	if err != nil {
-		return nil
+		return nil, err
 	}
+	out := make([]*v1.Pod, len(list.Items))
 	for i := range list.Items {
-		if d := &list.Items[i]; d.DeletionTimestamp == nil && d.Status.Phase != v1.PodSucceeded && d.Status.Phase != v1.PodFailed {
-			return d
-		}
+		out[i] = &list.Items[i]
 	}
-	return nil
+	return out, nil
 }
 
-// members lists a gang's pods.
-func (g *gatherer) members(ctx context.Context, ref gang.Ref) []*v1.Pod {
-	opts := metav1.ListOptions{}
-	switch ref.Kind {
-	case gang.KindPodGroup:
-		opts.LabelSelector = labels.Set{gang.LabelPodGroup: ref.Name}.String()
-	case gang.KindAnnotation:
-		opts.LabelSelector = labels.Set{gang.LabelGang: ref.Name}.String()
-	case gang.KindSpark:
-		opts.LabelSelector = labels.Set{gang.LabelSparkApp: ref.Name}.String()
-	}
-	list, err := g.client.CoreV1().Pods(ref.Namespace).List(ctx, opts)
-	if err != nil {
-		return nil
-	}
-	var out []*v1.Pod
-	for i := range list.Items {
-		p := &list.Items[i]
-		if ref.Kind == gang.KindWorkload {
-			if sg := p.Spec.SchedulingGroup; sg == nil || sg.PodGroupName == nil || *sg.PodGroupName != ref.Name {
-				continue
-			}
-		}
-		out = append(out, p)
-	}
-	return out
+// Object implements gang.Objects.
+func (g *gatherer) Object(ctx context.Context, r schema.GroupVersionResource, namespace, name string) (runtime.Object, error) {
+	return g.dynamic.Resource(r).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
 }
 
 // gangPods finds a gang by name in the namespace, whatever its source.
 func (g *gatherer) gangPods(ctx context.Context, ns, name string) ([]*v1.Pod, error) {
-	for _, kind := range []gang.Kind{gang.KindPodGroup, gang.KindAnnotation, gang.KindSpark, gang.KindWorkload} {
-		pods := g.members(ctx, gang.Ref{Kind: kind, Namespace: ns, Name: name})
+	for _, src := range gang.Sources() {
+		pods, _ := src.Members(ctx, gang.Ref{Kind: src.Kind(), Namespace: ns, Name: name}, g)
 		if len(pods) > 0 {
 			sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
 			return pods, nil
@@ -308,7 +302,17 @@ func printExplanation(w io.Writer, e explain.Explanation) {
 	}
 	fmt.Fprintln(w, ")")
 	fmt.Fprintf(w, "Verdict:    %s\n", e.Verdict)
+	if e.ReasonCode != "" {
+		fmt.Fprintf(w, "Code:       %s\n", e.ReasonCode)
+	}
 	fmt.Fprintf(w, "Why:        %s\n", e.Reason)
+	for i, d := range e.Details {
+		label := "            "
+		if i == 0 {
+			label = "Details:    "
+		}
+		fmt.Fprintf(w, "%s%s\n", label, d)
+	}
 	for i, t := range e.Todo {
 		label := "            "
 		if i == 0 {
@@ -337,8 +341,14 @@ func printExplanation(w io.Writer, e explain.Explanation) {
 		}
 		_ = tw.Flush()
 	}
+	if e.Admission != "" {
+		fmt.Fprintf(w, "\nAdmission:  %s\n", e.Admission)
+	}
 	if e.Condition != "" {
-		fmt.Fprintf(w, "\nScheduler:  %s\n", e.Condition)
+		if e.Admission == "" {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "Scheduler:  %s\n", e.Condition)
 	}
 	if len(e.Events) > 0 {
 		fmt.Fprintln(w, "\nRecent events:")

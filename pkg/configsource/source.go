@@ -97,17 +97,22 @@ func Start(ctx context.Context, opts Options) (*Source, error) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", opts.Name).String()
 		}))
 	informer := factory.Core().V1().ConfigMaps().Informer()
-	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.onChange(ctx, obj) },
 		UpdateFunc: func(_, obj any) { s.onChange(ctx, obj) },
 		DeleteFunc: func(obj any) { s.onDelete(ctx, obj) },
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("watching ConfigMap %s/%s: %w", opts.Namespace, opts.Name, err)
 	}
 	factory.Start(ctx.Done())
 	syncCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced) {
+	// The handler's HasSynced, not the informer's: the ConfigMap must have
+	// been handed to onChange, not only be in the cache, before "seen" is
+	// read; else the default tree would be applied first, and an invalid
+	// ConfigMap refused as an edit of it.
+	if !cache.WaitForCacheSync(syncCtx.Done(), reg.HasSynced) {
 		return nil, fmt.Errorf("ConfigMap %s/%s: cache did not sync within a minute (RBAC? apiserver?)", opts.Namespace, opts.Name)
 	}
 	s.mu.Lock()

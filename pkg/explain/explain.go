@@ -12,13 +12,13 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 
 	"muster.dev/muster/pkg/capacity"
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/resources"
 	"muster.dev/muster/pkg/status"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 // Verdict classifies why a pod is where it is. The values are stable: they
@@ -74,7 +74,13 @@ type Input struct {
 	Gang *GangFacts
 	// Events are the pod's Events, in any order.
 	Events []v1.Event
-	Now    time.Time
+	// Nodes are the cluster's nodes as muster's filters see them, and
+	// GangNodes the nodes the pod's gang's members are bound to (one entry
+	// per member); both only for the details of a pod no node takes, nil
+	// when not read.
+	Nodes     []NodeFacts
+	GangNodes []string
+	Now       time.Time
 }
 
 // QueueLine is one queue of the usage table (leaf first, then ancestors).
@@ -109,176 +115,229 @@ type Explanation struct {
 	// muster-scheduler is not running or not leading.
 	StatusAge string `json:"statusAge,omitempty"`
 	// Condition is the scheduler's own PodScheduled condition.
-	Condition string   `json:"condition,omitempty"`
-	Events    []string `json:"events,omitempty"`
-	Warnings  []string `json:"warnings,omitempty"`
+	Condition string `json:"condition,omitempty"`
+	// Admission is muster's muster.dev/Admitted condition, if the pod has
+	// one; ReasonCode the code the verdict was read from (the condition's,
+	// or the gang's in the status), if any.
+	Admission  string          `json:"admission,omitempty"`
+	ReasonCode waitreason.Code `json:"reasonCode,omitempty"`
+	// Details are what muster's fixed node filter reasons leave out: which
+	// nodes, pools and counts (for NoNodeFits).
+	Details  []string `json:"details,omitempty"`
+	Events   []string `json:"events,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Explain derives the verdict. Checks run in the order the scheduler applies
-// them, so the first that fails is the one that holds the pod.
+// them, so the first that fails is the one that holds the pod; a decision
+// muster recorded is read from its code (the pod's muster.dev/Admitted
+// condition, else the gang's entry in the status), never from its wording.
 func Explain(in Input) Explanation {
+	x := newExplainer(in)
+	if x.notMuster() {
+		return x.e
+	}
+	x.placeQueue()
+	x.describeGang()
+	x.describePolicy()
+	if x.e.Verdict != "" {
+		return x.e // bound, finished, or no queue: nothing more to decide
+	}
+	for _, decide := range []func() bool{x.badAnnotation, x.gangSource, x.queueLimits, x.waitCode, x.scheduler} {
+		if decide() {
+			break
+		}
+	}
+	return x.e
+}
+
+// explainer holds what Explain has found so far; its steps fill e.
+type explainer struct {
+	in Input
+	e  Explanation
+	// leaf is the pod's queue, when it has one.
+	leaf *queue.Queue
+	// stalled: the published status is old, muster-scheduler seems down.
+	stalled bool
+	// The pod's capacity policy and where it comes from, or why it has none.
+	policy    capacity.Policy
+	source    capacity.Source
+	policyErr error
+}
+
+// newExplainer describes the pod and how fresh muster's status is, and
+// settles the verdict of a pod that is bound or finished.
+func newExplainer(in Input) *explainer {
 	p := in.Pod
-	e := Explanation{Pod: p.Namespace + "/" + p.Name, Phase: string(p.Status.Phase), Node: p.Spec.NodeName}
-	req := resources.PodRequest(p)
-	e.Request = req.String()
-	e.Condition = conditionLine(p, in.Now)
-	e.Events = eventLines(in.Events, 8)
-	var stalled bool
+	x := &explainer{in: in, e: Explanation{Pod: p.Namespace + "/" + p.Name, Phase: string(p.Status.Phase), Node: p.Spec.NodeName}}
+	x.e.Request = resources.PodRequest(p).String()
+	x.e.Condition = conditionLine(podScheduled(p), in.Now)
+	x.e.Admission = conditionLine(status.Condition(p), in.Now)
+	x.e.Events = eventLines(in.Events, 8)
 	if in.Status != nil {
 		if t, err := time.Parse(time.RFC3339, in.Status.UpdatedAt); err == nil {
 			age := in.Now.Sub(t)
-			e.StatusAge = age.Round(time.Second).String()
+			x.e.StatusAge = age.Round(time.Second).String()
 			if age > time.Minute {
-				stalled = true
-				e.Warnings = append(e.Warnings, fmt.Sprintf(
-					"muster's published status is %s old: muster-scheduler is not running or not leading (check its pods and the Lease muster-scheduler in its namespace)", e.StatusAge))
+				x.stalled = true
+				x.e.Warnings = append(x.e.Warnings, fmt.Sprintf(
+					"muster's published status is %s old: muster-scheduler is not running or not leading (check its pods and the Lease muster-scheduler in its namespace)", x.e.StatusAge))
 			}
 		}
 	} else {
-		e.Warnings = append(e.Warnings, "the status ConfigMap muster-queue-status could not be read: is muster-scheduler installed and running?")
+		x.e.Warnings = append(x.e.Warnings, "the status ConfigMap muster-queue-status could not be read: is muster-scheduler installed and running?")
 	}
-
-	// Where the pod stands before any scheduling question.
 	switch {
 	case p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed:
-		e.Verdict, e.Reason = Finished, fmt.Sprintf("the pod has finished (%s); it holds no quota", p.Status.Phase)
+		x.e.Verdict, x.e.Reason = Finished, fmt.Sprintf("the pod has finished (%s); it holds no quota", p.Status.Phase)
 	case p.Spec.NodeName != "":
-		e.Verdict, e.Reason = Bound, fmt.Sprintf("the pod is bound to node %s", p.Spec.NodeName)
-	case p.Spec.SchedulerName != in.SchedulerName:
-		e.Verdict = NotMuster
-		e.Reason = fmt.Sprintf("the pod's spec.schedulerName is %q: muster (%q) does not schedule it", p.Spec.SchedulerName, in.SchedulerName)
-		e.Todo = []string{fmt.Sprintf("set spec.schedulerName: %s in the pod template to opt in", in.SchedulerName)}
-		return e
+		x.e.Verdict, x.e.Reason = Bound, fmt.Sprintf("the pod is bound to node %s", p.Spec.NodeName)
 	}
+	return x
+}
 
-	// The queue. A gang's queue comes from its source.
+// notMuster: a pending pod of another scheduler is none of muster's business.
+func (x *explainer) notMuster() bool {
+	p := x.in.Pod
+	if x.e.Verdict != "" || p.Spec.SchedulerName == x.in.SchedulerName {
+		return false
+	}
+	x.e.Verdict = NotMuster
+	x.e.Reason = fmt.Sprintf("the pod's spec.schedulerName is %q: muster (%q) does not schedule it", p.Spec.SchedulerName, x.in.SchedulerName)
+	x.e.Todo = []string{fmt.Sprintf("set spec.schedulerName: %s in the pod template to opt in", x.in.SchedulerName)}
+	return true
+}
+
+// placeQueue finds the pod's queue as the scheduler does (a gang's comes
+// from its source), or says why there is none.
+func (x *explainer) placeQueue() {
+	p, in := x.in.Pod, x.in
 	label := p.Labels[queue.LabelQueue]
 	if in.Gang != nil && in.Gang.QueueLabel != "" {
 		label = in.Gang.QueueLabel
 	}
-	var leaf *queue.Queue
 	switch {
 	case in.Status != nil && !in.Status.Config.Valid:
-		if e.Verdict == "" {
-			e.Verdict = NoQueueConfig
-			e.Reason = "no valid queue configuration is in force, so muster admits nothing"
+		if x.e.Verdict == "" {
+			x.e.Verdict = NoQueueConfig
+			x.e.Reason = "no valid queue configuration is in force, so muster admits nothing"
 			if in.Status.Config.LastError != "" {
-				e.Reason += ": " + in.Status.Config.LastError
+				x.e.Reason += ": " + in.Status.Config.LastError
 			}
-			e.Todo = []string{"fix the queue ConfigMap (check it first with `muster validate -f queues.yaml`)"}
+			x.e.Todo = todoNoQueueConfig
 		}
 	case in.Tree == nil:
 		if in.TreeErr != nil {
-			e.Warnings = append(e.Warnings, fmt.Sprintf("the queue configuration could not be read: %v", in.TreeErr))
+			x.e.Warnings = append(x.e.Warnings, fmt.Sprintf("the queue configuration could not be read: %v", in.TreeErr))
 		}
 	default:
 		q, perr := in.Tree.Place(p.Namespace, label)
 		if perr != nil {
-			if e.Verdict == "" {
-				e.Verdict, e.Reason = NoQueue, perr.Msg
-				e.Todo = []string{
-					fmt.Sprintf("set the label %s to a leaf queue that admits namespace %s (`muster status` lists them)", queue.LabelQueue, p.Namespace),
-					"or ask the cluster admin to add the namespace to a queue's namespaces or to namespaceQueues",
-				}
+			if x.e.Verdict == "" {
+				x.e.Verdict, x.e.Reason, x.e.Todo = NoQueue, perr.Msg, todoNoQueue(p.Namespace)
+			}
+			return
+		}
+		x.leaf = q
+		x.e.Queue = q.Path
+		if label != "" {
+			x.e.QueueVia = "label " + queue.LabelQueue + "=" + label
+			if in.Gang != nil && in.Gang.QueueLabel != "" && in.Gang.QueueLabel != p.Labels[queue.LabelQueue] {
+				x.e.QueueVia += " on the gang's " + sourceNoun(in.Gang.Ref.Kind)
 			}
 		} else {
-			leaf = q
-			e.Queue = q.Path
-			if label != "" {
-				e.QueueVia = "label " + queue.LabelQueue + "=" + label
-				if in.Gang != nil && in.Gang.QueueLabel != "" && in.Gang.QueueLabel != p.Labels[queue.LabelQueue] {
-					e.QueueVia += " on the gang's " + sourceNoun(in.Gang.Ref.Kind)
-				}
-			} else {
-				e.QueueVia = "namespaceQueues"
-			}
-			e.Usage = usageLines(q, in.Status)
+			x.e.QueueVia = "namespaceQueues"
 		}
+		x.e.Usage = usageLines(q, in.Status)
 	}
+}
 
-	if in.Gang != nil {
-		e.Gang = in.Gang.Ref.String()
-		e.GangLine = gangLine(in.Gang, gangStatus(in.Status, in.Gang.Ref))
+func (x *explainer) describeGang() {
+	if g := x.in.Gang; g != nil {
+		x.e.Gang = g.Ref.String()
+		x.e.GangLine = gangLine(g, gangStatus(x.in.Status, g.Ref))
 	}
+}
 
-	role := capacity.RoleOf(p.Labels)
+func (x *explainer) describePolicy() {
 	var queuePolicy capacity.Policy
-	if leaf != nil {
-		queuePolicy = leaf.CapacityPolicy
+	if x.leaf != nil {
+		queuePolicy = x.leaf.CapacityPolicy
 	}
-	policy, source, perr := capacity.PolicyFor(p.Annotations, role, queuePolicy)
-	if perr == nil {
-		e.Policy = fmt.Sprintf("%s (%s)", policy, source.WithQueue(e.Queue))
+	x.policy, x.source, x.policyErr = capacity.PolicyFor(x.in.Pod.Annotations, capacity.RoleOf(x.in.Pod.Labels), queuePolicy)
+	if x.policyErr == nil {
+		x.source = x.source.WithQueue(x.e.Queue)
+		x.e.Policy = fmt.Sprintf("%s (%s)", x.policy, x.source)
 	}
-	if e.Verdict != "" {
-		return e
-	}
+}
 
-	// Annotations muster cannot use: the pod waits until they are fixed.
-	if bad := annotationProblems(p, in.Gang, perr); len(bad) > 0 {
-		e.Verdict = BadAnnotation
-		e.Reason = strings.Join(bad, "; ")
-		e.Todo = []string{"fix the annotation in the pod template (or on the Spark driver) and recreate the pod; muster does not guess a value"}
-		return e
+// badAnnotation: annotations muster cannot use hold the pod until they are
+// fixed.
+func (x *explainer) badAnnotation() bool {
+	bad := annotationProblems(x.in.Pod, x.in.Gang, x.policyErr)
+	if len(bad) == 0 {
+		return false
 	}
+	x.e.Verdict, x.e.Reason, x.e.Todo = BadAnnotation, strings.Join(bad, "; "), todoBadAnnotation
+	return true
+}
 
-	if g := in.Gang; g != nil {
-		switch {
-		case g.Missing != "":
-			e.Verdict, e.Reason = GangSource, g.Missing
-			e.Todo = []string{"create what the gang refers to; until then none of its members is bound"}
-			return e
-		case g.MinMember > 0 && g.Members < int(g.MinMember):
-			e.Verdict = GangIncomplete
-			e.Reason = fmt.Sprintf("%s needs %d members to start together and %d exist (%d missing); none is bound until all %d can be placed at once",
-				g.Ref, g.MinMember, g.Members, int(g.MinMember)-g.Members, g.MinMember)
-			e.Todo = []string{fmt.Sprintf("create the %d missing member(s), or lower the gang's minimum", int(g.MinMember)-g.Members)}
-			return e
-		}
+// gangSource: a gang whose source is missing, or short of members.
+func (x *explainer) gangSource() bool {
+	g := x.in.Gang
+	switch {
+	case g == nil:
+		return false
+	case g.Missing != "":
+		x.e.Verdict, x.e.Reason, x.e.Todo = GangSource, g.Missing, todoGangSource
+	case g.MinMember > 0 && g.Members < int(g.MinMember):
+		x.e.Verdict = GangIncomplete
+		x.e.Reason = fmt.Sprintf("%s needs %d members to start together and %d exist (%d missing); none is bound until all %d can be placed at once",
+			g.Ref, g.MinMember, g.Members, int(g.MinMember)-g.Members, g.MinMember)
+		x.e.Todo = []string{fmt.Sprintf("create the %d missing member(s), or lower the gang's minimum", int(g.MinMember)-g.Members)}
+	default:
+		return false
 	}
+	return true
+}
 
-	// The queue's limits, for a plain pod (a gang's whole quota is checked
-	// at admission, which its status line reports).
-	if leaf != nil && in.Status != nil && (in.Gang == nil || gangStatus(in.Status, in.Gang.Ref) == nil) {
-		if msg, never := overMax(leaf, in.Status, req); msg != "" {
-			e.Verdict, e.Reason = QueueOverMax, msg
-			e.Todo = []string{"it is admitted by itself when running pods of the queue finish; to run more at once, ask the admin to raise the queue's max"}
-			if never {
-				e.Verdict = NeverFits
-				e.Todo = []string{"the pod asks for more than the queue may ever hold: make it smaller or ask the admin to raise max"}
-			}
-			return e
-		}
+// queueLimits: the queue's limits, for a plain pod, from the usage muster
+// published (a gang's whole quota is checked at admission, which its
+// status entry reports).
+func (x *explainer) queueLimits() bool {
+	if x.leaf == nil || x.in.Status == nil || x.in.Gang != nil && gangStatus(x.in.Status, x.in.Gang.Ref) != nil {
+		return false
 	}
-
-	if g := in.Gang; g != nil {
-		if gs := gangStatus(in.Status, g.Ref); gs != nil {
-			e.Verdict = GangWaiting
-			e.Reason = fmt.Sprintf("%s is %s: %s", g.Ref, strings.ToLower(gs.Phase), nonEmpty(gs.Reason, "waiting for its members to be placed"))
-			e.Todo = gangTodo(gs.Reason)
-			return e
-		}
+	msg, never := overMax(x.leaf, x.in.Status, resources.PodRequest(x.in.Pod))
+	if msg == "" {
+		return false
 	}
+	x.e.Verdict, x.e.Reason, x.e.Todo = QueueOverMax, msg, todoQueueAtMax
+	if never {
+		x.e.Verdict, x.e.Todo = NeverFits, todoNeverFitsQueue
+	}
+	return true
+}
 
-	cond := podScheduled(p)
+// scheduler: without a code, kube-scheduler's PodScheduled condition is
+// what is known. Its reason, not its message, decides.
+func (x *explainer) scheduler() bool {
+	cond := podScheduled(x.in.Pod)
 	switch {
 	case cond == nil:
-		e.Verdict = NotTriedYet
-		e.Reason = "muster has not recorded a decision for this pod yet"
-		if stalled || in.Status == nil {
-			e.Reason += "; muster-scheduler does not seem to be running"
+		x.e.Verdict = NotTriedYet
+		x.e.Reason = "muster has not recorded a decision for this pod yet"
+		if x.stalled || x.in.Status == nil {
+			x.e.Reason += "; muster-scheduler does not seem to be running"
 		}
-	case strings.Contains(cond.Message, "never fit") || strings.Contains(cond.Message, "can never"):
-		e.Verdict, e.Reason = NeverFits, cond.Message
-		e.Todo = []string{"make the pod (or gang) smaller, or ask the admin for bigger nodes or a higher queue max"}
-	case strings.Contains(cond.Message, "nodes are available"):
-		e.Verdict, e.Reason = NodesUnfit, cond.Message
-		e.Todo = []string{"no node can take the pod right now; it is retried as pods finish and nodes change",
-			"check the pod's node selector, affinity, tolerations and capacity policy against the nodes"}
+	case cond.Status == v1.ConditionFalse && cond.Reason == v1.PodReasonUnschedulable:
+		// Admitted (or never held back at admission), and no node takes it.
+		x.e.Verdict, x.e.Reason, x.e.Todo = NodesUnfit, cond.Message, todoNodesUnfit
+		x.e.Details = x.nodeDetails()
 	default:
-		e.Verdict, e.Reason = SchedulerStatus, cond.Message
+		x.e.Verdict, x.e.Reason = SchedulerStatus, cond.Message
 	}
-	return e
+	return true
 }
 
 func nonEmpty(s, def string) string {
@@ -288,31 +347,13 @@ func nonEmpty(s, def string) string {
 	return s
 }
 
+// sourceNoun names what defines a gang of kind k ("PodGroup", "Spark
+// driver"), as its source says.
 func sourceNoun(k gang.Kind) string {
-	switch k {
-	case gang.KindSpark:
-		return "Spark driver"
-	case gang.KindPodGroup, gang.KindWorkload:
-		return "PodGroup"
+	if src := gang.SourceOf(k); src != nil {
+		return src.Noun()
 	}
-	return "pods"
-}
-
-// gangTodo suggests what helps a gang waiting for admission, from the reason
-// muster published.
-func gangTodo(reason string) []string {
-	switch {
-	case strings.Contains(reason, "quota"):
-		return []string{"the gang is admitted as a whole once its queue has room for all of it; running pods of the queue must finish first",
-			"or ask the admin to raise the queue's max"}
-	case strings.Contains(reason, "fair share"):
-		return []string{"other queues are below their fair share; the gang is admitted when its queue's turn comes"}
-	case strings.Contains(reason, "not enough room"):
-		return []string{"the nodes cannot hold the whole gang at once yet; it is admitted when enough frees up (muster never binds part of it)"}
-	case strings.Contains(reason, "backing off"), strings.Contains(reason, "timed out"):
-		return []string{"the gang timed out and backs off before the next try; if it keeps timing out, make it smaller or raise its timeout"}
-	}
-	return nil
+	return string(k)
 }
 
 func podScheduled(p *v1.Pod) *v1.PodCondition {
@@ -324,12 +365,12 @@ func podScheduled(p *v1.Pod) *v1.PodCondition {
 	return nil
 }
 
-func conditionLine(p *v1.Pod, now time.Time) string {
-	c := podScheduled(p)
+// conditionLine renders a condition: "TYPE=STATUS REASON (for AGE): MESSAGE".
+func conditionLine(c *v1.PodCondition, now time.Time) string {
 	if c == nil {
 		return ""
 	}
-	s := fmt.Sprintf("PodScheduled=%s", c.Status)
+	s := fmt.Sprintf("%s=%s", c.Type, c.Status)
 	if c.Reason != "" {
 		s += " " + c.Reason
 	}
@@ -382,48 +423,6 @@ func annotationProblems(p *v1.Pod, g *GangFacts, policyErr error) []string {
 	return out
 }
 
-// overMax checks the pod's request against the queue and every ancestor's
-// own max, with the usage muster published. never is true when the request
-// alone exceeds a max.
-func overMax(leaf *queue.Queue, st *status.Report, req resources.Vector) (string, bool) {
-	for _, q := range leaf.Ancestors() {
-		if len(q.Max) == 0 {
-			continue
-		}
-		line := findQueue(st, q.Path)
-		if line == nil {
-			continue
-		}
-		used := vector(line.Allocated).Plus(vector(line.Reserved))
-		for _, r := range q.Max.Names() {
-			if req[r] == 0 {
-				continue
-			}
-			if req[r] > q.Max[r] {
-				return fmt.Sprintf("the pod requests %s %s but queue %s's max is %s: it can never be admitted there",
-					resources.Format(r, req[r]), r, q.Path, resources.Format(r, q.Max[r])), true
-			}
-			if used[r]+req[r] > q.Max[r] {
-				return fmt.Sprintf("queue %s is at its max for %s: %s in use (allocated + reserved) + %s requested > %s max",
-					q.Path, r, resources.Format(r, used[r]), resources.Format(r, req[r]), resources.Format(r, q.Max[r])), false
-			}
-		}
-	}
-	return "", false
-}
-
-func findQueue(st *status.Report, path string) *status.Queue {
-	if st == nil {
-		return nil
-	}
-	for i := range st.Queues {
-		if st.Queues[i].Queue == path {
-			return &st.Queues[i]
-		}
-	}
-	return nil
-}
-
 func gangStatus(st *status.Report, ref gang.Ref) *status.Gang {
 	if st == nil {
 		return nil
@@ -452,36 +451,4 @@ func gangLine(g *GangFacts, gs *status.Gang) string {
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-// usageLines returns the leaf's and its ancestors' published lines.
-func usageLines(leaf *queue.Queue, st *status.Report) []QueueLine {
-	var out []QueueLine
-	for _, q := range leaf.Ancestors() {
-		line := findQueue(st, q.Path)
-		if line == nil {
-			continue
-		}
-		ql := QueueLine{Queue: *line}
-		if len(q.Max) > 0 {
-			ql.OwnMax = q.Max.Quantities()
-		}
-		out = append(out, ql)
-	}
-	return out
-}
-
-// vector parses a status quantity map; unparsable entries are skipped (the
-// scheduler wrote them, so they parse).
-func vector(m map[string]string) resources.Vector {
-	v := resources.Vector{}
-	for k, s := range m {
-		q, err := resource.ParseQuantity(s)
-		if err != nil {
-			continue
-		}
-		name := v1.ResourceName(k)
-		v[name] = resources.FromQuantity(name, q)
-	}
-	return v
 }

@@ -10,13 +10,18 @@
 // the same of an empty cluster, so that a gang that can never run is told so
 // at once instead of waiting silently.
 //
-// Identify and the Parse functions read a pod's labels and annotations: the
-// four ways a pod names its gang (scheduler-plugins PodGroup, muster's own
-// annotation gangs, Spark applications, the upstream Workload API) and the
-// annotations that size and time a gang. Their errors name the annotation and
-// the bad value, because they reach users as pod conditions and Events.
+// A Source is one way a pod names its gang (scheduler-plugins PodGroup,
+// muster's own annotation gangs, Spark applications, the upstream Workload
+// API), one file each (source_*.go) and one line in the table of sources:
+// which gang a pod is in, what the gang needs (quorum, timeout, minimum
+// resources, a Spark driver's executor reservation, its queue label) and who
+// its members are. The Parse functions read the annotations that size and
+// time a gang; their errors name the annotation and the bad value, because
+// they reach users as pod conditions and Events.
 //
 // Like the rest of the core, the package has no client-go, no metrics and no
-// clock: the plugin in pkg/plugins/mustergang reads the objects, calls in here and
-// maps the answers to framework statuses.
+// clock: sources read the cluster through the small Objects interface, which
+// the plugin in pkg/plugins/mustergang implements over its informers and
+// `muster explain` (pkg/cli) over the apiserver; the plugin maps the answers
+// to framework statuses.
 package gang

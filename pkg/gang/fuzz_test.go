@@ -136,7 +136,7 @@ func FuzzIdentify(f *testing.F) {
 				labels[k] = v
 			}
 		}
-		ref, ok := Identify(namespace, labels, workload)
+		ref, role, ok := Identify(podOf(namespace, labels, workload))
 
 		want, wantOK := Ref{Namespace: namespace}, true
 		switch {
@@ -159,19 +159,19 @@ func FuzzIdentify(f *testing.F) {
 		}
 		// empty values and a nil map are the same as absent labels
 		if len(labels) == 0 {
-			if r2, ok2 := Identify(namespace, nil, workload); r2 != ref || ok2 != ok {
+			if r2, _, ok2 := Identify(podOf(namespace, nil, workload)); r2 != ref || ok2 != ok {
 				t.Fatalf("a nil map gave %#v, %t", r2, ok2)
 			}
 		}
 
-		role := SparkRoleOf(labels)
+		// Only a Spark gang's members have a role, and only a known one.
 		switch {
-		case sparkApp == "" || sparkRole != "driver" && sparkRole != "executor":
-			if role != NotSpark {
-				t.Fatalf("SparkRoleOf(app %q, role %q) = %q", sparkApp, sparkRole, role)
+		case ref.Kind != KindSpark || sparkRole != "driver" && sparkRole != "executor":
+			if role != NoRole {
+				t.Fatalf("%s: role of (app %q, role %q) = %q", ref, sparkApp, sparkRole, role)
 			}
 		case string(role) != sparkRole:
-			t.Fatalf("SparkRoleOf(app %q, role %q) = %q", sparkApp, sparkRole, role)
+			t.Fatalf("%s: role of (app %q, role %q) = %q", ref, sparkApp, sparkRole, role)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 // Phase is where a gang stands in muster's admission.
@@ -98,9 +99,12 @@ type Gang struct {
 	FirstSeen    time.Time
 	AdmittedAt   time.Time
 	BackoffUntil time.Time
-	// Reason says why the gang waits, for conditions and the status.
-	Reason   string
-	Timeouts int
+	// ReasonCode says why the gang waits, for programs; Reason says it in a
+	// sentence, for conditions and the status. Both are empty once the
+	// gang is admitted.
+	ReasonCode waitreason.Code
+	Reason     string
+	Timeouts   int
 
 	members map[string]*member
 	slots   []slot
@@ -134,6 +138,7 @@ type Info struct {
 	FirstSeen    time.Time
 	AdmittedAt   time.Time
 	BackoffUntil time.Time
+	ReasonCode   waitreason.Code
 	Reason       string
 	Timeouts     int
 	// Members counts the pods that exist; Assumed those reserved and not
@@ -149,7 +154,7 @@ type Info struct {
 
 func (g *Gang) info() Info {
 	in := Info{Ref: g.Ref, Spec: g.Spec, Queue: g.Queue, Phase: g.Phase, FirstSeen: g.FirstSeen, AdmittedAt: g.AdmittedAt,
-		BackoffUntil: g.BackoffUntil, Reason: g.Reason, Timeouts: g.Timeouts, Members: len(g.members),
+		BackoffUntil: g.BackoffUntil, ReasonCode: g.ReasonCode, Reason: g.Reason, Timeouts: g.Timeouts, Members: len(g.members),
 		FreeSlots: len(g.slots) + len(g.displaced), Displaced: len(g.displaced)}
 	for _, m := range g.members {
 		switch m.state {
@@ -195,10 +200,10 @@ func (g *Gang) ready() int {
 // waitingReason says why a gang short of members waits, with numbers: how
 // many exist and, when some are gated, how many may be scheduled and which
 // gates hold the rest.
-func (g *Gang) waitingReason() string {
+func (g *Gang) waitingReason() (waitreason.Code, string) {
 	gated, gates := g.gated()
 	if gated == 0 {
-		return fmt.Sprintf("%d of %d members exist; waiting for the rest before any is bound", len(g.members), g.Spec.MinMember)
+		return waitreason.MembersMissing, fmt.Sprintf("%d of %d members exist; waiting for the rest before any is bound", len(g.members), g.Spec.MinMember)
 	}
 	exist := ""
 	if len(g.members) < int(g.Spec.MinMember) {
@@ -208,7 +213,7 @@ func (g *Gang) waitingReason() string {
 	if gated == 1 {
 		verb = "is"
 	}
-	return fmt.Sprintf("%d of %d members may be scheduled%s; %d %s held by scheduling gate(s) %s; none is bound until %d may be",
+	return waitreason.MembersGated, fmt.Sprintf("%d of %d members may be scheduled%s; %d %s held by scheduling gate(s) %s; none is bound until %d may be",
 		len(g.members)-gated, g.Spec.MinMember, exist, gated, verb, strings.Join(gates, ", "), g.Spec.MinMember)
 }
 
@@ -299,19 +304,19 @@ func (r *Registry) advance(g *Gang) {
 	// lifted or the gang times out.
 	ready := g.ready()
 	if g.Phase == PhaseWaiting && ready >= int(g.Spec.MinMember) {
-		g.Phase, g.Reason = PhasePending, ""
+		g.Phase, g.ReasonCode, g.Reason = PhasePending, "", ""
 	}
 	switch {
 	// Pending too: a quorum bound before muster saw it (a scheduler restart
 	// replays running gangs) or while its admission was released is bound;
 	// left Pending, it would time out again and again.
 	case (g.Phase == PhaseAdmitted || g.Phase == PhasePending) && bound >= int(quorum(g)):
-		g.Phase, g.Reason = PhaseBound, ""
+		g.Phase, g.ReasonCode, g.Reason = PhaseBound, "", ""
 	case g.Phase == PhasePending && ready < int(g.Spec.MinMember) && bound == 0:
 		g.Phase = PhaseWaiting
 	}
 	if g.Phase == PhaseWaiting {
-		g.Reason = g.waitingReason()
+		g.ReasonCode, g.Reason = g.waitingReason()
 	}
 }
 
@@ -377,7 +382,7 @@ func (r *Registry) Admit(ref Ref, nodes []string, reqs []resources.Vector) bool 
 	for i, n := range nodes {
 		r.addSlot(g, slot{node: n, request: reqs[i]})
 	}
-	g.Phase, g.AdmittedAt, g.Reason = PhaseAdmitted, r.clock.Now(), ""
+	g.Phase, g.AdmittedAt, g.ReasonCode, g.Reason = PhaseAdmitted, r.clock.Now(), "", ""
 	return true
 }
 
@@ -489,10 +494,10 @@ func (r *Registry) Held(ref Ref) (held, quorumSize int) {
 }
 
 // Release undoes an admission: the slots are freed, assumed members return
-// to pending, and the gang is Pending with reason, backing off until
-// backoffUntil (zero: no backoff). It returns the keys of the members that
-// were assumed, for the caller to reject at Permit.
-func (r *Registry) Release(ref Ref, reason string, backoffUntil time.Time) []string {
+// to pending, and the gang is Pending with the reason (code and sentence),
+// backing off until backoffUntil (zero: no backoff). It returns the keys of
+// the members that were assumed, for the caller to reject at Permit.
+func (r *Registry) Release(ref Ref, code waitreason.Code, reason string, backoffUntil time.Time) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	g := r.gangs[ref]
@@ -511,7 +516,7 @@ func (r *Registry) Release(ref Ref, reason string, backoffUntil time.Time) []str
 	if g.Phase == PhaseAdmitted {
 		g.Phase = PhasePending
 	}
-	g.Reason, g.BackoffUntil = reason, backoffUntil
+	g.ReasonCode, g.Reason, g.BackoffUntil = code, reason, backoffUntil
 	r.advance(g)
 	return assumed
 }
@@ -527,12 +532,13 @@ func (r *Registry) Unassume(ref Ref, key string) {
 	}
 }
 
-// SetWaiting records why a gang waits (not admitted).
-func (r *Registry) SetWaiting(ref Ref, reason string) {
+// SetWaiting records why a gang waits (not admitted): the code and the
+// sentence.
+func (r *Registry) SetWaiting(ref Ref, code waitreason.Code, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if g := r.gangs[ref]; g != nil {
-		g.Reason = reason
+		g.ReasonCode, g.Reason = code, reason
 	}
 }
 
@@ -549,13 +555,9 @@ func (r *Registry) TimedOut(now time.Time) []Info {
 		if g.Spec.Timeout <= 0 {
 			continue
 		}
-		start := g.FirstSeen
-		if g.BackoffUntil.After(start) {
-			start = g.BackoffUntil
-		}
 		switch g.Phase {
 		case PhaseWaiting, PhasePending, PhaseAdmitted:
-			if now.Sub(start) < g.Spec.Timeout {
+			if now.Before(waitDeadline(g.FirstSeen, g.BackoffUntil, g.Spec.Timeout)) {
 				continue
 			}
 		case PhaseBound:

@@ -14,6 +14,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 var (
@@ -179,10 +180,11 @@ func TestRegistryPhases(t *testing.T) {
 		spec := Spec{MinMember: 2, Timeout: time.Minute}
 		ps := pods("w", 3)
 		observe(r, refA, spec, ps...)
-		r.SetWaiting(refA, "not enough room yet")
+		r.SetWaiting(refA, waitreason.NotEnoughRoom, "not enough room yet")
 		admit(t, r, refA, []string{"n1"})
 		assert.Equal(t, 2, mustGet(t, r, refA).FreeSlots, "slots for the quorum only")
 		assert.Empty(t, mustGet(t, r, refA).Reason, "admission clears the reason")
+		assert.Empty(t, mustGet(t, r, refA).ReasonCode, "admission clears the reason's code")
 		for _, p := range ps[:2] {
 			require.True(t, r.Claim(refA, p.Key(), "n1", p.request()))
 		}
@@ -309,7 +311,7 @@ func TestRegistryPhases(t *testing.T) {
 		for _, p := range ps {
 			require.True(t, r.Claim(refA, p.Key(), "n1", p.request()))
 		}
-		r.Release(refA, "member could not be bound", time.Time{})
+		r.Release(refA, waitreason.Released, "member could not be bound", time.Time{})
 		require.Equal(t, PhasePending, mustGet(t, r, refA).Phase)
 		for i := range ps {
 			ps[i].bound = true
@@ -605,12 +607,13 @@ func TestRegistryRelease(t *testing.T) {
 		require.True(t, r.Claim(refA, ps[0].Key(), "n2", ps[0].request()))
 
 		backoff := clk.Now().Add(30 * time.Second)
-		keys := r.Release(refA, "member ns/w-1 could not be bound", backoff)
+		keys := r.Release(refA, waitreason.Released, "member ns/w-1 could not be bound", backoff)
 		assert.Equal(t, []string{ps[0].Key(), ps[2].Key()}, keys, "the assumed members' keys, sorted")
 
 		in := mustGet(t, r, refA)
 		assert.Equal(t, PhasePending, in.Phase)
 		assert.Equal(t, "member ns/w-1 could not be bound", in.Reason)
+		assert.Equal(t, waitreason.Released, in.ReasonCode)
 		assert.Equal(t, backoff, in.BackoffUntil)
 		assert.Equal(t, 0, in.Assumed)
 		assert.Equal(t, 0, in.FreeSlots)
@@ -640,7 +643,7 @@ func TestRegistryRelease(t *testing.T) {
 		}
 		ps[0].bound = true
 		observe(r, refA, spec, ps[0])
-		keys := r.Release(refA, "timed out", time.Time{})
+		keys := r.Release(refA, waitreason.Released, "timed out", time.Time{})
 		assert.Equal(t, []string{ps[1].Key()}, keys)
 		in := mustGet(t, r, refA)
 		assert.Equal(t, PhasePending, in.Phase)
@@ -657,14 +660,14 @@ func TestRegistryRelease(t *testing.T) {
 		observe(r, refA, spec, ps...)
 		admit(t, r, refA, []string{"n1"})
 		r.Forget(refA, ps[2].Key())
-		r.Release(refA, "member deleted", time.Time{})
+		r.Release(refA, waitreason.Released, "member deleted", time.Time{})
 		assert.Equal(t, PhaseWaiting, mustGet(t, r, refA).Phase)
 		assert.False(t, r.AnyReserved())
 	})
 
 	t.Run("unknown gang is a no-op", func(t *testing.T) {
 		r, _ := newTestRegistry()
-		assert.Nil(t, r.Release(refA, "x", t0))
+		assert.Nil(t, r.Release(refA, waitreason.Released, "x", t0))
 		_, ok := r.Get(refA)
 		assert.False(t, ok)
 		assert.Empty(t, r.List())
@@ -731,7 +734,7 @@ func TestRegistryTimedOut(t *testing.T) {
 			}
 			observe(r, refA, spec, ps...)
 			if tc.backoff != 0 {
-				r.Release(refA, "earlier timeout", t0.Add(tc.backoff))
+				r.Release(refA, waitreason.Released, "earlier timeout", t0.Add(tc.backoff))
 			}
 			if tc.phase == PhaseAdmitted || tc.phase == PhaseBound {
 				clk.SetTime(t0.Add(tc.admitAt))
@@ -755,6 +758,9 @@ func TestRegistryTimedOut(t *testing.T) {
 			slotsBefore := mustGet(t, r, refA).FreeSlots
 
 			now := t0.Add(tc.now)
+			if tc.phase != PhaseBound && spec.Timeout > 0 {
+				assert.Equal(t, tc.want, !now.Before(mustGet(t, r, refA).Deadline()), "Info.Deadline agrees with TimedOut")
+			}
 			clk.SetTime(now)
 			got := r.TimedOut(now)
 			if !tc.want {
@@ -794,7 +800,7 @@ func TestRegistryTimedOut(t *testing.T) {
 
 		// The plugin's handling of a pending timeout: Release with a backoff.
 		backoff := t0.Add(timeout + 10*time.Second)
-		r.Release(refA, "not admitted", backoff)
+		r.Release(refA, waitreason.Released, "not admitted", backoff)
 		got = r.TimedOut(t0.Add(timeout + 30*time.Second))
 		refs = refs[:0]
 		for _, in := range got {
@@ -891,8 +897,8 @@ func TestRegistryListAndSetWaiting(t *testing.T) {
 	observe(r, refC, spec, pod{name: "c", at: time.Second})
 	observe(r, refB, spec, pod{name: "b", at: time.Second})
 	observe(r, refA, spec, pod{name: "a", at: 2 * time.Second})
-	r.SetWaiting(refB, "waiting for quota")
-	r.SetWaiting(Ref{Kind: KindSpark, Name: "unknown"}, "ignored")
+	r.SetWaiting(refB, waitreason.QueueAtMax, "waiting for quota")
+	r.SetWaiting(Ref{Kind: KindSpark, Name: "unknown"}, waitreason.NotEnoughRoom, "ignored")
 
 	list := r.List()
 	refs := make([]Ref, len(list))
@@ -901,6 +907,7 @@ func TestRegistryListAndSetWaiting(t *testing.T) {
 	}
 	assert.Equal(t, []Ref{refB, refC, refA}, refs, "by first arrival, ties by ref")
 	assert.Equal(t, "waiting for quota", list[0].Reason)
+	assert.Equal(t, waitreason.QueueAtMax, list[0].ReasonCode)
 	assert.Equal(t, testQueue, list[0].Queue)
 }
 
@@ -932,7 +939,7 @@ func TestRegistryPluginFlow(t *testing.T) {
 	require.Equal(t, [2]int{2, 3}, [2]int{held, q})
 
 	// w-1 finds no room in the slots: PostFilter releases the gang.
-	keys := r.Release(refA, "member ns/w-1 did not fit in the gang's reserved slots", time.Time{})
+	keys := r.Release(refA, waitreason.Released, "member ns/w-1 did not fit in the gang's reserved slots", time.Time{})
 	require.Equal(t, []string{ps[0].Key(), ps[3].Key()}, keys)
 	require.False(t, r.AnyReserved())
 
@@ -1023,7 +1030,7 @@ func TestRegistryConcurrent(t *testing.T) {
 						claimed.Add(1)
 					}
 				case 6:
-					r.Release(ref, "released", clk.Now().Add(time.Duration(rng.IntN(30))*time.Second))
+					r.Release(ref, waitreason.Released, "released", clk.Now().Add(time.Duration(rng.IntN(30))*time.Second))
 				case 7:
 					for res, a := range r.ReservedOnNode(node, refs[rng.IntN(len(refs))]) {
 						if a <= 0 {
@@ -1044,7 +1051,7 @@ func TestRegistryConcurrent(t *testing.T) {
 					r.SlotNodes(ref)
 					r.HasSlots(ref)
 					r.Held(ref)
-					r.SetWaiting(ref, "waiting")
+					r.SetWaiting(ref, waitreason.NotEnoughRoom, "waiting")
 				case 11:
 					if rng.IntN(4) == 0 {
 						r.ReleaseSlots(ref)
@@ -1106,7 +1113,7 @@ func TestRegistryConcurrent(t *testing.T) {
 
 	// Releasing everything leaves nothing reserved.
 	for _, ref := range refs {
-		r.Release(ref, "done", time.Time{})
+		r.Release(ref, waitreason.Released, "done", time.Time{})
 		r.ReleaseSlots(ref)
 	}
 	assert.False(t, r.AnyReserved())

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 func TestRegistryGatedMembers(t *testing.T) {
@@ -17,12 +18,14 @@ func TestRegistryGatedMembers(t *testing.T) {
 	cases := map[string]struct {
 		pods       []pod
 		wantPhase  Phase
+		wantCode   waitreason.Code
 		wantReason string // "" for no reason
 		wantNames  []string
 	}{
 		"the last member gated: waiting, nothing to place": {
 			pods:       []pod{{name: "w-0"}, {name: "w-1", at: time.Second}, {name: "w-2", at: 2 * time.Second}, {name: "w-3", at: 3 * time.Second, gates: []string{gate}}},
 			wantPhase:  PhaseWaiting,
+			wantCode:   waitreason.MembersGated,
 			wantReason: "3 of 4 members may be scheduled; 1 is held by scheduling gate(s) example.com/x; none is bound until 4 may be",
 			wantNames:  []string{"w-0", "w-1", "w-2"},
 		},
@@ -30,12 +33,14 @@ func TestRegistryGatedMembers(t *testing.T) {
 			pods: []pod{{name: "w-0"}, {name: "w-1", at: time.Second, gates: []string{gate, "b.example/y"}},
 				{name: "w-2", at: 2 * time.Second, gates: []string{gate}}},
 			wantPhase:  PhaseWaiting,
+			wantCode:   waitreason.MembersGated,
 			wantReason: "1 of 4 members may be scheduled (3 exist); 2 are held by scheduling gate(s) b.example/y, example.com/x; none is bound until 4 may be",
 			wantNames:  []string{"w-0"},
 		},
 		"members missing, none gated: the reason is unchanged": {
 			pods:       pods("w", 3),
 			wantPhase:  PhaseWaiting,
+			wantCode:   waitreason.MembersMissing,
 			wantReason: "3 of 4 members exist; waiting for the rest before any is bound",
 			wantNames:  []string{"w-0", "w-1", "w-2"},
 		},
@@ -52,6 +57,7 @@ func TestRegistryGatedMembers(t *testing.T) {
 			in := mustGet(t, r, refA)
 			assert.Equal(t, tc.wantPhase, in.Phase)
 			assert.Equal(t, tc.wantReason, in.Reason)
+			assert.Equal(t, tc.wantCode, in.ReasonCode)
 			names, _ := r.PendingMembers(refA)
 			assert.Equal(t, tc.wantNames, names, "gated members are never planned")
 			assert.False(t, r.AnyReserved())
@@ -141,7 +147,7 @@ func TestRegistryDisplace(t *testing.T) {
 		observe(r, refA, spec, pods("w", 3)...)
 		admit(t, r, refA, []string{"n1"})
 		r.Displace("n1")
-		r.Release(refA, "slots could not be placed", time.Time{})
+		r.Release(refA, waitreason.Released, "slots could not be placed", time.Time{})
 		in := mustGet(t, r, refA)
 		assert.Zero(t, in.FreeSlots)
 		assert.Empty(t, r.Displaced())

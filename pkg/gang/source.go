@@ -1,52 +1,18 @@
 package gang
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"math"
-	"strconv"
-	"strings"
-	"time"
-	"unicode/utf8"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/util/validation"
-
-	"muster.dev/muster/pkg/resources"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// The labels and annotations that make a pod a gang member (docs/reference.md).
-const (
-	LabelPodGroup               = "scheduling.x-k8s.io/pod-group"
-	LabelGang                   = "muster.dev/gang"
-	AnnotationMinMember         = "muster.dev/gang-min-member"
-	AnnotationTimeout           = "muster.dev/gang-timeout"
-	LabelSparkApp               = "spark-app-selector"
-	LabelSparkRole              = "spark-role"
-	AnnotationMinExecutors      = "muster.dev/min-executors"
-	AnnotationExecutorResources = "muster.dev/executor-resources"
-)
-
-const (
-	// DefaultTimeout is how long a gang waits for its quorum when nothing says otherwise.
-	DefaultTimeout = 5 * time.Minute
-	// MaxTimeout bounds gang-timeout: a reservation held longer is capacity lost.
-	MaxTimeout = 24 * time.Hour
-	// MaxMembers bounds gang-min-member and min-executors: far above any real
-	// gang, low enough that a typo cannot make the planner place a million pods.
-	MaxMembers = 100000
-)
-
-// Kind is where a gang is defined.
+// Kind is where a gang is defined: the name of its Source.
 type Kind string
-
-const (
-	KindPodGroup   Kind = "PodGroup"   // scheduler-plugins PodGroup, by LabelPodGroup
-	KindAnnotation Kind = "Annotation" // LabelGang plus AnnotationMinMember
-	KindSpark      Kind = "Spark"      // the pods of one Spark application, by LabelSparkApp
-	KindWorkload   Kind = "Workload"   // a pod group of the upstream Workload API
-)
 
 // Ref names a gang. Gangs are namespaced: the same name in two namespaces,
 // or from two kinds, is two gangs.
@@ -60,278 +26,154 @@ func (r Ref) String() string {
 	return string(r.Kind) + " " + r.Namespace + "/" + r.Name
 }
 
-// Identify returns the gang a pod belongs to: PodGroup label first, then muster.dev/gang,
-// then Spark app label, then the Workload API group name (workloadGroup, empty if none).
-// The first that is set wins, so a Spark or training operator that also
-// creates a PodGroup yields one gang, the PodGroup, whose minMember is explicit.
-// An empty value counts as absent. ok is false for a pod in no gang.
-func Identify(namespace string, labels map[string]string, workloadGroup string) (Ref, bool) {
-	for _, src := range []struct {
-		kind Kind
-		name string
-	}{
-		{KindPodGroup, labels[LabelPodGroup]},
-		{KindAnnotation, labels[LabelGang]},
-		{KindSpark, labels[LabelSparkApp]},
-		{KindWorkload, workloadGroup},
-	} {
-		if src.name != "" {
-			return Ref{Kind: src.kind, Namespace: namespace, Name: src.name}, true
+// Role is a pod's part in its gang, as its source names it (a Spark
+// application's driver or executor); NoRole when the source gives none.
+type Role string
+
+// NoRole: the pod's source gives it no role, or one muster does not know.
+const NoRole Role = ""
+
+// Source is one way a pod names its gang: a scheduler-plugins PodGroup,
+// muster's annotations, a Spark application, a Workload API pod group. It
+// says which gang a pod belongs to, what the gang needs and who its members
+// are, reading what it needs through Objects; the scheduler plugin and
+// `muster explain` ask it alike, each with its own Objects.
+//
+// A new kind of gang is a Source in a file of its own plus one line in
+// sources below.
+type Source interface {
+	// Kind names the source; it is the Kind of its gangs' Refs.
+	Kind() Kind
+	// Noun is how a sentence names what defines the source's gangs: the
+	// gang's "PodGroup", "Spark driver", "pods".
+	Noun() string
+	// Resource is the API resource the source's gangs are defined by, if
+	// any. A caller that cannot read it (the cluster does not serve it)
+	// does not use the source: a pod that names such a gang is in no gang
+	// there.
+	Resource() (schema.GroupVersionResource, bool)
+	// Identify returns the name of the pod's gang in this source and the
+	// pod's role in it; name is empty when the pod names no such gang.
+	Identify(pod *v1.Pod) (name string, role Role)
+	// Spec reads the definition of the gang ref for one of its member
+	// pods. A malformed definition is an error naming what is wrong (an
+	// *AnnotationError for a bad annotation); an object that could not be
+	// read is a *ReadError. On an error the definition holds what could be
+	// read.
+	Spec(ctx context.Context, ref Ref, pod *v1.Pod, objs Objects) (Definition, error)
+	// Members lists the gang's pods, as objs has them.
+	Members(ctx context.Context, ref Ref, objs Objects) ([]*v1.Pod, error)
+}
+
+// Objects reads the cluster for a Source: from the scheduler's informers
+// in the plugin, from the apiserver in `muster explain`.
+type Objects interface {
+	// Pods lists the pods of a namespace whose labels match the selector.
+	Pods(ctx context.Context, namespace string, selector labels.Selector) ([]*v1.Pod, error)
+	// Object returns the named object of a resource, typed or as an
+	// *unstructured.Unstructured; an error for which
+	// apierrors.IsNotFound holds when it does not exist.
+	Object(ctx context.Context, resource schema.GroupVersionResource, namespace, name string) (runtime.Object, error)
+}
+
+// Definition is what a gang's source says about it.
+type Definition struct {
+	// Spec is the gang's quorum, minimum resources and Spark reservation.
+	// MinMember is 0 when the source cannot say (its object is missing);
+	// Timeout is 0 when the source does not set one (the caller's default
+	// applies).
+	Spec Spec
+	// QueueLabel is the gang's muster.dev/queue label: its PodGroup's, its
+	// Spark driver's or the member pod's own, as the source decides.
+	QueueLabel string
+	// Object is the object the gang is defined by, with its kind set, for
+	// Events about the gang; nil when they go to the member pods.
+	Object runtime.Object
+	// Wait is set when the gang waits for its source: the object that
+	// defines it does not exist yet.
+	Wait *Wait
+}
+
+// Wait says why a gang waits for its source.
+type Wait struct {
+	// Reason is the scheduler's word to the members ("PodGroup ns/x (label
+	// scheduling.x-k8s.io/pod-group) does not exist yet").
+	Reason string
+	// Detail is the longer sentence `muster explain` gives, saying what
+	// follows from it.
+	Detail string
+}
+
+// ReadError is an object a source could not read (other than because it
+// does not exist).
+type ReadError struct {
+	// Object names what was read, e.g. "PodGroup ns/x".
+	Object string
+	Err    error
+}
+
+func (e *ReadError) Error() string { return "reading " + e.Object + ": " + e.Err.Error() }
+
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// sources are the gang sources in order of precedence: a pod that names
+// gangs in two of them belongs to the first. So a Spark or training
+// operator that also creates a PodGroup yields one gang, the PodGroup,
+// whose minMember is explicit.
+var sources = []Source{
+	podGroups{},
+	annotationGangs{},
+	sparkApps{},
+	workloadGroups{},
+}
+
+// Sources returns the gang sources in order of precedence.
+func Sources() []Source {
+	return append([]Source(nil), sources...)
+}
+
+// SourceOf returns the source of a kind of gang, or nil for a kind muster
+// does not know.
+func SourceOf(k Kind) Source {
+	for _, s := range sources {
+		if s.Kind() == k {
+			return s
 		}
 	}
-	return Ref{}, false
+	return nil
 }
 
-// SparkRole is a Spark pod's part in its application.
-type SparkRole string
-
-const (
-	SparkDriver   SparkRole = "driver"
-	SparkExecutor SparkRole = "executor"
-	NotSpark      SparkRole = "" // not a Spark pod, or a role muster does not know
-)
-
-// SparkRoleOf returns the pod's Spark role. A pod is Spark only with both of
-// Spark's labels: spark-role without an application is not part of a Spark gang.
-func SparkRoleOf(labels map[string]string) SparkRole {
-	if labels[LabelSparkApp] == "" {
-		return NotSpark
-	}
-	switch role := SparkRole(labels[LabelSparkRole]); role {
-	case SparkDriver, SparkExecutor:
-		return role
-	}
-	return NotSpark
-}
-
-// AnnotationError is a gang annotation muster cannot use. Its message names
-// the annotation and the bad value, for the pod's condition and Events.
-type AnnotationError struct {
-	Key   string // the annotation
-	Value string // its value as written
-	Msg   string // what is wrong with it
-}
-
-func (e *AnnotationError) Error() string { return e.Key + ": " + e.Msg }
-
-func annotationErr(key, value, format string, args ...any) error {
-	return &AnnotationError{Key: key, Value: value, Msg: fmt.Sprintf(format, args...)}
-}
-
-// quote quotes a value for a message, cut short: annotations can hold
-// hundreds of kilobytes, and a condition message should not. The cut is
-// made on the quoted form, as escapes can make a byte four characters.
-func quote(s string) string {
-	const most = 64
-	if q := strconv.Quote(s); len(q) <= most+2 {
-		return q
-	}
-	width, cut := 0, 0
-	for cut < len(s) {
-		_, size := utf8.DecodeRuneInString(s[cut:])
-		w := len(strconv.Quote(s[cut:cut+size])) - 2
-		if width+w > most {
-			break
-		}
-		width, cut = width+w, cut+size
-	}
-	return strconv.Quote(s[:cut]) + "..."
-}
-
-// nameProblems shortens validation's messages about a resource name: their
-// examples and regular expressions are for API reviewers, not in a pod
-// condition.
-func nameProblems(msgs []string) string {
-	for i, m := range msgs {
-		if before, _, found := strings.Cut(m, " (e.g."); found {
-			msgs[i] = before
+// Identify returns the gang a pod belongs to and its role there: the first
+// source, in order of precedence, in which the pod names a gang. An empty
+// name counts as absent. ok is false for a pod in no gang.
+func Identify(pod *v1.Pod) (ref Ref, role Role, ok bool) {
+	for _, s := range sources {
+		if name, role := s.Identify(pod); name != "" {
+			return Ref{Kind: s.Kind(), Namespace: pod.Namespace, Name: name}, role, true
 		}
 	}
-	return strings.Join(msgs, "; ")
+	return Ref{}, NoRole, false
 }
 
-// ParseMinMember parses muster.dev/gang-min-member: a whole number, 1..100000.
-func ParseMinMember(s string) (int32, error) {
-	return parseCount(AnnotationMinMember, s, 1)
-}
-
-// ParseMinExecutors parses muster.dev/min-executors: a whole number, 0..100000.
-func ParseMinExecutors(s string) (int32, error) {
-	return parseCount(AnnotationMinExecutors, s, 0)
-}
-
-func parseCount(key, s string, least int64) (int32, error) {
-	t := strings.TrimSpace(s)
-	if t == "" {
-		return 0, annotationErr(key, s, "is empty; it must be a whole number such as \"8\"")
+// as returns obj as a *T: itself when it is one (from a typed informer),
+// else converted from its unstructured form (from a dynamic client).
+func as[T any](obj runtime.Object) (*T, error) {
+	if t, ok := any(obj).(*T); ok {
+		return t, nil
 	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if errors.Is(err, strconv.ErrRange) {
-		// all digits, but beyond int64: out of range, not malformed
-		if strings.HasPrefix(t, "-") {
-			return 0, annotationErr(key, s, "must be at least %d, got %s", least, quote(t))
-		}
-		return 0, annotationErr(key, s, "must be at most %d, got %s", MaxMembers, quote(t))
-	}
-	if err != nil {
-		return 0, annotationErr(key, s, "%s is not a whole number", quote(s))
-	}
-	if n < least {
-		return 0, annotationErr(key, s, "must be at least %d, got %d", least, n)
-	}
-	if n > MaxMembers {
-		return 0, annotationErr(key, s, "must be at most %d, got %d", MaxMembers, n)
-	}
-	return int32(n), nil
-}
-
-// ParseTimeout parses muster.dev/gang-timeout: a Go duration ("10m", "90s")
-// or whole seconds ("600", as PodGroup's scheduleTimeoutSeconds counts);
-// more than 0 and at most 24h.
-func ParseTimeout(s string) (time.Duration, error) {
-	t := strings.TrimSpace(s)
-	if t == "" {
-		return 0, annotationErr(AnnotationTimeout, s, "is empty; it must be a duration such as \"10m\", \"90s\" or \"600\" (seconds)")
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(t, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
-		// Bounds first: multiplying a large count of seconds would wrap.
-		switch {
-		case secs <= 0:
-			return 0, annotationErr(AnnotationTimeout, s, "must be more than 0, got %s", quote(t))
-		case secs > int64(MaxTimeout/time.Second):
-			return 0, annotationErr(AnnotationTimeout, s, "must be at most 24h, got %s seconds", quote(t))
-		}
-		d = time.Duration(secs) * time.Second
-	} else {
-		d, err = time.ParseDuration(t)
-		if err != nil {
-			return 0, annotationErr(AnnotationTimeout, s, "%s is not a duration such as \"10m\", \"90s\" or \"600\" (seconds)", quote(s))
-		}
-	}
-	if d <= 0 {
-		return 0, annotationErr(AnnotationTimeout, s, "must be more than 0, got %s", quote(t))
-	}
-	if d > MaxTimeout {
-		return 0, annotationErr(AnnotationTimeout, s, "must be at most 24h, got %s", quote(t))
-	}
-	return d, nil
-}
-
-// ParseExecutorResources parses muster.dev/executor-resources, what one Spark
-// executor requests: "cpu=4,memory=18Gi[,nvidia.com/gpu=1]". Spaces around
-// entries and "=" are allowed; every resource must be a valid name, appear
-// once and have a quantity above zero.
-func ParseExecutorResources(s string) (resources.Vector, error) {
-	const key = AnnotationExecutorResources
-	if strings.TrimSpace(s) == "" {
-		return nil, annotationErr(key, s, "is empty; it must list what one executor requests, such as \"cpu=4,memory=18Gi\"")
-	}
-	out := resources.Vector{}
-	for i, entry := range strings.Split(s, ",") {
-		entry = strings.TrimSpace(entry)
-		if entry == "" {
-			return nil, annotationErr(key, s, "%s: entry %d is empty (a comma too many?)", quote(s), i+1)
-		}
-		k, val, ok := strings.Cut(entry, "=")
-		k, val = strings.TrimSpace(k), strings.TrimSpace(val)
-		switch {
-		case !ok:
-			return nil, annotationErr(key, s, "%s: %s has no \"=value\"", quote(s), quote(entry))
-		case k == "":
-			return nil, annotationErr(key, s, "%s: %s has no resource name before \"=\"", quote(s), quote(entry))
-		case val == "":
-			return nil, annotationErr(key, s, "%s: %s has no quantity after \"=\"", quote(s), quote(k))
-		}
-		if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
-			return nil, annotationErr(key, s, "%s: %s is not a valid resource name: %s", quote(s), quote(k), nameProblems(msgs))
-		}
-		name := v1.ResourceName(k)
-		if _, dup := out[name]; dup {
-			return nil, annotationErr(key, s, "%s: %s appears twice", quote(s), k)
-		}
-		amount, msg := parseAmount(name, val)
-		if msg != "" {
-			return nil, annotationErr(key, s, "%s: %s", quote(s), msg)
-		}
-		out[name] = amount
-	}
-	return out, nil
-}
-
-// parseAmount converts a quantity of name to an amount above zero, or says
-// what is wrong with it.
-func parseAmount(name v1.ResourceName, val string) (int64, string) {
-	// ParseQuantity's time grows with the exponent and the digits
-	// (1e-99999999 takes most of a minute); no amount that fits an int64
-	// needs a long quantity or an exponent of three digits.
-	if len(val) > 64 {
-		return 0, fmt.Sprintf("the quantity of %s is not valid: longer than 64 characters", name)
-	}
-	if i := strings.IndexAny(val, "eE"); i >= 0 && len(strings.TrimLeft(val[i+1:], "+-")) > 2 {
-		return 0, fmt.Sprintf("%s for %s is not a valid quantity: the exponent is out of range", quote(val), name)
-	}
-	q, err := resource.ParseQuantity(val)
-	if err != nil {
-		return 0, fmt.Sprintf("%s for %s is not a valid quantity such as \"4\", \"500m\" or \"18Gi\"", quote(val), name)
-	}
-	if q.Sign() <= 0 {
-		return 0, fmt.Sprintf("%s must be more than 0, got %s", name, quote(val))
-	}
-	// Amounts are int64 (cpu in millicores): a larger quantity would wrap.
-	// ParseQuantity clamps what it cannot hold to MaxInt64 base units, so
-	// that value cannot be told from an overflow and is refused too.
-	if largest := resources.ToQuantity(name, math.MaxInt64-1); q.Cmp(largest) > 0 {
-		return 0, fmt.Sprintf("%s=%s is too large (at most %s)", name, val, largest.String())
-	}
-	// FromQuantity rounds up, so a positive quantity is at least 1: this
-	// only guards that promise.
-	if amount := resources.FromQuantity(name, q); amount > 0 {
-		return amount, ""
-	}
-	return 0, fmt.Sprintf("%s must be more than 0, got %s", name, quote(val))
-}
-
-// SparkReservation reads a Spark driver's muster.dev/min-executors and
-// muster.dev/executor-resources: how many executors of which size (one
-// "pods" included) to reserve with the driver. n is 0 when the driver asks
-// for no reservation.
-func SparkReservation(driverAnnotations map[string]string) (n int32, executor resources.Vector, err error) {
-	v, ok := driverAnnotations[AnnotationMinExecutors]
+	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
-		return 0, nil, nil
+		return nil, fmt.Errorf("unexpected object %T", obj)
 	}
-	if n, err = ParseMinExecutors(v); err != nil || n == 0 {
-		return 0, nil, err
+	t := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, t); err != nil {
+		return nil, err
 	}
-	r, ok := driverAnnotations[AnnotationExecutorResources]
-	if !ok {
-		return 0, nil, fmt.Errorf("annotation %s=%d needs %s (the size of one executor, e.g. \"cpu=4,memory=18Gi\")",
-			AnnotationMinExecutors, n, AnnotationExecutorResources)
-	}
-	if executor, err = ParseExecutorResources(r); err != nil {
-		return 0, nil, err
-	}
-	executor[v1.ResourcePods] = 1
-	return n, executor, nil
+	return t, nil
 }
 
-// AnnotationGang reads an annotation gang's member pod: its quorum
-// (muster.dev/gang-min-member, required) and its timeout
-// (muster.dev/gang-timeout; 0 when the pod does not set one).
-func AnnotationGang(name string, annotations map[string]string) (minMember int32, timeout time.Duration, err error) {
-	v, ok := annotations[AnnotationMinMember]
-	if !ok {
-		return 0, 0, fmt.Errorf("label %s=%s needs the annotation %s (how many members must run together)",
-			LabelGang, name, AnnotationMinMember)
-	}
-	if minMember, err = ParseMinMember(v); err != nil {
-		return 0, 0, err
-	}
-	if v, ok := annotations[AnnotationTimeout]; ok {
-		if timeout, err = ParseTimeout(v); err != nil {
-			return 0, 0, err
-		}
-	}
-	return minMember, timeout, nil
+// Live reports whether a gang's pod still counts as a member: not being
+// deleted, not finished.
+func Live(p *v1.Pod) bool {
+	return p.DeletionTimestamp == nil && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed
 }

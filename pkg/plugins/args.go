@@ -1,9 +1,11 @@
-// Package plugins wires muster's scheduling plugins into kube-scheduler.
+// Package plugins holds what muster's scheduling plugins share to read
+// their arguments.
 //
-// Each plugin lives in a package of its own (queue, gang, capacity) and only
-// translates between the framework and muster's pure core; this package holds
-// what they share and the registry that cmd/muster-scheduler, the tests and
-// the sandbox all use.
+// Each plugin lives in a package of its own (musterqueue, mustergang,
+// mustercapacity) and only translates between the framework and muster's
+// pure core; the state one profile's plugins share is pkg/plugins/profile,
+// and pkg/scheduler registers the plugins for cmd/muster-scheduler, the
+// tests and the sandbox.
 package plugins
 
 import (

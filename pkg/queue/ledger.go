@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 // State is where a ledger entry stands.
@@ -60,6 +61,15 @@ type LimitError struct {
 // NeverFits reports whether the request alone exceeds the max, so waiting
 // cannot help.
 func (e *LimitError) NeverFits() bool { return e.Request > e.Max }
+
+// Code is the wait reason: NeverFitsQueue when waiting cannot help, else
+// QueueAtMax.
+func (e *LimitError) Code() waitreason.Code {
+	if e.NeverFits() {
+		return waitreason.NeverFitsQueue
+	}
+	return waitreason.QueueAtMax
+}
 
 func (e *LimitError) Error() string {
 	r := e.Resource

@@ -3,6 +3,8 @@ package queue
 import (
 	"fmt"
 	"strings"
+
+	"muster.dev/muster/pkg/waitreason"
 )
 
 // LabelQueue is the pod (and PodGroup) label that names a queue: a full
@@ -14,7 +16,10 @@ const LabelQueue = "muster.dev/queue"
 type PlacementError struct {
 	// Queue is the queue concerned, if there is one.
 	Queue string
-	Msg   string
+	// Code is waitreason.NoQueue, or waitreason.NoQueueConfig when no
+	// configuration is in force to place the pod in.
+	Code waitreason.Code
+	Msg  string
 }
 
 func (e *PlacementError) Error() string { return e.Msg }
@@ -29,7 +34,7 @@ func (t *Tree) Place(namespace, label string) (*Queue, *PlacementError) {
 	if label != "" {
 		var err error
 		if q, err = t.Resolve(label); err != nil {
-			return nil, &PlacementError{Queue: label, Msg: fmt.Sprintf("%v (from label %s=%s)", err, LabelQueue, label)}
+			return nil, &PlacementError{Code: waitreason.NoQueue, Queue: label, Msg: fmt.Sprintf("%v (from label %s=%s)", err, LabelQueue, label)}
 		}
 		how = fmt.Sprintf("label %s=%s", LabelQueue, label)
 	} else if mapped, ok := t.namespaceQueues[namespace]; ok {
@@ -37,19 +42,19 @@ func (t *Tree) Place(namespace, label string) (*Queue, *PlacementError) {
 	} else if fallback, ok := t.namespaceQueues["*"]; ok {
 		q, how = fallback, `namespaceQueues."*"`
 	} else {
-		return nil, &PlacementError{Msg: fmt.Sprintf(
+		return nil, &PlacementError{Code: waitreason.NoQueue, Msg: fmt.Sprintf(
 			`namespace %s has no queue: the pod has no %s label and namespaceQueues names neither %s nor "*"`, namespace, LabelQueue, namespace)}
 	}
 	if !q.IsLeaf() {
-		return nil, &PlacementError{Queue: q.Path, Msg: fmt.Sprintf(
+		return nil, &PlacementError{Code: waitreason.NoQueue, Queue: q.Path, Msg: fmt.Sprintf(
 			"queue %s (from %s) is not a leaf queue; pods are admitted to leaf queues only: %s", q.Path, how, strings.Join(leafPaths(q), ", "))}
 	}
 	if q == t.Root {
-		return nil, &PlacementError{Queue: q.Path, Msg: fmt.Sprintf(
+		return nil, &PlacementError{Code: waitreason.NoQueue, Queue: q.Path, Msg: fmt.Sprintf(
 			"root (from %s) is the top of the queue tree, not a queue pods can use; name a leaf queue", how)}
 	}
 	if ok, by := q.AdmitsNamespace(namespace); !ok {
-		return nil, &PlacementError{Queue: q.Path, Msg: fmt.Sprintf(
+		return nil, &PlacementError{Code: waitreason.NoQueue, Queue: q.Path, Msg: fmt.Sprintf(
 			"namespace %s may not submit to queue %s (from %s): %s admits namespaces %s",
 			namespace, q.Path, how, by.Path, strings.Join(by.Namespaces, ", "))}
 	}

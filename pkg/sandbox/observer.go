@@ -334,7 +334,6 @@ func addPath(m map[string]resources.Vector, leaf string, v resources.Vector) {
 	}
 }
 
-
 // finished reports whether every submitted pod has finished, been lost or
 // removed: the trace has played out.
 func (o *observer) finished() bool {

@@ -19,13 +19,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
-	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	"muster.dev/muster/manifests"
 	"muster.dev/muster/pkg/controlplane"
+	"muster.dev/muster/pkg/podgroup"
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/scheduler"
 	"muster.dev/muster/pkg/simkubelet"
@@ -194,142 +193,203 @@ func Compare(ctx context.Context, opts Options) ([]Report, error) {
 }
 
 func run(ctx context.Context, opts Options, in *inputs) (*Report, error) {
-	out, clk := opts.Out, opts.Clock
-	logger := klog.FromContext(ctx)
-	fmt.Fprintf(out, "Starting a Kubernetes control plane in this process (etcd + kube-apiserver)...\n")
-	started := clk.Now()
-	cp, err := controlplane.Start(ctx, controlplane.Options{})
-	if err != nil {
+	s := &session{opts: opts, in: in, out: opts.Out, clk: opts.Clock, logger: klog.FromContext(ctx)}
+	defer s.close()
+	steps := []func(context.Context) error{s.startControlPlane, s.startWorld, s.startScheduler, s.startInformers}
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.replay(ctx); err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err := cp.Stop(); err != nil {
-			logger.Error(err, "Stopping the control plane")
-		}
-	}()
-	fmt.Fprintf(out, "  ready in %s at %s\n", clk.Since(started).Round(100*time.Millisecond), cp.Config.Host)
+	return s.finish(ctx)
+}
 
+// session is one replay: what it started, stopped in reverse order by close.
+type session struct {
+	opts   Options
+	in     *inputs
+	out    io.Writer
+	clk    clock.WithTickerAndDelayedExecution
+	logger klog.Logger
+
+	cp      *controlplane.ControlPlane
+	factory informers.SharedInformerFactory
+	obs     *observer
+	w       *world
+	sched   *scheduler.InProcess
+	// runCtx ends the kubelet, the informers and the replay.
+	runCtx context.Context
+	cancel context.CancelFunc
+	stops  []func()
+}
+
+func (s *session) close() {
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i]()
+	}
+}
+
+// startControlPlane starts etcd and kube-apiserver, with muster's namespace
+// and the queue ConfigMap.
+func (s *session) startControlPlane(ctx context.Context) error {
+	fmt.Fprintf(s.out, "Starting a Kubernetes control plane in this process (etcd + kube-apiserver)...\n")
+	started := s.clk.Now()
+	cp, err := controlplane.Start(ctx, controlplane.Options{})
+	if err != nil {
+		return err
+	}
+	s.cp = cp
+	s.stops = append(s.stops, func() {
+		if err := cp.Stop(); err != nil {
+			s.logger.Error(err, "Stopping the control plane")
+		}
+	})
+	fmt.Fprintf(s.out, "  ready in %s at %s\n", s.clk.Since(started).Round(100*time.Millisecond), cp.Config.Host)
 	if _, err := cp.Client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "muster-system"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, err
+		return err
 	}
 	if _, err := cp.Client.CoreV1().ConfigMaps("muster-system").Create(ctx, &v1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "muster-queues", Namespace: "muster-system"},
-		Data:       map[string]string{queue.ConfigKey: string(in.queues)},
+		Data:       map[string]string{queue.ConfigKey: string(s.in.queues)},
 	}, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("creating the queue ConfigMap: %w", err)
+		return fmt.Errorf("creating the queue ConfigMap: %w", err)
 	}
-	pgCfg := rest.CopyConfig(cp.Config)
-	pgCfg.ContentType, pgCfg.AcceptContentTypes = "application/json", "application/json"
-	pg, err := pgclientset.NewForConfig(pgCfg)
-	if err != nil {
-		return nil, err
-	}
+	return nil
+}
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	factory := informers.NewSharedInformerFactory(cp.Client, 0)
-	obs := newObserver(clk, in.tree, factory.Core().V1().Nodes().Lister(), opts.TimeScale)
-	w := &world{client: cp.Client, pg: pg, clock: clk, scale: opts.TimeScale, cluster: in.cluster, obs: obs,
-		logger: logger, apps: map[string]*app{}, schedulerName: scheduler.SchedulerName,
-		rng: rand.New(rand.NewPCG(uint64(opts.Seed), 0x6d7573746572))}
-	if err := w.nodes(ctx); err != nil {
-		return nil, err
+// startWorld creates the simulated nodes and starts the simulated kubelet.
+func (s *session) startWorld(ctx context.Context) error {
+	pg, err := podgroup.NewClient(s.cp.Config)
+	if err != nil {
+		return err
+	}
+	s.runCtx, s.cancel = context.WithCancel(ctx)
+	s.stops = append(s.stops, s.cancel)
+	s.factory = informers.NewSharedInformerFactory(s.cp.Client, 0)
+	s.obs = newObserver(s.clk, s.in.tree, s.factory.Core().V1().Nodes().Lister(), s.opts.TimeScale)
+	s.w = &world{client: s.cp.Client, pg: pg, clock: s.clk, scale: s.opts.TimeScale, cluster: s.in.cluster, obs: s.obs,
+		logger: s.logger, apps: map[string]*app{}, schedulerName: scheduler.SchedulerName,
+		rng: rand.New(rand.NewPCG(uint64(s.opts.Seed), 0x6d7573746572))}
+	if err := s.w.nodes(ctx); err != nil {
+		return err
 	}
 	nodeCount := 0
-	for _, p := range in.cluster.Pools {
+	for _, p := range s.in.cluster.Pools {
 		nodeCount += p.Count
 	}
-	fmt.Fprintf(out, "Created %d simulated nodes in %d pools\n", nodeCount, len(in.cluster.Pools))
+	fmt.Fprintf(s.out, "Created %d simulated nodes in %d pools\n", nodeCount, len(s.in.cluster.Pools))
 
-	kubelet := simkubelet.New(cp.Client, simkubelet.Options{Clock: clk, TimeScale: opts.TimeScale})
+	kubelet := simkubelet.New(s.cp.Client, simkubelet.Options{Clock: s.clk, TimeScale: s.opts.TimeScale})
 	kubeletDone := make(chan error, 1)
-	go func() { kubeletDone <- kubelet.Run(runCtx) }()
-	defer func() {
-		cancel()
+	go func() { kubeletDone <- kubelet.Run(s.runCtx) }()
+	s.stops = append(s.stops, func() {
+		s.cancel()
 		<-kubeletDone
-	}()
+	})
+	return nil
+}
 
+// startScheduler starts muster-scheduler, or the default profile.
+func (s *session) startScheduler(ctx context.Context) error {
 	config, label := manifests.SchedulerConfig, "muster-scheduler (manifests/scheduler-config.yaml)"
-	if opts.Scheduler == SchedulerDefault {
+	if s.opts.Scheduler == SchedulerDefault {
 		config, label = scheduler.DefaultProfileConfig("default-scheduler"), "kube-scheduler's default profile (no queues, no gangs)"
-		w.schedulerName = "default-scheduler"
+		s.w.schedulerName = "default-scheduler"
 	}
-	sched, err := scheduler.StartInProcess(ctx, scheduler.InProcessOptions{Config: config, Kubeconfig: cp.Kubeconfig, Dir: cp.Dir})
+	sched, err := scheduler.StartInProcess(ctx, scheduler.InProcessOptions{Config: config, Kubeconfig: s.cp.Kubeconfig, Dir: s.cp.Dir})
 	if err != nil {
-		return nil, fmt.Errorf("starting the scheduler: %w", err)
+		return fmt.Errorf("starting the scheduler: %w", err)
 	}
-	defer func() {
+	s.sched = sched
+	s.stops = append(s.stops, func() {
 		if err := sched.Stop(); err != nil {
-			logger.Error(err, "The scheduler stopped with an error")
+			s.logger.Error(err, "The scheduler stopped with an error")
 		}
-	}()
-	fmt.Fprintf(out, "Started %s\n", label)
+	})
+	fmt.Fprintf(s.out, "Started %s\n", label)
+	return nil
+}
 
-	podInformer := factory.Core().V1().Pods().Informer()
-	if err := obs.watch(podInformer); err != nil {
-		return nil, err
+// startInformers starts the pod watches of the observer and the world.
+func (s *session) startInformers(context.Context) error {
+	podInformer := s.factory.Core().V1().Pods().Informer()
+	if err := s.obs.watch(podInformer); err != nil {
+		return err
 	}
-	if err := w.watch(runCtx, podInformer); err != nil {
-		return nil, err
+	if err := s.w.watch(s.runCtx, podInformer); err != nil {
+		return err
 	}
-	factory.Start(runCtx.Done())
-	defer func() {
-		cancel() // Shutdown waits for the informers, which stop with runCtx
-		factory.Shutdown()
-	}()
-	factory.WaitForCacheSync(runCtx.Done())
+	s.factory.Start(s.runCtx.Done())
+	s.stops = append(s.stops, func() {
+		s.cancel() // Shutdown waits for the informers, which stop with runCtx
+		s.factory.Shutdown()
+	})
+	s.factory.WaitForCacheSync(s.runCtx.Done())
+	return nil
+}
 
+// traceName is the trace's name for the output.
+func (s *session) traceName() string {
+	if s.in.trace.Name == "" {
+		return "trace"
+	}
+	return s.in.trace.Name
+}
+
+// replay plays the trace and shows the live view until everything has run,
+// or the timeout (by default the trace's length, scaled, plus 5 minutes).
+func (s *session) replay(ctx context.Context) error {
 	last := time.Duration(0)
-	for _, e := range in.trace.Events {
-		if e.At.Duration > last {
-			last = e.At.Duration
-		}
+	for _, e := range s.in.trace.Events {
+		last = max(last, e.At.Duration)
 	}
-	timeout := opts.Timeout
+	timeout := s.opts.Timeout
 	if timeout <= 0 {
-		timeout = time.Duration(float64(last)/opts.TimeScale) + 5*time.Minute
+		timeout = time.Duration(float64(last)/s.opts.TimeScale) + 5*time.Minute
 	}
-	name := in.trace.Name
-	if name == "" {
-		name = "trace"
-	}
-	fmt.Fprintf(out, "Replaying %s (%d events) at %gx speed\n\n", name, len(in.trace.Events), opts.TimeScale)
-	obs.start = clk.Now()
+	fmt.Fprintf(s.out, "Replaying %s (%d events) at %gx speed\n\n", s.traceName(), len(s.in.trace.Events), s.opts.TimeScale)
+	s.obs.start = s.clk.Now()
 	playErr := make(chan error, 1)
-	go func() { playErr <- w.play(runCtx, in.trace, obs.start) }()
+	go func() { playErr <- s.w.play(s.runCtx, s.in.trace, s.obs.start) }()
 
-	view := newLiveView(out, opts.Live, in.tree)
-	ticker := clk.NewTicker(time.Second)
+	view := newLiveView(s.out, s.opts.Live, s.in.tree)
+	defer view.done()
+	ticker := s.clk.NewTicker(time.Second)
 	defer ticker.Stop()
-	deadline := clk.After(timeout)
+	deadline := s.clk.After(timeout)
 	played := false
-loop:
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(out, "\nInterrupted; shutting down.")
-			return nil, ctx.Err()
+			fmt.Fprintln(s.out, "\nInterrupted; shutting down.")
+			return ctx.Err()
 		case err := <-playErr:
 			if err != nil {
-				return nil, fmt.Errorf("replaying the trace: %w", err)
+				return fmt.Errorf("replaying the trace: %w", err)
 			}
 			played, playErr = true, nil
-		case <-sched.Done():
-			return nil, fmt.Errorf("the scheduler stopped: %w", sched.Err())
+		case <-s.sched.Done():
+			return fmt.Errorf("the scheduler stopped: %w", s.sched.Err())
 		case <-deadline:
-			fmt.Fprintf(out, "\nStopped after %s: some pods never ran (see the report).\n", timeout)
-			break loop
+			fmt.Fprintf(s.out, "\nStopped after %s: some pods never ran (see the report).\n", timeout)
+			return nil
 		case <-ticker.C():
-			view.show(obs.sample(), obs)
-			if played && obs.finished() {
-				break loop
+			view.show(s.obs.sample(), s.obs)
+			if played && s.obs.finished() {
+				return nil
 			}
 		}
 	}
-	view.done()
+}
 
+// finish prints the report, hands it to OnFinished, and with Keep waits
+// for Ctrl-C.
+func (s *session) finish(ctx context.Context) (*Report, error) {
 	timedOut := 0
-	if evs, err := cp.Client.CoreV1().Events("").List(ctx, metav1.ListOptions{
+	if evs, err := s.cp.Client.CoreV1().Events("").List(ctx, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("reason", "GangTimedOut").String()}); err == nil {
 		seen := map[string]bool{}
 		for _, e := range evs.Items {
@@ -337,18 +397,18 @@ loop:
 		}
 		timedOut = len(seen)
 	}
-	report := obs.report(opts.Scheduler, name, timedOut)
-	fmt.Fprintln(out)
-	report.Print(out)
-	if opts.OnFinished != nil {
-		if err := opts.OnFinished(ctx, cp, report); err != nil {
+	report := s.obs.report(s.opts.Scheduler, s.traceName(), timedOut)
+	fmt.Fprintln(s.out)
+	report.Print(s.out)
+	if s.opts.OnFinished != nil {
+		if err := s.opts.OnFinished(ctx, s.cp, report); err != nil {
 			return &report, err
 		}
 	}
-	if opts.Keep {
-		fmt.Fprintf(out, "\nThe sandbox keeps running. In another terminal:\n  export KUBECONFIG=%s\n  kubectl get pods -A -o wide\n  muster status --kubeconfig %s\nPress Ctrl-C to stop it.\n", cp.Kubeconfig, cp.Kubeconfig)
+	if s.opts.Keep {
+		fmt.Fprintf(s.out, "\nThe sandbox keeps running. In another terminal:\n  export KUBECONFIG=%s\n  kubectl get pods -A -o wide\n  muster status --kubeconfig %s\nPress Ctrl-C to stop it.\n", s.cp.Kubeconfig, s.cp.Kubeconfig)
 		<-ctx.Done()
-		fmt.Fprintln(out, "Shutting down.")
+		fmt.Fprintln(s.out, "Shutting down.")
 	}
 	return &report, nil
 }

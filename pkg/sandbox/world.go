@@ -286,9 +286,9 @@ func (w *world) onPod(ctx context.Context, o any, deleted bool) {
 	if a == nil {
 		return
 	}
-	role := gang.SparkRoleOf(p.Labels)
+	role := capacity.RoleOf(p.Labels)
 	switch {
-	case a.kind == kindSpark && role == gang.SparkDriver && !deleted && p.Status.Phase == v1.PodRunning:
+	case a.kind == kindSpark && role == capacity.RoleDriver && !deleted && p.Status.Phase == v1.PodRunning:
 		w.mu.Lock()
 		start := !a.started
 		a.started = true
@@ -299,11 +299,11 @@ func (w *world) onPod(ctx context.Context, o any, deleted bool) {
 				w.clock.AfterFunc(w.scaled(a.spark.Duration.Duration/4), func() { w.startExecutors(ctx, a, extra) })
 			}
 		}
-	case a.kind == kindSpark && role == gang.SparkDriver && !deleted && p.Status.Phase == v1.PodSucceeded:
+	case a.kind == kindSpark && role == capacity.RoleDriver && !deleted && p.Status.Phase == v1.PodSucceeded:
 		w.finish(ctx, a, false, false)
-	case a.kind == kindSpark && role == gang.SparkDriver && deleted && p.Status.Phase != v1.PodSucceeded:
+	case a.kind == kindSpark && role == capacity.RoleDriver && deleted && p.Status.Phase != v1.PodSucceeded:
 		w.finish(ctx, a, true, w.obs.wasLost(p))
-	case a.kind == kindSpark && role == gang.SparkExecutor && deleted:
+	case a.kind == kindSpark && role == capacity.RoleExecutor && deleted:
 		w.mu.Lock()
 		replace := a.started && !a.done && !a.lost
 		w.mu.Unlock()

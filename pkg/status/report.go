@@ -11,6 +11,7 @@ import (
 
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 // Key is the key of the report in the status ConfigMap.
@@ -40,10 +41,13 @@ type Gang struct {
 	Members   int    `json:"members"`
 	MinMember int32  `json:"minMember"`
 	// Placed counts members reserved or bound.
-	Placed   int    `json:"placed"`
-	Since    string `json:"since"`
-	Reason   string `json:"reason,omitempty"`
-	Timeouts int    `json:"timeouts,omitempty"`
+	Placed int    `json:"placed"`
+	Since  string `json:"since"`
+	// ReasonCode says why the gang waits, for programs (a waitreason.Code,
+	// stable); Reason says it in a sentence, for people.
+	ReasonCode waitreason.Code `json:"reasonCode,omitempty"`
+	Reason     string          `json:"reason,omitempty"`
+	Timeouts   int             `json:"timeouts,omitempty"`
 }
 
 // Config says which queue configuration is in force.

@@ -12,11 +12,11 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
+	"muster.dev/muster/pkg/podgroup"
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/status"
 )
@@ -95,9 +95,7 @@ func EventsFor(t testing.TB, ns, name, reason string) []string {
 // PodGroupClient is an admin client for scheduler-plugins PodGroups.
 func PodGroupClient(t testing.TB) pgclientset.Interface {
 	t.Helper()
-	cfg := rest.CopyConfig(CP.Config)
-	cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json" // CRDs speak JSON only
-	c, err := pgclientset.NewForConfig(cfg)
+	c, err := podgroup.NewClient(CP.Config)
 	require.NoError(t, err)
 	return c
 }

@@ -60,7 +60,7 @@ func TestSpotLabelSchemes(t *testing.T) {
 	}
 	for name := range schemes {
 		if name == "scheme-none" {
-			waitUnschedulable(t, ns, name, 30*time.Second, "node is on-demand; the pod's capacity policy is require-spot (annotation)")
+			waitUnschedulable(t, ns, name, 30*time.Second, "node is on-demand; the pod's capacity policy is require-spot")
 			continue
 		}
 		assert.Equal(t, name, waitBound(t, ns, name, 30*time.Second).Spec.NodeName)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,7 @@ type proc struct {
 
 // startBinary runs muster-scheduler with schedulerConfig and leader election
 // (short lease times), and extra args; it is killed when the test ends.
+// With MUSTER_TEST_LOG_DIR set, its whole output is written there then.
 func startBinary(t *testing.T, extra ...string) *proc {
 	t.Helper()
 	return startBinaryAs(t, "", extra...)
@@ -102,8 +104,15 @@ func startBinaryAs(t *testing.T, name string, extra ...string) *proc {
 	p := &proc{Process: framework.StartProcess(t, cmd), Addr: fmt.Sprintf("127.0.0.1:%d", port), Name: name}
 	t.Cleanup(func() {
 		p.Kill(t)
+		if dir := os.Getenv("MUSTER_TEST_LOG_DIR"); dir != "" {
+			// The whole output, for runs too long to read in the test's log.
+			file := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.log", strings.ReplaceAll(t.Name(), "/", "_"), filepath.Base(cmd.Args[0]), p.Cmd.Process.Pid))
+			if err := os.WriteFile(file, []byte(p.Out.String()), 0o644); err != nil {
+				t.Logf("keeping the output of muster-scheduler: %v", err)
+			}
+		}
 		if t.Failed() {
-			t.Logf("output of muster-scheduler (pid %d):\n%s", p.Cmd.Process.Pid, tail(p.Out.String(), 200))
+			t.Logf("output of %s (pid %d):\n%s", filepath.Base(cmd.Args[0]), p.Cmd.Process.Pid, tail(p.Out.String(), 200))
 		}
 	})
 	return p
@@ -381,15 +390,18 @@ type podWatch struct {
 	// stretch; maxPartial: most gangs partly bound at one moment.
 	partialSince map[string]time.Time
 	longest      map[string]time.Duration
-	maxPartial   int
-	lastBind     time.Time
-	bound        int
+	longestFrom  map[string]time.Time
+	// over1s: every stretch of a second or more.
+	over1s     []stretch
+	maxPartial int
+	lastBind   time.Time
+	bound      int
 }
 
 func watchPods(t *testing.T, namespaces ...string) *podWatch {
 	t.Helper()
 	w := &podWatch{quorum: map[string]int{}, node: map[types.UID]string{}, ever: map[string]map[types.UID]bool{},
-		partialSince: map[string]time.Time{}, longest: map[string]time.Duration{}}
+		partialSince: map[string]time.Time{}, longest: map[string]time.Duration{}, longestFrom: map[string]time.Time{}}
 	framework.WatchPods(t, cache.ResourceEventHandlerFuncs{
 		AddFunc:    w.observe,
 		UpdateFunc: func(_, o any) { w.observe(o) },
@@ -437,7 +449,13 @@ func (w *podWatch) observe(o any) {
 			w.partialSince[g] = now
 		}
 	} else if since, ok := w.partialSince[g]; ok {
-		w.longest[g] = max(w.longest[g], now.Sub(since))
+		d := now.Sub(since)
+		if d > w.longest[g] {
+			w.longest[g], w.longestFrom[g] = d, since
+		}
+		if d >= time.Second {
+			w.over1s = append(w.over1s, stretch{Gang: g, From: since, For: d})
+		}
 		delete(w.partialSince, g)
 	}
 	w.maxPartial = max(w.maxPartial, len(w.partialSince))
@@ -456,6 +474,29 @@ func (w *podWatch) complete() int {
 	return n
 }
 
+// seen reports whether the watch has seen the pod bound.
+func (w *podWatch) seen(uid types.UID) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.node[uid]
+	return ok
+}
+
+// incomplete lists the registered gangs whose quorum was never seen bound,
+// with how many members were.
+func (w *podWatch) incomplete() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for g, q := range w.quorum {
+		if n := len(w.ever[g]); n < q {
+			out = append(out, fmt.Sprintf("%s (%d of %d)", g, n, q))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // everBound counts a gang's members ever seen bound.
 func (w *podWatch) everBound(gang string) int {
 	w.mu.Lock()
@@ -463,26 +504,44 @@ func (w *podWatch) everBound(gang string) int {
 	return len(w.ever[gang])
 }
 
+// stretch is a time a gang spent partly bound.
+type stretch struct {
+	Gang string
+	From time.Time
+	For  time.Duration
+}
+
 // report is what the watch saw.
 type watchReport struct {
-	Bound      int
-	Rebinds    []string
-	Partial    []string      // gangs partly bound now
-	Longest    time.Duration // longest stretch any gang spent partly bound
-	MaxPartial int           // most gangs partly bound at once
+	Bound   int
+	Rebinds []string
+	Partial []string      // gangs partly bound now
+	Longest time.Duration // longest stretch any gang spent partly bound
+	// LongestGang spent it, from LongestFrom.
+	LongestGang string
+	LongestFrom time.Time
+	// Over1s lists the stretches of a second or more that ended.
+	Over1s     []stretch
+	MaxPartial int // most gangs partly bound at once
 	LastBind   time.Time
 }
 
 func (w *podWatch) report() watchReport {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r := watchReport{Bound: w.bound, Rebinds: append([]string{}, w.rebinds...), MaxPartial: w.maxPartial, LastBind: w.lastBind}
-	for _, d := range w.longest {
-		r.Longest = max(r.Longest, d)
+	r := watchReport{Bound: w.bound, Rebinds: append([]string{}, w.rebinds...), MaxPartial: w.maxPartial, LastBind: w.lastBind,
+		Over1s: append([]stretch{}, w.over1s...)}
+	longest := func(g string, d time.Duration, from time.Time) {
+		if d > r.Longest {
+			r.Longest, r.LongestGang, r.LongestFrom = d, g, from
+		}
+	}
+	for g, d := range w.longest {
+		longest(g, d, w.longestFrom[g])
 	}
 	for g, since := range w.partialSince {
 		r.Partial = append(r.Partial, g)
-		r.Longest = max(r.Longest, time.Since(since))
+		longest(g, time.Since(since), since)
 	}
 	return r
 }

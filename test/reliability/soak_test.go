@@ -166,10 +166,10 @@ sampling:
 	assert.LessOrEqual(t, g2, 1.5*g1+20, "goroutines stay flat")
 	assert.LessOrEqual(t, r2, 1.5*r1, "resident memory stays flat")
 	assert.LessOrEqual(t, h2, 1.5*h1, "heap stays flat")
-	// Over the second half, a trend: the least-squares slope of each
-	// series, as the rise it makes over that half, against the noise (twice
-	// the slope's standard error) and a floor below which a rise does not
-	// matter (3% of the level; goroutines: 3). Short runs have too few
+	// Over the second half, a trend: the rise each series' line makes
+	// over that half (see trendOf), against the noise (twice the rise's
+	// standard error) and a floor below which a rise does not matter (3% of
+	// the level; goroutines: 3). Short runs have too few
 	// samples and too little time for a trend to show; only runs of 20
 	// minutes or more are judged on it.
 	half := samples[len(samples)/2:]
@@ -202,40 +202,57 @@ sampling:
 	t.Logf("watch: longest partial %s, most gangs partial at once %d", rep.Longest, rep.MaxPartial)
 }
 
-// trend is a series' least-squares line over some samples: its mean, and
-// the rise the line makes from the first sample to the last, with that
-// rise's standard error.
+// trend is a series' trend over some samples: its mean, and the rise its
+// line makes from the first sample to the last, with that rise's standard
+// error. The line is Theil-Sen's (the median of the slopes between every two
+// samples), which a few spikes do not tilt as they tilt a least-squares line
+// (goroutines sit at a floor with spikes of in-flight work); the noise is
+// the residuals' median absolute deviation, scaled to a standard deviation,
+// and the rise's standard error that of a line through so many evenly spaced
+// samples with that noise.
 type trend struct{ Mean, Rise, RiseSE float64 }
 
 func trendOf(s []sample, f func(sample) float64) trend {
-	n := float64(len(s))
+	n := len(s)
 	if n < 3 {
 		return trend{}
 	}
-	var sx, sy float64
-	for _, v := range s {
-		sx += v.At.Seconds()
-		sy += f(v)
+	x := func(i int) float64 { return s[i].At.Seconds() }
+	var slopes []float64
+	sum := 0.0
+	for i := 0; i < n; i++ {
+		sum += f(s[i])
+		for j := i + 1; j < n; j++ {
+			if dx := x(j) - x(i); dx > 0 {
+				slopes = append(slopes, (f(s[j])-f(s[i]))/dx)
+			}
+		}
 	}
-	mx, my := sx/n, sy/n
-	var sxx, sxy float64
-	for _, v := range s {
-		dx := v.At.Seconds() - mx
-		sxx += dx * dx
-		sxy += dx * (f(v) - my)
+	slope := medianOf(slopes)
+	intercepts := make([]float64, n)
+	for i := range s {
+		intercepts[i] = f(s[i]) - slope*x(i)
 	}
-	if sxx == 0 {
-		return trend{Mean: my}
+	b := medianOf(intercepts)
+	dev := make([]float64, n)
+	for i := range s {
+		dev[i] = math.Abs(f(s[i]) - (b + slope*x(i)))
 	}
-	slope := sxy / sxx
-	var rss float64
-	for _, v := range s {
-		r := f(v) - (my + slope*(v.At.Seconds()-mx))
-		rss += r * r
+	sigma := 1.4826 * medianOf(dev)
+	span := x(n-1) - x(0)
+	return trend{Mean: sum / float64(n), Rise: slope * span, RiseSE: sigma * math.Sqrt(12/float64(n))}
+}
+
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
 	}
-	se := math.Sqrt(rss/(n-2)) / math.Sqrt(sxx)
-	span := s[len(s)-1].At.Seconds() - s[0].At.Seconds()
-	return trend{Mean: my, Rise: slope * span, RiseSE: se * span}
+	v = append([]float64(nil), v...)
+	sort.Float64s(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // heapProfile saves the scheduler's heap profile (pprof) to path; a failure
@@ -295,8 +312,47 @@ type churn struct {
 	mu                                  sync.Mutex
 	n                                   int
 	edits, invalid, nodeChanges, doomed int
+	sparkApps, sparkDoomed              int
 	nodeUp                              bool
 	errs                                []string
+	// retryFor is how long a request is retried while it fails (through
+	// an apiserver outage); 0: a failure is recorded at once.
+	retryFor time.Duration
+	// editMu serialises queue edits; frozen stops them (freezeInvalid).
+	editMu sync.Mutex
+	frozen bool
+}
+
+// try makes a request, retrying it for c.retryFor while it fails; done
+// tells the errors that mean the request's work is done (a create that
+// landed before its answer was lost, a delete of what is gone).
+func (c *churn) try(ctx context.Context, req func(context.Context) error, done func(error) bool) error {
+	deadline := time.Now().Add(c.retryFor)
+	for {
+		err := req(ctx)
+		if err == nil || done(err) {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond): // a retry's pause, not a wait for state
+		}
+	}
+}
+
+func (c *churn) createPod(ctx context.Context, p podSpec) error {
+	return c.try(ctx, func(ctx context.Context) error { return createPodErr(ctx, c.ns, p) }, apierrors.IsAlreadyExists)
+}
+
+func (c *churn) deletePod(ctx context.Context, name string) error {
+	zero := int64(0)
+	return c.try(ctx, func(ctx context.Context) error {
+		return framework.CP.Client.CoreV1().Pods(c.ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	}, apierrors.IsNotFound)
 }
 
 func (c *churn) next() (int, *rand.Rand) {
@@ -322,7 +378,7 @@ func (c *churn) plainPod(ctx context.Context) {
 	c.mu.Lock()
 	dur := time.Duration(2000+rnd.Intn(3000)) * time.Millisecond
 	c.mu.Unlock()
-	c.fail(ctx, createPodErr(ctx, c.ns, podSpec{name: fmt.Sprintf("p%d", n), cpu: "500m", duration: dur}))
+	c.fail(ctx, c.createPod(ctx, podSpec{name: fmt.Sprintf("p%d", n), cpu: "500m", duration: dur}))
 }
 
 // gang creates a gang of 2-6 members; every fifth is a PodGroup, and every
@@ -345,7 +401,10 @@ func (c *churn) gang(ctx context.Context) {
 	var pods []podSpec
 	if n%5 == 0 {
 		pg := &schedv1alpha1.PodGroup{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: name}, Spec: schedv1alpha1.PodGroupSpec{MinMember: int32(size)}}
-		if _, err := c.pgs.SchedulingV1alpha1().PodGroups(c.ns).Create(ctx, pg, metav1.CreateOptions{}); err != nil {
+		if err := c.try(ctx, func(ctx context.Context) error {
+			_, err := c.pgs.SchedulingV1alpha1().PodGroups(c.ns).Create(ctx, pg, metav1.CreateOptions{})
+			return err
+		}, apierrors.IsAlreadyExists); err != nil {
 			c.fail(ctx, err)
 			return
 		}
@@ -360,46 +419,59 @@ func (c *churn) gang(ctx context.Context) {
 	}
 	for _, p := range pods {
 		p.duration = 3 * time.Second
-		c.fail(ctx, createPodErr(ctx, c.ns, p))
+		c.fail(ctx, c.createPod(ctx, p))
 	}
 	if doomed {
-		zero := int64(0)
 		for _, p := range pods {
-			c.fail(ctx, ignoreNotFound(framework.CP.Client.CoreV1().Pods(c.ns).Delete(ctx, p.name, metav1.DeleteOptions{GracePeriodSeconds: &zero})))
+			c.fail(ctx, c.deletePod(ctx, p.name))
 		}
 		if n%5 == 0 {
-			c.fail(ctx, ignoreNotFound(c.pgs.SchedulingV1alpha1().PodGroups(c.ns).Delete(ctx, name, metav1.DeleteOptions{})))
+			c.fail(ctx, c.try(ctx, func(ctx context.Context) error {
+				return c.pgs.SchedulingV1alpha1().PodGroups(c.ns).Delete(ctx, name, metav1.DeleteOptions{})
+			}, apierrors.IsNotFound))
 		}
 	}
 }
 
 // cleanUp deletes finished pods, and PodGroups none of whose pods is left
-// unfinished, so that the cluster's size stays steady.
+// unfinished, so that the cluster's size stays steady. A finished pod the
+// test's watch has not seen bound yet (it may be reconnecting after an
+// apiserver outage) is left for a later round: deleted first, its bind
+// would never be seen.
 func (c *churn) cleanUp(ctx context.Context) {
-	pods, err := framework.CP.Client.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
+	var pods *v1.PodList
+	if err := c.try(ctx, func(ctx context.Context) (err error) {
+		pods, err = framework.CP.Client.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{})
+		return err
+	}, never); err != nil {
 		c.fail(ctx, err)
 		return
 	}
 	live := map[string]bool{}
-	zero := int64(0)
 	for _, p := range pods.Items {
 		if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
-			c.fail(ctx, ignoreNotFound(framework.CP.Client.CoreV1().Pods(c.ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})))
+			if c.w.seen(p.UID) {
+				c.fail(ctx, c.deletePod(ctx, p.Name))
+			}
 			continue
 		}
 		if g := p.Labels[gang.LabelPodGroup]; g != "" {
 			live[g] = true
 		}
 	}
-	pgs, err := c.pgs.SchedulingV1alpha1().PodGroups(c.ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
+	var pgs *schedv1alpha1.PodGroupList
+	if err := c.try(ctx, func(ctx context.Context) (err error) {
+		pgs, err = c.pgs.SchedulingV1alpha1().PodGroups(c.ns).List(ctx, metav1.ListOptions{})
+		return err
+	}, never); err != nil {
 		c.fail(ctx, err)
 		return
 	}
 	for _, pg := range pgs.Items {
 		if !live[pg.Name] && time.Since(pg.CreationTimestamp.Time) > 5*time.Second {
-			c.fail(ctx, ignoreNotFound(c.pgs.SchedulingV1alpha1().PodGroups(c.ns).Delete(ctx, pg.Name, metav1.DeleteOptions{})))
+			c.fail(ctx, c.try(ctx, func(ctx context.Context) error {
+				return c.pgs.SchedulingV1alpha1().PodGroups(c.ns).Delete(ctx, pg.Name, metav1.DeleteOptions{})
+			}, apierrors.IsNotFound))
 		}
 	}
 }
@@ -407,26 +479,58 @@ func (c *churn) cleanUp(ctx context.Context) {
 // editQueues alternates the tenant's max, with an invalid edit now and then
 // (refused; the last good configuration stays).
 func (c *churn) editQueues(ctx context.Context, queues func(string) string) {
+	c.editMu.Lock()
+	defer c.editMu.Unlock()
+	if c.frozen {
+		return
+	}
 	c.mu.Lock()
 	c.edits++
 	k := c.edits
 	c.mu.Unlock()
 	body := queues([]string{"40", "24"}[k%2])
 	if k%4 == 0 {
-		body = "queues:\n  - name: tenant\n    max: {cpu: nonsense}\n"
+		body = invalidQueues
 		c.mu.Lock()
 		c.invalid++
 		c.mu.Unlock()
 	}
+	c.writeQueues(ctx, body)
+}
+
+// invalidQueues is an edit muster must refuse.
+const invalidQueues = "queues:\n  - name: tenant\n    max: {cpu: nonsense}\n"
+
+// freezeInvalid writes an invalid edit, as an admin's typo, and stops the
+// edits until thaw: the ConfigMap stays invalid meanwhile.
+func (c *churn) freezeInvalid(ctx context.Context) {
+	c.editMu.Lock()
+	defer c.editMu.Unlock()
+	c.frozen = true
+	c.mu.Lock()
+	c.edits++
+	c.invalid++
+	c.mu.Unlock()
+	c.writeQueues(ctx, invalidQueues)
+}
+
+func (c *churn) thaw() {
+	c.editMu.Lock()
+	defer c.editMu.Unlock()
+	c.frozen = false
+}
+
+func (c *churn) writeQueues(ctx context.Context, body string) {
 	cms := framework.CP.Client.CoreV1().ConfigMaps(musterNamespace)
-	cm, err := cms.Get(ctx, "muster-queues", metav1.GetOptions{})
-	if err != nil {
-		c.fail(ctx, err)
-		return
-	}
-	cm.Data["queues.yaml"] = body
-	_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-	c.fail(ctx, err)
+	c.fail(ctx, c.try(ctx, func(ctx context.Context) error {
+		cm, err := cms.Get(ctx, "muster-queues", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cm.Data["queues.yaml"] = body
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	}, never))
 }
 
 // nodeChurn adds a node, or removes it again (with whatever runs there).
@@ -437,15 +541,48 @@ func (c *churn) nodeChurn(ctx context.Context) {
 	c.nodeChanges++
 	c.mu.Unlock()
 	if !up {
-		c.fail(ctx, cluster.CreateNodes(ctx, framework.CP.Client, []cluster.Node{framework.Node("soak-churn", "8", "32Gi", nil)}))
+		c.fail(ctx, c.try(ctx, func(ctx context.Context) error {
+			return cluster.CreateNodes(ctx, framework.CP.Client, []cluster.Node{framework.Node("soak-churn", "8", "32Gi", nil)})
+		}, apierrors.IsAlreadyExists))
 		return
 	}
-	c.fail(ctx, ignoreNotFound(framework.CP.Client.CoreV1().Nodes().Delete(ctx, "soak-churn", metav1.DeleteOptions{})))
+	c.fail(ctx, c.try(ctx, func(ctx context.Context) error {
+		return framework.CP.Client.CoreV1().Nodes().Delete(ctx, "soak-churn", metav1.DeleteOptions{})
+	}, apierrors.IsNotFound))
 }
 
-func ignoreNotFound(err error) error {
-	if apierrors.IsNotFound(err) {
-		return nil
+// never: no error means the request's work is done.
+func never(error) bool { return false }
+
+// TestTrendOf: the soak's trend finds a leak and ignores spikes on a floor.
+func TestTrendOf(t *testing.T) {
+	series := func(f func(i int) float64) []sample {
+		out := make([]sample, 60)
+		for i := range out {
+			out[i] = sample{At: time.Duration(i) * 30 * time.Second, Goroutines: f(i)}
+		}
+		return out
 	}
-	return err
+	g := func(s sample) float64 { return s.Goroutines }
+	tests := map[string]struct {
+		f        func(i int) float64
+		min, max float64 // the rise over the series
+		leak     bool    // beyond twice its standard error and 3
+	}{
+		"flat":                    {f: func(int) float64 { return 276 }, min: 0, max: 0},
+		"floor with late spikes":  {f: func(i int) float64 { return 276 + float64(map[bool]int{true: 15}[i > 50 && i%2 == 0]) }, min: 0, max: 0.5},
+		"one goroutine a minute":  {f: func(i int) float64 { return 276 + float64(i/2) }, min: 28, max: 30, leak: true},
+		"leak under noise":        {f: func(i int) float64 { return 276 + float64(i)/4 + float64(i%5*2) }, min: 13, max: 16, leak: true},
+		"noise, no leak":          {f: func(i int) float64 { return 276 + float64(i%5*2) }, min: -1, max: 1},
+		"a leak that levels off":  {f: func(i int) float64 { return 276 + math.Min(float64(i), 10) }, min: 0, max: 2},
+		"sawtooth heap, no trend": {f: func(i int) float64 { return 20e6 + float64(i%7)*1e6 }, min: -1e6, max: 1e6},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tr := trendOf(series(tc.f), g)
+			assert.GreaterOrEqual(t, tr.Rise, tc.min)
+			assert.LessOrEqual(t, tr.Rise, tc.max)
+			assert.Equal(t, tc.leak, tr.Rise > max(2*tr.RiseSE, 3), "rise %.3g, SE %.3g", tr.Rise, tr.RiseSE)
+		})
+	}
 }

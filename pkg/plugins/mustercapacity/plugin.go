@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"muster.dev/muster/pkg/apis/config"
@@ -23,6 +24,7 @@ import (
 	"muster.dev/muster/pkg/plugins"
 	"muster.dev/muster/pkg/plugins/profile"
 	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration profile.
@@ -101,12 +103,13 @@ func (s *cycleState) Clone() fwk.StateData { return s }
 // PreFilter resolves the pod's policy. A malformed muster.dev/capacity-policy
 // annotation refuses the pod until it is fixed, with the reason in its
 // condition and a FailedScheduling Event: never silently "any".
-func (pl *Plugin) PreFilter(_ context.Context, state fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	if err := pl.rt.Ready(); err != nil {
 		return nil, fwk.AsStatus(err)
 	}
 	pol, src, err := pl.rt.PolicyOf(pod)
 	if err != nil {
+		pl.rt.Waiting(pod, waitreason.InvalidCapacityPolicy, err.Error())
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())
 	}
 	cs := &cycleState{policy: pol, source: src}
@@ -118,9 +121,11 @@ func (pl *Plugin) PreFilter(_ context.Context, state fwk.CycleState, pod *v1.Pod
 		}
 	}
 	state.Write(stateKey, cs)
-	if pol != capacity.RequireSpot && pol != capacity.RequireOnDemand && !cs.member {
+	if pol.Required() == "" && !cs.member {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
+	// Filter's reasons name the policy, not where it came from: that is here.
+	klog.FromContext(ctx).V(4).Info("Capacity policy", "pod", klog.KObj(pod), "policy", pol, "source", src)
 	return nil, nil
 }
 
@@ -157,9 +162,20 @@ func (pl *Plugin) spreadState(cs *cycleState, pod *v1.Pod, nodes []fwk.NodeInfo)
 	cs.spotMembers = max(info.Members, int(info.Spec.MinMember))
 }
 
+// Filter reasons. Each is one fixed string, so that kube-scheduler's
+// summary of a pod's failed nodes groups them ("0/9 nodes are available: 3
+// node is being taken away; ..."); what differs from node to node (the
+// disruption, the pool and its count) goes to the log at V(4), and muster
+// explain shows it. The capacity type's reason is capacity.Refusal: one per
+// policy that requires a type.
+const (
+	ErrReasonDisrupted = "node is being taken away; no new gang members go there"
+	ErrReasonSpread    = "spot pool already holds half of the gang's spot members; another pool has room"
+)
+
 // Filter applies require-* policies, keeps gang members off nodes being
 // taken away, and spreads a gang's extra members over spot pools.
-func (pl *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
 	n := ni.Node()
 	if n == nil {
 		return fwk.NewStatus(fwk.Error, "node not found")
@@ -167,14 +183,15 @@ func (pl *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *v1.Pod, n
 	cs := readState(state)
 	view := pl.views.get(n)
 	if !capacity.Allows(cs.policy, view.Type) {
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(
-			"node is %s; the pod's capacity policy is %s (%s)", view.Type, cs.policy, cs.source))
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, capacity.Refusal(cs.policy, view.Type))
 	}
 	if !cs.member {
 		return nil
 	}
+	logger := klog.FromContext(ctx)
 	if view.Disrupted {
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("node is being taken away (%s); no new gang members go there", view.Reason))
+		logger.V(4).Info("Node is being taken away; no new gang members go there", "pod", klog.KObj(pod), "node", n.Name, "disruption", view.Reason)
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, ErrReasonDisrupted)
 	}
 	if pool := view.SpotPool(); pool != "" && !cs.slots && cs.inPool != nil {
 		other := false
@@ -185,8 +202,9 @@ func (pl *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *v1.Pod, n
 			}
 		}
 		if !capacity.SpreadAllows(cs.inPool[pool], cs.spotMembers, other) {
-			return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf(
-				"spot pool %s already holds %d of the gang's %d members; another pool has room", pool, cs.inPool[pool], cs.spotMembers))
+			logger.V(4).Info("Spot pool already holds its share of the gang; another pool has room", "pod", klog.KObj(pod), "node", n.Name,
+				"gang", cs.ref.String(), "pool", pool, "inPool", cs.inPool[pool], "spotMembers", cs.spotMembers, "maxPerPool", capacity.MaxPerPool(cs.spotMembers))
+			return fwk.NewStatus(fwk.Unschedulable, ErrReasonSpread)
 		}
 	}
 	return nil

@@ -97,9 +97,5 @@ func (idx *nodeIndex) uniform(p capacity.Policy) bool {
 	if idx.disrupted > 0 {
 		return false
 	}
-	switch p {
-	case capacity.PreferSpot, capacity.PreferOnDemand:
-		return idx.spot == 0 || idx.onDemand == 0
-	}
-	return true
+	return p.Preferred() == "" || idx.spot == 0 || idx.onDemand == 0
 }

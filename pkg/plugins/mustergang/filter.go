@@ -11,11 +11,17 @@ import (
 
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/plugins/profile"
+	"muster.dev/muster/pkg/resources"
 )
+
+// ErrReasonReserved is Filter's reason: one fixed string, so that
+// kube-scheduler's summary of a pod's failed nodes groups them; the resource
+// goes to the log at V(4).
+const ErrReasonReserved = "the node's free capacity is reserved for admitted gangs"
 
 // Filter keeps every pod off the capacity that admitted gangs (other than
 // its own) hold on the node: that capacity is spoken for.
-func (pl *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
 	n := ni.Node()
 	if n == nil {
 		return fwk.NewStatus(fwk.Error, "node not found")
@@ -32,7 +38,9 @@ func (pl *Plugin) Filter(_ context.Context, state fwk.CycleState, pod *v1.Pod, n
 			continue
 		}
 		if used[r]+reserved[r]+need[r] > alloc[r] {
-			return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s on the node is reserved for admitted gangs", r))
+			klog.FromContext(ctx).V(4).Info("Node's free capacity is reserved for admitted gangs", "pod", klog.KObj(pod), "node", n.Name,
+				"resource", r, "reserved", resources.Format(r, reserved[r]), "requested", resources.Format(r, need[r]))
+			return fwk.NewStatus(fwk.Unschedulable, ErrReasonReserved)
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	schedv1beta1 "k8s.io/api/scheduling/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -18,6 +19,7 @@ import (
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/metrics"
 	"muster.dev/muster/pkg/plugins/profile"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 // onPod keeps the registry's members in step with the cluster.
@@ -26,7 +28,7 @@ func (pl *Plugin) onPod(obj any) {
 	if !ok || p.Spec.SchedulerName != pl.rt.Profile {
 		return
 	}
-	ref, role, _, ok := pl.sources.identify(p)
+	ref, role, ok := pl.sources.identify(p)
 	if !ok {
 		return
 	}
@@ -35,7 +37,7 @@ func (pl *Plugin) onPod(obj any) {
 		pl.forget(p, ref, role)
 		return
 	}
-	gs, err := pl.sources.specOf(p, ref, role)
+	gs, err := pl.sources.specOf(pl.ctx, p, ref)
 	if err != nil || gs.wait != "" {
 		return // PreFilter tells the pod why
 	}
@@ -86,7 +88,7 @@ func (pl *Plugin) onPodDelete(obj any) {
 	if !ok || p.Spec.SchedulerName != pl.rt.Profile {
 		return
 	}
-	if ref, role, _, ok := pl.sources.identify(p); ok {
+	if ref, role, ok := pl.sources.identify(p); ok {
 		pl.markStatus(ref)
 		pl.forget(p, ref, role)
 	}
@@ -94,7 +96,7 @@ func (pl *Plugin) onPodDelete(obj any) {
 
 // forget drops a member that is gone. A Spark driver takes its app's
 // reservation with it: executors of a dead driver are never scheduled.
-func (pl *Plugin) forget(p *v1.Pod, ref gang.Ref, role gang.SparkRole) {
+func (pl *Plugin) forget(p *v1.Pod, ref gang.Ref, role gang.Role) {
 	pl.reg.Forget(ref, profile.Key(p))
 	if role == gang.SparkDriver {
 		pl.reg.ReleaseSlots(ref)
@@ -153,9 +155,6 @@ func (pl *Plugin) onNodeDelete(obj any) {
 	pl.displace(pl.ctx, node.Name, "deleted")
 }
 
-// onPodGroupDelete releases the admission of a PodGroup's gang when the
-// PodGroup is deleted: its members wait for it to exist again, and the room
-// held for them is free meanwhile.
 // onPodGroupAdd records the members that arrived before their PodGroup (a
 // member is not recorded while its PodGroup is missing). A gated member is
 // in no scheduling cycle, so nothing else would record it.
@@ -164,8 +163,25 @@ func (pl *Plugin) onPodGroupAdd(obj any) {
 	if !ok {
 		return
 	}
-	pl.markStatus(gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name})
-	for _, p := range pl.sources.members(gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}) {
+	ref := gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}
+	pl.markStatus(ref)
+	pl.observeMembers(ref)
+}
+
+// onWorkloadPodGroupAdd observes the members of a Workload API pod group
+// that arrives after them.
+func (pl *Plugin) onWorkloadPodGroupAdd(obj any) {
+	if pg, ok := obj.(*schedv1beta1.PodGroup); ok {
+		pl.observeMembers(gang.Ref{Kind: gang.KindWorkload, Namespace: pg.Namespace, Name: pg.Name})
+	}
+}
+
+// observeMembers observes the pods of a gang whose source object has just
+// arrived: members seen before it could not be told their gang's spec (the
+// pod and the object come through different watches, in no fixed order),
+// and the member that completes the gang activates the others.
+func (pl *Plugin) observeMembers(ref gang.Ref) {
+	for _, p := range pl.sources.members(pl.ctx, ref) {
 		pl.onPod(p)
 	}
 }
@@ -179,6 +195,9 @@ func (pl *Plugin) onPodGroupUpdate(_, newObj any) {
 	}
 }
 
+// onPodGroupDelete releases the admission of a PodGroup's gang when the
+// PodGroup is deleted: its members wait for it to exist again, and the room
+// held for them is free meanwhile.
 func (pl *Plugin) onPodGroupDelete(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
@@ -224,7 +243,7 @@ func (pl *Plugin) runTimeouts(ctx context.Context) {
 				if info.Gated > 0 {
 					reason = info.Reason // counts the members held by scheduling gates, and names the gates
 				}
-				pl.reg.Release(info.Ref, reason, pl.clock.Now())
+				pl.reg.Release(info.Ref, info.ReasonCode, reason, pl.clock.Now())
 				pl.timedOut(ctx, info.Ref, fmt.Sprintf("not complete within %s: %s", info.Spec.Timeout, reason))
 			case gang.PhasePending:
 				reason := info.Reason
@@ -232,7 +251,7 @@ func (pl *Plugin) runTimeouts(ctx context.Context) {
 					reason = "not admitted"
 				}
 				backoff := pl.clock.Now().Add(time.Duration(pl.args.BackoffSeconds) * time.Second)
-				pl.reg.Release(info.Ref, reason, backoff)
+				pl.reg.Release(info.Ref, waitreason.BackingOff, reason, backoff)
 				pl.timedOut(ctx, info.Ref, fmt.Sprintf("not admitted within %s: %s", info.Spec.Timeout, reason))
 			}
 		}
@@ -245,9 +264,9 @@ func (pl *Plugin) timedOut(ctx context.Context, ref gang.Ref, reason string) {
 	metrics.GangTimeouts.WithLabelValues(info.Queue).Inc()
 	msg := fmt.Sprintf("%s timed out (%s); its members were released, retrying after %ds", ref, reason, pl.args.BackoffSeconds)
 	klog.FromContext(ctx).Info("Gang timed out", "gang", ref.String(), "reason", reason, "timeouts", info.Timeouts)
-	members := pl.sources.members(ref)
+	members := pl.sources.members(ctx, ref)
 	if len(members) > 0 {
-		gs, _ := pl.sources.specOf(members[0], ref, gang.SparkRoleOf(members[0].Labels))
+		gs, _ := pl.sources.specOf(ctx, members[0], ref)
 		pl.event(members[0], gs, v1.EventTypeWarning, ReasonTimedOut, "Admit", msg)
 	}
 	delay := time.Duration(pl.args.BackoffSeconds) * time.Second
@@ -269,7 +288,7 @@ func (pl *Plugin) reconcileMembers() {
 				continue
 			}
 			gone := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: name, UID: types.UID(key)}}
-			pl.forget(gone, ref, gang.NotSpark)
+			pl.forget(gone, ref, gang.NoRole)
 		}
 	}
 }

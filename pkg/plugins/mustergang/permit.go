@@ -11,6 +11,7 @@ import (
 
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/plugins/profile"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 // Reserve takes one of the gang's slots on the chosen node for the member,
@@ -58,13 +59,7 @@ func (pl *Plugin) Unreserve(ctx context.Context, state fwk.CycleState, pod *v1.P
 		pl.reg.Unassume(cs.ref, profile.Key(pod))
 		return
 	}
-	// The wait counts from the first member's arrival, or from the end of
-	// the last backoff (as Registry.TimedOut counts it).
-	start := info.FirstSeen
-	if info.BackoffUntil.After(start) {
-		start = info.BackoffUntil
-	}
-	timedOut := !pl.clock.Now().Before(start.Add(info.Spec.Timeout))
+	timedOut := !pl.clock.Now().Before(info.Deadline())
 	reason := fmt.Sprintf("member %s/%s could not be bound", pod.Namespace, pod.Name)
 	if timedOut {
 		reason = fmt.Sprintf("timed out after %s with %d of %d members placed", info.Spec.Timeout, info.Assumed+info.Bound, info.Spec.MinMember)
@@ -102,10 +97,12 @@ func (pl *Plugin) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod,
 // retried). timedOut starts a backoff and counts a timeout.
 func (pl *Plugin) release(ctx context.Context, ref gang.Ref, reason string, timedOut bool) {
 	var backoff time.Time
+	code := waitreason.Released
 	if timedOut {
 		backoff = pl.clock.Now().Add(time.Duration(pl.args.BackoffSeconds) * time.Second)
+		code = waitreason.BackingOff
 	}
-	keys := pl.reg.Release(ref, reason, backoff)
+	keys := pl.reg.Release(ref, code, reason, backoff)
 	pl.rt.Ledger.Remove(gangKey(ref))
 	waiting := map[string]bool{}
 	for _, k := range keys {

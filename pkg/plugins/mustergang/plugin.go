@@ -58,7 +58,6 @@ const (
 	ReasonAdmitted  = "GangAdmitted"
 	ReasonTimedOut  = "GangTimedOut"
 	ReasonNeverFits = "GangNeverFits"
-	ReasonReleased  = "GangReleased"
 )
 
 // Plugin admits gangs all or nothing.
@@ -143,7 +142,7 @@ func newPlugin(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profil
 		displacedFrom: map[gang.Ref][]string{}, ctx: ctx,
 	}
 	rt.GangOf = func(p *v1.Pod) (gang.Ref, bool) {
-		ref, _, _, ok := pl.sources.identify(p)
+		ref, _, ok := pl.sources.identify(p)
 		return ref, ok
 	}
 	pods := h.SharedInformerFactory().Core().V1().Pods().Informer()
@@ -163,6 +162,11 @@ func newPlugin(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profil
 			AddFunc: pl.onPodGroupAdd, UpdateFunc: pl.onPodGroupUpdate, DeleteFunc: pl.onPodGroupDelete,
 		}); err != nil {
 			return nil, fmt.Errorf("%s: watching PodGroups: %w", Name, err)
+		}
+	}
+	if src.workloadInformer != nil {
+		if _, err := src.workloadInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: pl.onWorkloadPodGroupAdd}); err != nil {
+			return nil, fmt.Errorf("%s: watching the Workload API's pod groups: %w", Name, err)
 		}
 	}
 	go pl.runTimeouts(ctx)
@@ -206,11 +210,7 @@ func (pl *Plugin) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *
 
 // remaining is how long a gang may still wait for its quorum.
 func (pl *Plugin) remaining(info gang.Info) time.Duration {
-	start := info.FirstSeen
-	if info.BackoffUntil.After(start) {
-		start = info.BackoffUntil
-	}
-	left := start.Add(info.Spec.Timeout).Sub(pl.clock.Now())
+	left := info.Deadline().Sub(pl.clock.Now())
 	if left < time.Second {
 		left = time.Second
 	}

@@ -61,7 +61,7 @@ func (pl *Plugin) restoreSpark(ctx context.Context) {
 		if info.Ref.Kind != gang.KindSpark || info.Phase != gang.PhaseBound || info.Spec.Executors == 0 || info.FreeSlots > 0 {
 			continue
 		}
-		driver, err := pl.sources.sparkDriver(info.Ref)
+		driver, err := pl.sources.sparkDriver(ctx, info.Ref)
 		if err != nil || driver == nil || driver.Spec.NodeName == "" {
 			continue
 		}
@@ -81,7 +81,7 @@ func (pl *Plugin) restoreSpark(ctx context.Context) {
 
 // restore reserves room for n executors of a bound driver's app.
 func (pl *Plugin) restore(ctx context.Context, driver *v1.Pod, ref gang.Ref, since time.Time, n int) error {
-	gs, err := pl.sources.specOf(driver, ref, gang.SparkDriver)
+	gs, err := pl.sources.specOf(ctx, driver, ref)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (pl *Plugin) restore(ctx context.Context, driver *v1.Pod, ref gang.Ref, sin
 	if err != nil {
 		return err
 	}
-	plan, short := planGang(nodes, members, eligibility(driver, objs), viewsOf(objs), policies)
+	plan, short := gang.PlanWithPolicies(nodes, members, eligibility(driver, objs), viewsOf(objs), policies)
 	if short != nil {
 		return fmt.Errorf("not enough room: %s", short.Reason)
 	}
@@ -231,7 +231,7 @@ func (pl *Plugin) replace(ctx context.Context, ref gang.Ref) {
 	if !ok || len(reqs) == 0 {
 		return
 	}
-	pod, gs, err := pl.reference(ref)
+	pod, gs, err := pl.reference(ctx, ref)
 	why := ""
 	var names []string
 	if err == nil {
@@ -278,16 +278,16 @@ func (pl *Plugin) replace(ctx context.Context, ref gang.Ref) {
 // reference returns the pod whose constraints a gang's slots are planned
 // for (a Spark app's driver; else a member not yet bound, else any), and
 // the gang's spec read through it.
-func (pl *Plugin) reference(ref gang.Ref) (*v1.Pod, gangSpec, error) {
+func (pl *Plugin) reference(ctx context.Context, ref gang.Ref) (*v1.Pod, gangSpec, error) {
 	var pod *v1.Pod
 	if ref.Kind == gang.KindSpark {
-		d, err := pl.sources.sparkDriver(ref)
+		d, err := pl.sources.sparkDriver(ctx, ref)
 		if err != nil {
 			return nil, gangSpec{}, err
 		}
 		pod = d
 	} else {
-		for _, p := range pl.sources.members(ref) {
+		for _, p := range pl.sources.members(ctx, ref) {
 			if pod == nil || pod.Spec.NodeName != "" && p.Spec.NodeName == "" {
 				pod = p
 			}
@@ -296,7 +296,7 @@ func (pl *Plugin) reference(ref gang.Ref) (*v1.Pod, gangSpec, error) {
 	if pod == nil {
 		return nil, gangSpec{}, fmt.Errorf("no member of the gang is left to plan for")
 	}
-	gs, err := pl.sources.specOf(pod, ref, gang.SparkRoleOf(pod.Labels))
+	gs, err := pl.sources.specOf(ctx, pod, ref)
 	if err != nil {
 		return pod, gs, err
 	}
@@ -327,7 +327,7 @@ func (pl *Plugin) planSlots(pod *v1.Pod, ref gang.Ref, gs gangSpec, reqs []resou
 	if err != nil {
 		return nil, err.Error()
 	}
-	plan, short := planGang(nodes, members, eligibility(pod, objs), viewsOf(objs), policies)
+	plan, short := gang.PlanWithPolicies(nodes, members, eligibility(pod, objs), viewsOf(objs), policies)
 	if short != nil {
 		return nil, short.Reason
 	}

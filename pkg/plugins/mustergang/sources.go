@@ -3,17 +3,19 @@ package mustergang
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	schedv1beta1 "k8s.io/api/scheduling/v1beta1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/informers"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	schedv1beta1listers "k8s.io/client-go/listers/scheduling/v1beta1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -24,57 +26,78 @@ import (
 
 	"muster.dev/muster/pkg/apis/config"
 	"muster.dev/muster/pkg/gang"
-	"muster.dev/muster/pkg/queue"
-	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/podgroup"
 )
 
-// sources reads gangs from their sources: PodGroups (when the CRD is
-// installed), pod annotations, and Spark's labels.
+// sources reads gangs from their sources (pkg/gang) through the
+// scheduler's informers: it is the gang.Objects of the plugin.
 type sources struct {
-	args     config.MusterGangArgs
-	pods     corelisters.PodLister
+	args config.MusterGangArgs
+	pods corelisters.PodLister
+	// objects reads the API objects that define gangs, by resource: those
+	// the cluster serves. A gang source whose resource is not here is not
+	// used.
+	objects map[schema.GroupVersionResource]func(namespace, name string) (runtime.Object, error)
+
 	pgs      pglisters.PodGroupLister // nil without the PodGroup CRD
 	pgClient pgclientset.Interface
 	// pgInformer watches PodGroups (nil without the CRD).
 	pgInformer cache.SharedIndexInformer
+	// workloadInformer watches the Workload API's pod groups (nil where
+	// the cluster does not serve them).
+	workloadInformer cache.SharedIndexInformer
 	// allMembers lists PodGroup members including finished ones (the
 	// scheduler's own pod informer leaves those out), for PodGroup status.
 	allMembers corelisters.PodLister
-	// workloads lists the upstream Workload API's pod groups
-	// (scheduling.k8s.io/v1beta1); nil where the cluster does not serve them.
-	workloads schedv1beta1listers.PodGroupLister
 }
+
+var _ gang.Objects = &sources{}
 
 // newSources reads gangs through the handle's informers and, for PodGroups,
 // through client (nil: one built from the handle's kubeconfig).
 func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs, client pgclientset.Interface) (*sources, error) {
-	s := &sources{args: *args, pods: h.SharedInformerFactory().Core().V1().Pods().Lister()}
-	if served(h, schedv1beta1.SchemeGroupVersion.String(), "podgroups") {
+	s := &sources{args: *args, pods: h.SharedInformerFactory().Core().V1().Pods().Lister(),
+		objects: map[schema.GroupVersionResource]func(string, string) (runtime.Object, error){}}
+	disco := h.ClientSet().Discovery()
+	workloadsServed, err := served(ctx, disco, gang.ResourceWorkloadPodGroup)
+	if err != nil {
+		return nil, err
+	}
+	if workloadsServed {
 		// The scheduler's own factory: it starts and syncs it with the rest.
-		s.workloads = h.SharedInformerFactory().Scheduling().V1beta1().PodGroups().Lister()
+		workloadGroups := h.SharedInformerFactory().Scheduling().V1beta1().PodGroups()
+		workloads := workloadGroups.Lister()
+		s.workloadInformer = workloadGroups.Informer()
+		s.objects[gang.ResourceWorkloadPodGroup] = func(ns, name string) (runtime.Object, error) {
+			return workloads.PodGroups(ns).Get(name)
+		}
 	} else {
 		klog.FromContext(ctx).V(2).Info("The Workload API's pod groups are not served; they are not a gang source here",
 			"groupVersion", schedv1beta1.SchemeGroupVersion.String())
 	}
 	if client == nil {
-		// kube-scheduler talks protobuf; CRDs only speak JSON.
-		cfg := rest.CopyConfig(h.KubeConfig())
-		cfg.ContentType, cfg.AcceptContentTypes = "application/json", "application/json"
-		c, err := pgclientset.NewForConfig(cfg)
+		c, err := podgroup.NewClient(h.KubeConfig())
 		if err != nil {
-			return nil, fmt.Errorf("PodGroup client: %w", err)
+			return nil, err
 		}
 		client = c
 	}
 	// Without the CRD an informer would never sync: check first.
-	if _, err := h.ClientSet().Discovery().ServerResourcesForGroupVersion(schedv1alpha1.SchemeGroupVersion.String()); err != nil {
+	pgServed, err := served(ctx, disco, gang.ResourcePodGroup)
+	if err != nil {
+		return nil, err
+	}
+	if !pgServed {
 		klog.FromContext(ctx).Info("PodGroup CRD not served; PodGroup gangs are not available (annotation and Spark gangs are)",
-			"groupVersion", schedv1alpha1.SchemeGroupVersion.String(), "err", err)
+			"groupVersion", schedv1alpha1.SchemeGroupVersion.String())
 		return s, nil
 	}
 	factory := pginformers.NewSharedInformerFactory(client, 0)
 	informer := factory.Scheduling().V1alpha1().PodGroups()
 	s.pgs, s.pgClient = informer.Lister(), client
+	s.objects[gang.ResourcePodGroup] = func(ns, name string) (runtime.Object, error) {
+		return s.pgs.PodGroups(ns).Get(name)
+	}
 	inf := informer.Informer()
 	s.pgInformer = inf
 	factory.Start(ctx.Done())
@@ -95,177 +118,105 @@ func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs, 
 	return s, nil
 }
 
-// identify returns the gang a pod belongs to and its Spark role.
-func (s *sources) identify(p *v1.Pod) (gang.Ref, gang.SparkRole, string, bool) {
-	group := ""
-	if p.Spec.SchedulingGroup != nil && p.Spec.SchedulingGroup.PodGroupName != nil {
-		group = *p.Spec.SchedulingGroup.PodGroupName
+// served asks discovery whether the cluster serves a resource, until it
+// answers: an error that is not "not found" (the apiserver unreachable, as
+// when muster starts during an outage) says nothing about the resource, and
+// taking it for "not served" would schedule that source's gangs as plain
+// pods, one by one, for the life of the process. Nothing can be scheduled
+// before the apiserver answers anyway. It gives up only when ctx ends.
+func served(ctx context.Context, disco discovery.DiscoveryInterface, r schema.GroupVersionResource) (bool, error) {
+	var ok bool
+	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 10 * time.Second}
+	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(context.Context) (bool, error) {
+		var err error
+		if ok, err = discovery.IsResourceEnabled(disco, r); err != nil {
+			klog.FromContext(ctx).Info("Asking the apiserver which gang sources it serves; retrying", "resource", r.String(), "err", err)
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("asking the apiserver whether it serves %s: %w", r, err)
 	}
-	ref, ok := gang.Identify(p.Namespace, p.Labels, group)
+	return ok, nil
+}
+
+// Pods implements gang.Objects.
+func (s *sources) Pods(_ context.Context, namespace string, selector labels.Selector) ([]*v1.Pod, error) {
+	return s.pods.Pods(namespace).List(selector)
+}
+
+// Object implements gang.Objects.
+func (s *sources) Object(_ context.Context, resource schema.GroupVersionResource, namespace, name string) (runtime.Object, error) {
+	get := s.objects[resource]
+	if get == nil {
+		return nil, fmt.Errorf("%s is not served", resource)
+	}
+	return get(namespace, name)
+}
+
+// identify returns the gang a pod belongs to and its role there; not a gang
+// whose source the cluster does not serve (the reference means nothing
+// here).
+func (s *sources) identify(p *v1.Pod) (gang.Ref, gang.Role, bool) {
+	ref, role, ok := gang.Identify(p)
 	if !ok {
-		return gang.Ref{}, "", "", false
+		return gang.Ref{}, gang.NoRole, false
 	}
-	if ref.Kind == gang.KindPodGroup && s.pgs == nil || ref.Kind == gang.KindWorkload && s.workloads == nil {
-		return gang.Ref{}, "", "", false // not served: the reference means nothing here
+	if r, defined := gang.SourceOf(ref.Kind).Resource(); defined && s.objects[r] == nil {
+		return gang.Ref{}, gang.NoRole, false
 	}
-	return ref, gang.SparkRoleOf(p.Labels), p.Labels[queue.LabelQueue], true
+	return ref, role, true
 }
 
 // gangSpec is what the plugin knows of a gang from its source.
 type gangSpec struct {
 	spec gang.Spec
-	// queueLabel is the gang's muster.dev/queue label (its PodGroup's, else
-	// the pod's).
+	// queueLabel is the gang's muster.dev/queue label (its PodGroup's or
+	// Spark driver's, or the pod's own, as its source decides).
 	queueLabel string
-	// podGroup is the PodGroup object, for status and Events.
-	podGroup *schedv1alpha1.PodGroup
+	// object is the object that defines the gang (its PodGroup), for
+	// Events; nil: Events go to the pod.
+	object runtime.Object
 	// wait is set when the source is not ready (PodGroup not created yet).
 	wait string
 }
 
-// specOf reads the gang's parameters for a member pod. A malformed
-// annotation is an error that names it; a source that is not there yet is a
-// reason to wait.
-func (s *sources) specOf(p *v1.Pod, ref gang.Ref, role gang.SparkRole) (gangSpec, error) {
-	def := time.Duration(s.args.DefaultTimeoutSeconds) * time.Second
-	out := gangSpec{spec: gang.Spec{MinMember: 1, Timeout: def}, queueLabel: p.Labels[queue.LabelQueue]}
-	switch ref.Kind {
-	case gang.KindPodGroup:
-		pg, err := s.pgs.PodGroups(ref.Namespace).Get(ref.Name)
-		if apierrors.IsNotFound(err) {
-			out.wait = fmt.Sprintf("PodGroup %s/%s (label %s) does not exist yet", ref.Namespace, ref.Name, gang.LabelPodGroup)
-			return out, nil
-		}
-		if err != nil {
-			return out, fmt.Errorf("reading PodGroup %s/%s: %w", ref.Namespace, ref.Name, err)
-		}
-		out.podGroup = pg
-		if pg.Spec.MinMember > 1 {
-			out.spec.MinMember = pg.Spec.MinMember
-		}
-		if pg.Spec.ScheduleTimeoutSeconds != nil && *pg.Spec.ScheduleTimeoutSeconds > 0 {
-			out.spec.Timeout = time.Duration(*pg.Spec.ScheduleTimeoutSeconds) * time.Second
-		}
-		if len(pg.Spec.MinResources) > 0 {
-			out.spec.MinResources = resources.FromList(pg.Spec.MinResources)
-		}
-		if q := pg.Labels[queue.LabelQueue]; q != "" {
-			out.queueLabel = q
-		}
-	case gang.KindAnnotation:
-		n, timeout, err := gang.AnnotationGang(ref.Name, p.Annotations)
-		if err != nil {
-			return out, err
-		}
-		out.spec.MinMember = n
-		if timeout > 0 {
-			out.spec.Timeout = timeout
-		}
-	case gang.KindSpark:
-		driver := p
-		if role != gang.SparkDriver {
-			d, err := s.sparkDriver(ref)
-			if err != nil {
-				return out, err
-			}
-			if d == nil {
-				out.wait = fmt.Sprintf("the driver of Spark application %s is not running", ref.Name)
-				return out, nil
-			}
-			driver = d
-			if q := d.Labels[queue.LabelQueue]; q != "" && out.queueLabel == "" {
-				out.queueLabel = q
-			}
-		}
-		if err := sparkReservation(driver, &out.spec); err != nil {
-			return out, err
-		}
-	case gang.KindWorkload:
-		pg, err := s.workloads.PodGroups(ref.Namespace).Get(ref.Name)
-		if apierrors.IsNotFound(err) {
-			out.wait = fmt.Sprintf("PodGroup %s/%s (%s, spec.schedulingGroup) does not exist yet", ref.Namespace, ref.Name, schedv1beta1.SchemeGroupVersion)
-			return out, nil
-		}
-		if err != nil {
-			return out, fmt.Errorf("reading PodGroup %s/%s: %w", ref.Namespace, ref.Name, err)
-		}
-		if g := pg.Spec.SchedulingPolicy.Gang; g != nil && g.MinCount > 1 {
-			out.spec.MinMember = g.MinCount
-		}
-		if q := pg.Labels[queue.LabelQueue]; q != "" {
-			out.queueLabel = q
-		}
-	default:
-		return out, fmt.Errorf("gangs of kind %s are not supported", ref.Kind)
+// specOf reads the gang's parameters for a member pod, with the plugin's
+// defaults where its source sets none. A malformed annotation is an error
+// that names it; a source that is not there yet is a reason to wait.
+func (s *sources) specOf(ctx context.Context, p *v1.Pod, ref gang.Ref) (gangSpec, error) {
+	src := gang.SourceOf(ref.Kind)
+	if src == nil {
+		return gangSpec{}, fmt.Errorf("gangs of kind %s are not supported", ref.Kind)
+	}
+	def, err := src.Spec(ctx, ref, p, s)
+	if err != nil {
+		return gangSpec{}, err
+	}
+	out := gangSpec{spec: def.Spec, queueLabel: def.QueueLabel, object: def.Object}
+	if def.Wait != nil {
+		out.wait = def.Wait.Reason
+	}
+	out.spec.MinMember = max(out.spec.MinMember, 1)
+	if out.spec.Timeout <= 0 {
+		out.spec.Timeout = time.Duration(s.args.DefaultTimeoutSeconds) * time.Second
 	}
 	return out, nil
 }
 
-// served reports whether the apiserver serves the resource in the group version.
-func served(h fwk.Handle, groupVersion, resource string) bool {
-	list, err := h.ClientSet().Discovery().ServerResourcesForGroupVersion(groupVersion)
-	if err != nil {
-		return false
-	}
-	for _, r := range list.APIResources {
-		if r.Name == resource {
-			return true
-		}
-	}
-	return false
-}
-
-// sparkReservation reads a Spark driver's reservation into spec.
-func sparkReservation(driver *v1.Pod, spec *gang.Spec) error {
-	n, req, err := gang.SparkReservation(driver.Annotations)
-	if err != nil || n == 0 {
-		return err
-	}
-	spec.Executors, spec.ExecutorRequest = n, req
-	return nil
-}
-
 // sparkDriver returns the running (or pending) driver of a Spark app, or nil.
-func (s *sources) sparkDriver(ref gang.Ref) (*v1.Pod, error) {
-	sel := labels.SelectorFromSet(labels.Set{gang.LabelSparkApp: ref.Name, gang.LabelSparkRole: string(gang.SparkDriver)})
-	pods, err := s.pods.Pods(ref.Namespace).List(sel)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range pods {
-		if p.DeletionTimestamp == nil && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
-			return p, nil
-		}
-	}
-	return nil, nil
+func (s *sources) sparkDriver(ctx context.Context, ref gang.Ref) (*v1.Pod, error) {
+	return gang.SparkDriverOf(ctx, ref, s)
 }
 
 // members lists the pods of a gang, for activation and status.
-func (s *sources) members(ref gang.Ref) []*v1.Pod {
-	var set labels.Set
-	switch ref.Kind {
-	case gang.KindPodGroup:
-		set = labels.Set{gang.LabelPodGroup: ref.Name}
-	case gang.KindAnnotation:
-		set = labels.Set{gang.LabelGang: ref.Name}
-	case gang.KindSpark:
-		set = labels.Set{gang.LabelSparkApp: ref.Name}
-	case gang.KindWorkload:
-		pods, err := s.pods.Pods(ref.Namespace).List(labels.Everything())
-		if err != nil {
-			return nil
-		}
-		var out []*v1.Pod
-		for _, p := range pods {
-			if g := p.Spec.SchedulingGroup; g != nil && g.PodGroupName != nil && *g.PodGroupName == ref.Name {
-				out = append(out, p)
-			}
-		}
-		return out
-	default:
+func (s *sources) members(ctx context.Context, ref gang.Ref) []*v1.Pod {
+	src := gang.SourceOf(ref.Kind)
+	if src == nil {
 		return nil
 	}
-	pods, err := s.pods.Pods(ref.Namespace).List(labels.SelectorFromSet(set))
+	pods, err := src.Members(ctx, ref, s)
 	if err != nil {
 		return nil
 	}

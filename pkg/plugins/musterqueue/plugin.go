@@ -22,6 +22,7 @@ import (
 	"muster.dev/muster/pkg/plugins/profile"
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration profile.
@@ -118,26 +119,34 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	if perr != nil {
 		pl.wait(pod, "")
 		logger.V(4).Info("Pod has no queue it may use", "pod", klog.KObj(pod), "reason", perr.Msg)
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, perr.Msg)
+		return nil, pl.refuse(pod, perr.Code, perr.Msg)
 	}
 	req := profile.PodRequest(pod)
 	if lerr := pl.rt.Ledger.Check(leaf, req); lerr != nil {
 		pl.wait(pod, lerr.Queue)
 		logger.V(4).Info("Pod over its queue's limit", "pod", klog.KObj(pod), "queue", lerr.Queue, "resource", lerr.Resource)
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, lerr.Error())
+		return nil, pl.refuse(pod, lerr.Code(), lerr.Error())
 	}
 	if ref := pl.rt.FairShareAdmit(leaf, req); ref != nil {
 		pl.waitFair(pod)
 		logger.V(4).Info("Pod held back for fair share", "pod", klog.KObj(pod), "queue", leaf.Path, "waiting", ref.Waiting)
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, ref.Msg)
+		return nil, pl.refuse(pod, waitreason.FairShare, ref.Msg)
 	}
 	pl.done(pod)
+	pl.rt.Admitted(pod, leaf.Path)
 	state.Write(stateKey, &cycleState{leaf: leaf, req: req})
 	return nil, nil
 }
 
 // PreFilterExtensions implements fwk.PreFilterPlugin.
 func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
+
+// refuse holds the pod back in this cycle, and records why as its
+// condition.
+func (pl *Plugin) refuse(pod *v1.Pod, code waitreason.Code, msg string) *fwk.Status {
+	pl.rt.Waiting(pod, code, msg)
+	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, msg)
+}
 
 // Reserve takes the pod's quota, checking again under the ledger's lock so
 // that no two admissions together overshoot a max.
@@ -149,6 +158,7 @@ func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	cs := s.(*cycleState)
 	if lerr := pl.rt.Ledger.Reserve(profile.Key(pod), cs.leaf, cs.req); lerr != nil {
 		pl.wait(pod, lerr.Queue)
+		pl.rt.Waiting(pod, lerr.Code(), lerr.Error())
 		return fwk.NewStatus(fwk.Unschedulable, lerr.Error())
 	}
 	pl.rt.ReclaimAdmitted(profile.Key(pod)) // if it reclaimed, the ledger holds its room now

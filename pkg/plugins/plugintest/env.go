@@ -27,7 +27,6 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/queuesort"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	"k8s.io/kubernetes/pkg/scheduler/metrics"
-	clocktesting "k8s.io/utils/clock/testing"
 
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
 	"muster.dev/muster/pkg/plugins/profile"
@@ -72,7 +71,7 @@ type Env struct {
 	Ctx       context.Context
 	Client    *fake.Clientset
 	Informers informers.SharedInformerFactory
-	Clock     *clocktesting.FakeClock
+	Clock     *Clock
 	Framework framework.Framework
 	Runtime   *profile.Runtime
 	Events    *Recorder
@@ -95,10 +94,10 @@ func New(t testing.TB, o Options) *Env {
 	if o.Queues != "" {
 		objects = append(objects, QueueConfigMap(o.Queues))
 	}
-	clk := clocktesting.NewFakeClock(Start)
+	clk := NewClock(Start)
 	e := &Env{
-		Ctx: ctx, Client: newClientset(clk, o.Discovery, objects...), Clock: clk,
-		Events: &Recorder{}, Activator: &Activator{clock: clk}, Nominator: &Nominator{}, snapshot: &snapshot{},
+		Ctx: ctx, Client: newClientset(seenClock{clk}, o.Discovery, objects...), Clock: clk,
+		Events: &Recorder{}, Activator: &Activator{clock: seenClock{clk}}, Nominator: &Nominator{}, snapshot: &snapshot{},
 		plugins: map[string]fwk.Plugin{},
 	}
 	e.Informers = informers.NewSharedInformerFactory(e.Client, 0)

@@ -107,7 +107,7 @@ func TestReclaim(t *testing.T) {
 			e := newRuntime(t, reclaimQueues, append(borrowed(tc.gangs), tc.extra...)...)
 			if tc.gangs {
 				e.Runtime.GangOf = func(p *v1.Pod) (gang.Ref, bool) {
-					ref, ok := gang.Identify(p.Namespace, p.Labels, "")
+					ref, _, ok := gang.Identify(p)
 					return ref, ok
 				}
 				for i := range 8 {

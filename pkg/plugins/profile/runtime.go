@@ -30,6 +30,7 @@ import (
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/resources"
 	"muster.dev/muster/pkg/status"
+	"muster.dev/muster/pkg/waitreason"
 )
 
 // Runtime is the shared state of one profile.
@@ -45,6 +46,10 @@ type Runtime struct {
 	// Pods of gangs get their queue admission from the gang plugin, as a
 	// whole, instead of one by one from the queue plugin.
 	GangOf func(*v1.Pod) (gang.Ref, bool)
+	// Conditions receives why pods wait and when a pod that waited is
+	// admitted: a status.ConditionWriter, made when the runtime starts
+	// unless one was given before.
+	Conditions Conditions
 
 	namespace string
 	ctx       context.Context
@@ -64,6 +69,31 @@ type Runtime struct {
 	leader Leader
 	// pdbs lists PodDisruptionBudgets, for reclaim.
 	pdbs policylisters.PodDisruptionBudgetLister
+}
+
+// Conditions keeps muster's own condition (waitreason.ConditionType) on the
+// pods it holds back. Both calls are cheap and never block: a scheduling
+// cycle makes them.
+type Conditions interface {
+	// Waiting: muster holds the pod back, for this reason.
+	Waiting(pod *v1.Pod, code waitreason.Code, msg string)
+	// Admitted: the pod passed admission (a pod that never waited is left
+	// without the condition).
+	Admitted(pod *v1.Pod, msg string)
+}
+
+// Waiting records why muster holds the pod back, as its condition.
+func (rt *Runtime) Waiting(pod *v1.Pod, code waitreason.Code, msg string) {
+	if rt.Conditions != nil {
+		rt.Conditions.Waiting(pod, code, msg)
+	}
+}
+
+// Admitted records that the pod passed admission to queue.
+func (rt *Runtime) Admitted(pod *v1.Pod, queue string) {
+	if rt.Conditions != nil {
+		rt.Conditions.Admitted(pod, "admitted to queue "+queue)
+	}
 }
 
 // Leader tells whether this process is the one replica that writes shared
@@ -150,6 +180,14 @@ func (rt *Runtime) start() error {
 	}
 	if err := rt.watchCapacity(); err != nil {
 		return fmt.Errorf("watching capacity: %w", err)
+	}
+	if rt.Conditions == nil {
+		w, err := status.NewConditionWriter(h.ClientSet(), pods.Informer(), rt.Clock, rt.Leading)
+		if err != nil {
+			return err
+		}
+		rt.Conditions = w
+		go w.Run(ctx)
 	}
 	src, err := configsource.Start(ctx, configsource.Options{
 		Client: h.ClientSet(), Namespace: args.Namespace, Name: args.QueuesConfigMap,
@@ -239,10 +277,10 @@ func (rt *Runtime) Place(p *v1.Pod) (*queue.Queue, *queue.PlacementError) {
 	if t == nil {
 		src := rt.config()
 		if src == nil {
-			return nil, &queue.PlacementError{Msg: "muster is starting: the queue configuration is not read yet"}
+			return nil, &queue.PlacementError{Code: waitreason.NoQueueConfig, Msg: "muster is starting: the queue configuration is not read yet"}
 		}
 		st := src.Status()
-		return nil, &queue.PlacementError{Msg: fmt.Sprintf("no valid queue configuration is in force, so nothing is admitted: %s: %s", st.Source, st.LastError)}
+		return nil, &queue.PlacementError{Code: waitreason.NoQueueConfig, Msg: fmt.Sprintf("no valid queue configuration is in force, so nothing is admitted: %s: %s", st.Source, st.LastError)}
 	}
 	return t.Place(p.Namespace, p.Labels[queue.LabelQueue])
 }
@@ -321,7 +359,8 @@ func (rt *Runtime) Report(now time.Time) status.Report {
 		}
 		r.PendingGangs = append(r.PendingGangs, status.Gang{
 			Gang: g.Ref.String(), Queue: g.Queue, Phase: string(g.Phase), Members: g.Members, MinMember: g.Spec.MinMember,
-			Placed: g.Assumed + g.Bound, Since: g.FirstSeen.UTC().Format(time.RFC3339), Reason: g.Reason, Timeouts: g.Timeouts,
+			Placed: g.Assumed + g.Bound, Since: g.FirstSeen.UTC().Format(time.RFC3339),
+			ReasonCode: g.ReasonCode, Reason: g.Reason, Timeouts: g.Timeouts,
 		})
 	}
 	return r
