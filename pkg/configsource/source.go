@@ -16,6 +16,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -44,7 +45,13 @@ type Options struct {
 	// OnApply is called with every tree that becomes current, including the
 	// first one; it must not block.
 	OnApply func(*queue.Tree)
-	Clock   clock.Clock
+	// LastApplied, when set, returns the queues.yaml that was in force
+	// when muster last published its status (see Source.Applied); "" when
+	// there is none. Start falls back to it when the ConfigMap holds an
+	// invalid edit, so a restart or a new leader does not run with no
+	// configuration at all because of a typo nobody has fixed yet.
+	LastApplied func(context.Context) (string, error)
+	Clock       clock.Clock
 }
 
 // Status says where the current tree came from.
@@ -68,8 +75,13 @@ type Source struct {
 	opts     Options
 	recorder events.EventRecorder
 
+	// applyMu serialises making a tree current with telling OnApply, so
+	// listeners see trees in the order they came into force.
+	applyMu sync.Mutex
+
 	mu      sync.Mutex
 	current *queue.Tree
+	raw     string // the queues.yaml of current; "" for the default
 	status  Status
 	applied string // resourceVersion last processed
 }
@@ -119,13 +131,63 @@ func Start(ctx context.Context, opts Options) (*Source, error) {
 	seen := s.current != nil || s.status.LastError != ""
 	s.mu.Unlock()
 	if !seen {
-		s.use(ctx, queue.Default(), Status{
+		s.use(ctx, queue.Default(), "", Status{
 			Source: fmt.Sprintf("built-in default: one queue root.default without limits (no ConfigMap %s/%s)", opts.Namespace, opts.Name),
 			Valid:  true, AppliedAt: opts.Clock.Now(),
 		})
 		logger.Info("No queue ConfigMap; using the default queue tree", "configMap", klog.KRef(opts.Namespace, opts.Name))
+		return s, nil
+	}
+	if s.Tree() == nil && opts.LastApplied != nil {
+		s.fallBack(ctx)
 	}
 	return s, nil
+}
+
+// fallBack puts the last applied configuration in force when the ConfigMap
+// was invalid from the start. A valid edit that arrived meanwhile wins.
+func (s *Source) fallBack(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	var raw string
+	var err error
+	// A few tries: the apiserver just answered the ConfigMap's list.
+	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Steps: 6}
+	_ = wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+		raw, err = s.opts.LastApplied(ctx)
+		return err == nil, nil
+	})
+	if err != nil {
+		logger.Error(err, "Reading the last applied queue configuration; nothing is admitted until the ConfigMap is valid",
+			"configMap", klog.KRef(s.opts.Namespace, s.opts.Name))
+		return
+	}
+	if raw == "" {
+		logger.Info("No last applied queue configuration to fall back on; nothing is admitted until the ConfigMap is valid",
+			"configMap", klog.KRef(s.opts.Namespace, s.opts.Name))
+		return
+	}
+	tree, err := queue.Parse([]byte(raw))
+	if err != nil {
+		logger.Error(err, "The last applied queue configuration no longer parses; nothing is admitted until the ConfigMap is valid")
+		return
+	}
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.mu.Lock()
+	if s.current != nil {
+		s.mu.Unlock()
+		return
+	}
+	st := s.status
+	st.Source = fmt.Sprintf("the last valid configuration muster applied (ConfigMap %s/%s holds an invalid edit)", s.opts.Namespace, s.opts.Name)
+	st.Valid, st.AppliedAt = true, s.opts.Clock.Now()
+	s.set(tree, raw, st)
+	s.mu.Unlock()
+	if s.opts.OnApply != nil {
+		s.opts.OnApply(tree)
+	}
+	logger.Info("Queue ConfigMap is invalid; the last valid configuration muster applied is in force",
+		"configMap", klog.KRef(s.opts.Namespace, s.opts.Name), "queues", len(tree.Queues))
 }
 
 // Tree returns the tree in force, or nil if no valid configuration exists.
@@ -133,6 +195,15 @@ func (s *Source) Tree() *queue.Tree {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.current
+}
+
+// Applied returns the queues.yaml of the tree in force, for the status
+// writer to keep (Options.LastApplied reads it back); "" when the built-in
+// default is in force or nothing is.
+func (s *Source) Applied() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.raw
 }
 
 // Status returns where the tree in force came from.
@@ -173,7 +244,7 @@ func (s *Source) onChange(ctx context.Context, obj any) {
 		s.refuse(ctx, cm, err)
 		return
 	}
-	s.use(ctx, tree, Status{
+	s.use(ctx, tree, data, Status{
 		Source:          fmt.Sprintf("ConfigMap %s/%s", cm.Namespace, cm.Name),
 		ResourceVersion: cm.ResourceVersion, AppliedAt: s.opts.Clock.Now(), Valid: true,
 	})
@@ -212,12 +283,18 @@ func (s *Source) onDelete(ctx context.Context, obj any) {
 		"configMap", klog.KRef(s.opts.Namespace, s.opts.Name))
 }
 
-func (s *Source) use(_ context.Context, t *queue.Tree, st Status) {
+func (s *Source) use(_ context.Context, t *queue.Tree, raw string, st Status) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	s.mu.Lock()
-	s.current = t
-	s.status = st
+	s.set(t, raw, st)
 	s.mu.Unlock()
 	if s.opts.OnApply != nil {
 		s.opts.OnApply(t)
 	}
+}
+
+// set makes t current; s.mu is held.
+func (s *Source) set(t *queue.Tree, raw string, st Status) {
+	s.current, s.raw, s.status = t, raw, st
 }

@@ -17,6 +17,11 @@ import (
 // scheduler configuration names it.
 const LeaseName = "muster-scheduler"
 
+// AppliedKey is the key under which the status ConfigMap keeps the
+// queues.yaml in force, so that a replica starting while the queue ConfigMap
+// holds an invalid edit can run with the last valid configuration.
+const AppliedKey = "applied-queues.yaml"
+
 // Writer refreshes the status ConfigMap.
 type Writer struct {
 	Client          kubernetes.Interface
@@ -25,6 +30,9 @@ type Writer struct {
 	Clock           clock.WithTicker
 	// Report builds the current report.
 	Report func(now time.Time) Report
+	// Applied, when set, returns the queues.yaml in force, kept under
+	// AppliedKey ("" removes the key: the built-in default is in force).
+	Applied func() string
 	// Leading reports whether this process may write (of several
 	// replicas, the one holding the lease); nil: always.
 	Leading func(context.Context) bool
@@ -66,7 +74,7 @@ func (w *Writer) WriteOnce(ctx context.Context) error {
 		_, err = cms.Create(ctx, &v1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: w.Name, Namespace: w.Namespace,
 				Labels: map[string]string{"app.kubernetes.io/name": "muster-scheduler"}},
-			Data: map[string]string{Key: string(data)},
+			Data: w.data(nil, data),
 		}, metav1.CreateOptions{})
 		return err
 	}
@@ -74,12 +82,39 @@ func (w *Writer) WriteOnce(ctx context.Context) error {
 		return fmt.Errorf("reading status ConfigMap: %w", err)
 	}
 	cm = cm.DeepCopy()
-	if cm.Data == nil {
-		cm.Data = map[string]string{}
-	}
-	cm.Data[Key] = string(data)
+	cm.Data = w.data(cm.Data, data)
 	_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
 	return err
+}
+
+// data is the ConfigMap's data with the report and the applied
+// configuration set.
+func (w *Writer) data(d map[string]string, report []byte) map[string]string {
+	if d == nil {
+		d = map[string]string{}
+	}
+	d[Key] = string(report)
+	if w.Applied != nil {
+		if raw := w.Applied(); raw != "" {
+			d[AppliedKey] = raw
+		} else {
+			delete(d, AppliedKey)
+		}
+	}
+	return d
+}
+
+// ReadApplied returns the queues.yaml a writer kept under AppliedKey; ""
+// when there is none.
+func ReadApplied(ctx context.Context, client kubernetes.Interface, namespace, name string) (string, error) {
+	cm, err := client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading status ConfigMap %s/%s: %w", namespace, name, err)
+	}
+	return cm.Data[AppliedKey], nil
 }
 
 func (w *Writer) leading(ctx context.Context) bool {

@@ -145,6 +145,30 @@ func TestQueueHotReload(t *testing.T) {
 	q, ok := queueStatus(r, "root.tenant")
 	require.True(t, ok)
 	assert.Equal(t, map[string]string{"cpu": "4"}, q.Max, "the old limits are still in force")
+
+	// A restart (or a new leader) while the edit is still invalid: the last
+	// valid configuration muster applied, kept in the status ConfigMap, is
+	// in force, not nothing.
+	waitFor(t, 30*time.Second, "the applied configuration kept in the status ConfigMap", func(ctx context.Context) (bool, error) {
+		cm, err := env.cp.Client.CoreV1().ConfigMaps(musterNamespace).Get(ctx, "muster-queue-status", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		return cm.Data[status.AppliedKey] == config("4"), nil
+	})
+	require.NoError(t, s.Stop())
+	startMuster(t)
+	r = waitStatus(t, 30*time.Second, "the restarted scheduler's status", func(r status.Report) bool {
+		return strings.Contains(r.Config.Source, "last valid configuration")
+	})
+	assert.True(t, r.Config.Valid)
+	assert.Contains(t, r.Config.LastError, "is not a valid quantity", "the refusal is still reported")
+	q, ok = queueStatus(r, "root.tenant")
+	require.True(t, ok)
+	assert.Equal(t, map[string]string{"cpu": "4"}, q.Max)
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, musterPods(ns, "after-restart", 1, "1", 0, nil)))
+	waitUnschedulable(t, ns, "after-restart-0", 30*time.Second, "queue root.tenant is at its max for cpu", "max 4")
+	assert.Equal(t, 4, countBound(t, ns))
 }
 
 // TestQueueUnknownQueueAndACL: pods that name a queue that does not exist,

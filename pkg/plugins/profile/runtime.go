@@ -192,6 +192,9 @@ func (rt *Runtime) start() error {
 	src, err := configsource.Start(ctx, configsource.Options{
 		Client: h.ClientSet(), Namespace: args.Namespace, Name: args.QueuesConfigMap,
 		OnApply: rt.applyTree, Clock: rt.Clock,
+		LastApplied: func(ctx context.Context) (string, error) {
+			return status.ReadApplied(ctx, h.ClientSet(), args.Namespace, args.StatusConfigMap)
+		},
 	})
 	if err != nil {
 		return err
@@ -208,7 +211,7 @@ func (rt *Runtime) start() error {
 	w := &status.Writer{
 		Client: h.ClientSet(), Namespace: args.Namespace, Name: args.StatusConfigMap,
 		Interval: time.Duration(args.StatusIntervalSeconds) * time.Second, Clock: rt.Clock,
-		Report: rt.Report, Leading: rt.Leading,
+		Report: rt.Report, Leading: rt.Leading, Applied: src.Applied,
 	}
 	go w.Run(ctx)
 	return nil
