@@ -6,6 +6,7 @@ package scheduler
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -35,50 +36,69 @@ var PluginNames = []string{musterqueue.Name, mustergang.Name, mustercapacity.Nam
 // process leads, and starts (reads the queues, publishes status) as soon as
 // it first does, rather than on its first pod. A nil lead writes always and
 // starts on the first pod (tools that run the plugins without leader
-// election, such as scheduler_perf).
-func RegistryOptions(lead *leadership.Tracker) []app.Option {
-	s := &starter{lead: lead, started: map[*profile.Runtime]bool{}}
+// election, such as scheduler_perf). opts configure every runtime (its
+// clock).
+func RegistryOptions(lead *leadership.Tracker, opts ...profile.Option) []app.Option {
+	p := &profiles{lead: lead, opts: opts, runtimes: map[fwk.Handle]*profile.Runtime{}}
 	return []app.Option{
-		app.WithPlugin(musterqueue.Name, s.wrap(musterqueue.New)),
-		app.WithPlugin(mustergang.Name, s.wrap(mustergang.New)),
-		app.WithPlugin(mustercapacity.Name, s.wrap(mustercapacity.New)),
+		app.WithPlugin(musterqueue.Name, p.factory(musterqueue.New)),
+		app.WithPlugin(mustergang.Name, p.factory(mustergang.NewFactory())),
+		app.WithPlugin(mustercapacity.Name, p.factory(mustercapacity.New)),
 	}
 }
 
-// starter gives each profile's runtime the process's leadership before its
-// plugins are built, and starts the runtime once the process leads.
-type starter struct {
-	lead    *leadership.Tracker
-	mu      sync.Mutex
-	started map[*profile.Runtime]bool
+// profiles owns the runtime of each scheduler profile muster's plugins are
+// built for (one per framework handle, made when the profile's first plugin
+// is built, dropped when its context ends) and hands each plugin its
+// profile's runtime. A runtime follows the process's leadership and starts
+// once the process leads.
+type profiles struct {
+	lead     *leadership.Tracker
+	opts     []profile.Option
+	mu       sync.Mutex
+	runtimes map[fwk.Handle]*profile.Runtime
 }
 
-func (s *starter) wrap(f frameworkruntime.PluginFactory) frameworkruntime.PluginFactory {
+// factory adapts a muster plugin's factory to the framework's.
+func (p *profiles) factory(newPlugin profile.PluginFactory) frameworkruntime.PluginFactory {
 	return func(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
-		if s.lead != nil {
-			rt := profile.Get(ctx, h)
-			rt.SetLeader(s.lead)
-			s.startOnLead(ctx, rt)
-		}
-		return f(ctx, obj, h)
+		return newPlugin(ctx, obj, h, p.runtime(ctx, h))
 	}
+}
+
+// runtime returns the runtime of the profile behind h, creating it for the
+// profile's first plugin.
+func (p *profiles) runtime(ctx context.Context, h fwk.Handle) *profile.Runtime {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if rt, ok := p.runtimes[h]; ok {
+		return rt
+	}
+	opts := p.opts
+	if p.lead != nil {
+		opts = append(slices.Clip(opts), profile.WithLeader(p.lead))
+	}
+	rt := profile.New(ctx, h, opts...)
+	p.runtimes[h] = rt
+	go func() {
+		<-ctx.Done()
+		p.mu.Lock()
+		delete(p.runtimes, h)
+		p.mu.Unlock()
+	}()
+	if p.lead != nil {
+		go p.startOnLead(ctx, rt)
+	}
+	return rt
 }
 
 // startOnLead starts rt when this process first leads: by then every
 // plugin is built (the tracker resolves after kube-scheduler's Setup).
-func (s *starter) startOnLead(ctx context.Context, rt *profile.Runtime) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started[rt] {
+func (p *profiles) startOnLead(ctx context.Context, rt *profile.Runtime) {
+	if !p.lead.WaitLeading(ctx) {
 		return
 	}
-	s.started[rt] = true
-	go func() {
-		if !s.lead.WaitLeading(ctx) {
-			return
-		}
-		if err := rt.Ready(); err != nil {
-			klog.FromContext(ctx).Error(err, "Starting muster's runtime", "profile", rt.Profile)
-		}
-	}()
+	if err := rt.Ready(); err != nil {
+		klog.FromContext(ctx).Error(err, "Starting muster's runtime", "profile", rt.Profile)
+	}
 }

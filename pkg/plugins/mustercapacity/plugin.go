@@ -48,10 +48,12 @@ var (
 	_ fwk.ScorePlugin     = &Plugin{}
 	_ fwk.PostBindPlugin  = &Plugin{}
 	_ fwk.SignPlugin      = &Plugin{}
+
+	_ profile.PluginFactory = New
 )
 
-// New builds the plugin from its validated args.
-func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+// New builds the plugin from its validated args, on its profile's runtime.
+func New(_ context.Context, obj runtime.Object, h fwk.Handle, rt *profile.Runtime) (fwk.Plugin, error) {
 	args, err := plugins.DecodeArgs(Name, obj, configv1.DefaultCapacityArgs)
 	if err != nil {
 		return nil, err
@@ -59,7 +61,6 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err := config.ValidateMusterCapacityArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	rt := profile.Get(ctx, h)
 	views, err := newNodeIndex(h.SharedInformerFactory().Core().V1().Nodes().Informer())
 	if err != nil {
 		return nil, fmt.Errorf("%s: watching nodes: %w", Name, err)
@@ -132,7 +133,8 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 
 // spreadState counts the gang's members on each spot pool (bound and
-// assumed pods on the snapshot) and the spot pools with room for the pod.
+// assumed pods on the snapshot) and the spot pools with room for the pod on
+// a node it may use.
 func (pl *Plugin) spreadState(cs *cycleState, pod *v1.Pod, nodes []fwk.NodeInfo) {
 	cs.inPool, cs.roomy = map[string]int{}, map[string]bool{}
 	req := profile.PodRequest(pod)
@@ -141,7 +143,8 @@ func (pl *Plugin) spreadState(cs *cycleState, pod *v1.Pod, nodes []fwk.NodeInfo)
 		if n == nil {
 			continue
 		}
-		pool := pl.views.get(n).SpotPool()
+		view := pl.views.get(n)
+		pool := view.SpotPool()
 		if pool == "" {
 			continue
 		}
@@ -150,7 +153,8 @@ func (pl *Plugin) spreadState(cs *cycleState, pod *v1.Pod, nodes []fwk.NodeInfo)
 				cs.inPool[pool]++
 			}
 		}
-		if fits(ni, req) {
+		// Room on a node being taken away is none for a gang member (Filter).
+		if !view.Disrupted && fits(ni, req) {
 			cs.roomy[pool] = true
 		}
 	}

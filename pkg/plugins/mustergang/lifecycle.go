@@ -7,6 +7,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	schedv1beta1 "k8s.io/api/scheduling/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -162,8 +163,25 @@ func (pl *Plugin) onPodGroupAdd(obj any) {
 	if !ok {
 		return
 	}
-	pl.markStatus(gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name})
-	for _, p := range pl.sources.members(pl.ctx, gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}) {
+	ref := gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}
+	pl.markStatus(ref)
+	pl.observeMembers(ref)
+}
+
+// onWorkloadPodGroupAdd observes the members of a Workload API pod group
+// that arrives after them.
+func (pl *Plugin) onWorkloadPodGroupAdd(obj any) {
+	if pg, ok := obj.(*schedv1beta1.PodGroup); ok {
+		pl.observeMembers(gang.Ref{Kind: gang.KindWorkload, Namespace: pg.Namespace, Name: pg.Name})
+	}
+}
+
+// observeMembers observes the pods of a gang whose source object has just
+// arrived: members seen before it could not be told their gang's spec (the
+// pod and the object come through different watches, in no fixed order),
+// and the member that completes the gang activates the others.
+func (pl *Plugin) observeMembers(ref gang.Ref) {
+	for _, p := range pl.sources.members(pl.ctx, ref) {
 		pl.onPod(p)
 	}
 }

@@ -39,6 +39,7 @@ import (
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/utils/clock"
+	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	"muster.dev/muster/pkg/apis/config"
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
@@ -97,10 +98,33 @@ var (
 	_ fwk.SignPlugin        = &Plugin{}
 )
 
-// New builds the plugin. It shares muster's runtime with MusterQueue, whose
-// args (the queue ConfigMap) it takes from the runtime if MusterQueue was
-// built first, or from MusterQueue's defaults.
-func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+// Option configures the plugin beyond its args.
+type Option func(*options)
+
+type options struct {
+	podGroups pgclientset.Interface
+}
+
+// WithPodGroupClient sets the client of scheduler-plugins' PodGroups; by
+// default one is built from the handle's kubeconfig.
+func WithPodGroupClient(c pgclientset.Interface) Option {
+	return func(o *options) { o.podGroups = c }
+}
+
+// NewFactory returns the plugin's factory. The plugin shares its profile's
+// runtime with MusterQueue, whose args (the queue ConfigMap) the runtime
+// holds.
+func NewFactory(opts ...Option) profile.PluginFactory {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return func(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profile.Runtime) (fwk.Plugin, error) {
+		return newPlugin(ctx, obj, h, rt, o)
+	}
+}
+
+func newPlugin(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profile.Runtime, o options) (fwk.Plugin, error) {
 	args, err := plugins.DecodeArgs(Name, obj, configv1.DefaultGangArgs)
 	if err != nil {
 		return nil, err
@@ -108,8 +132,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err := config.ValidateMusterGangArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	rt := profile.Get(ctx, h)
-	src, err := newSources(ctx, h, args)
+	src, err := newSources(ctx, h, args, o.podGroups)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
@@ -139,6 +162,11 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 			AddFunc: pl.onPodGroupAdd, UpdateFunc: pl.onPodGroupUpdate, DeleteFunc: pl.onPodGroupDelete,
 		}); err != nil {
 			return nil, fmt.Errorf("%s: watching PodGroups: %w", Name, err)
+		}
+	}
+	if src.workloadInformer != nil {
+		if _, err := src.workloadInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: pl.onWorkloadPodGroupAdd}); err != nil {
+			return nil, fmt.Errorf("%s: watching the Workload API's pod groups: %w", Name, err)
 		}
 	}
 	go pl.runTimeouts(ctx)

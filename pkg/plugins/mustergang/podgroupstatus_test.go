@@ -1,15 +1,18 @@
 package mustergang
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"muster.dev/muster/pkg/gang"
+	"muster.dev/muster/pkg/plugins/plugintest"
 )
 
 func TestPodGroupStatus(t *testing.T) {
@@ -48,4 +51,40 @@ func TestPodGroupStatus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// leader is a leadership that changes when the test says.
+type leader struct{ leading atomic.Bool }
+
+func (l *leader) Leading() bool { return l.leading.Load() }
+
+// TestPodGroupStatusWritten: the leader keeps a PodGroup's status in step
+// with its pods; a standby keeps what is to write for when it leads.
+func TestPodGroupStatusWritten(t *testing.T) {
+	running := func(name string) *v1.Pod {
+		return plugintest.MakePod(name).Label(gang.LabelPodGroup, "pg").Node("n0").Phase(v1.PodRunning).Obj()
+	}
+	lead := &leader{}
+	e := newGangEnv(t, setup{objects: objects(nodes(1, "4"), running("p0"), running("p1")),
+		podGroups: []*schedv1alpha1.PodGroup{podGroup("pg", 2)}, leader: lead})
+	e.waitMembers(t, gang.Ref{Kind: gang.KindPodGroup, Namespace: plugintest.Namespace, Name: "pg"}, 2)
+	e.waitTickers(t)
+	e.Clock.Step(statusInterval) // a standby's tick
+
+	lead.leading.Store(true)
+	e.Clock.Step(statusInterval)
+	read := func() schedv1alpha1.PodGroupStatus {
+		pg, err := e.pgs.SchedulingV1alpha1().PodGroups(plugintest.Namespace).Get(e.Ctx, "pg", metav1.GetOptions{})
+		require.NoError(t, err)
+		return pg.Status
+	}
+	e.WaitFor(t, "the status written", func() bool {
+		if read().Phase == schedv1alpha1.PodGroupRunning {
+			return true
+		}
+		e.Clock.Step(statusInterval) // the leader's tick may have come before the standby's was handled
+		return false
+	})
+	assert.Equal(t, int32(2), read().Running)
+	assert.Equal(t, metav1.NewTime(plugintest.Start), read().ScheduleStartTime)
 }

@@ -43,6 +43,9 @@ type sources struct {
 	pgClient pgclientset.Interface
 	// pgInformer watches PodGroups (nil without the CRD).
 	pgInformer cache.SharedIndexInformer
+	// workloadInformer watches the Workload API's pod groups (nil where
+	// the cluster does not serve them).
+	workloadInformer cache.SharedIndexInformer
 	// allMembers lists PodGroup members including finished ones (the
 	// scheduler's own pod informer leaves those out), for PodGroup status.
 	allMembers corelisters.PodLister
@@ -50,7 +53,9 @@ type sources struct {
 
 var _ gang.Objects = &sources{}
 
-func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs) (*sources, error) {
+// newSources reads gangs through the handle's informers and, for PodGroups,
+// through client (nil: one built from the handle's kubeconfig).
+func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs, client pgclientset.Interface) (*sources, error) {
 	s := &sources{args: *args, pods: h.SharedInformerFactory().Core().V1().Pods().Lister(),
 		objects: map[schema.GroupVersionResource]func(string, string) (runtime.Object, error){}}
 	disco := h.ClientSet().Discovery()
@@ -60,7 +65,9 @@ func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs) 
 	}
 	if workloadsServed {
 		// The scheduler's own factory: it starts and syncs it with the rest.
-		workloads := h.SharedInformerFactory().Scheduling().V1beta1().PodGroups().Lister()
+		workloadGroups := h.SharedInformerFactory().Scheduling().V1beta1().PodGroups()
+		workloads := workloadGroups.Lister()
+		s.workloadInformer = workloadGroups.Informer()
 		s.objects[gang.ResourceWorkloadPodGroup] = func(ns, name string) (runtime.Object, error) {
 			return workloads.PodGroups(ns).Get(name)
 		}
@@ -68,9 +75,12 @@ func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs) 
 		klog.FromContext(ctx).V(2).Info("The Workload API's pod groups are not served; they are not a gang source here",
 			"groupVersion", schedv1beta1.SchemeGroupVersion.String())
 	}
-	client, err := podgroup.NewClient(h.KubeConfig())
-	if err != nil {
-		return nil, err
+	if client == nil {
+		c, err := podgroup.NewClient(h.KubeConfig())
+		if err != nil {
+			return nil, err
+		}
+		client = c
 	}
 	// Without the CRD an informer would never sync: check first.
 	pgServed, err := served(ctx, disco, gang.ResourcePodGroup)

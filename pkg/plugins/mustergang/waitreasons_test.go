@@ -61,7 +61,7 @@ func testPod(name, cpu string, mutate ...func(*v1.Pod)) *v1.Pod {
 }
 
 // member makes the pod a member of annotation gang g of min members.
-func member(g, min string) func(*v1.Pod) {
+func inGang(g, min string) func(*v1.Pod) {
 	return func(p *v1.Pod) {
 		p.Labels[gang.LabelGang] = g
 		p.Annotations[gang.AnnotationMinMember] = min
@@ -75,7 +75,7 @@ func inQueue(q string) func(*v1.Pod) { return func(p *v1.Pod) { p.Labels[queue.L
 func gangOf(name, min, cpu string, n int, mutate ...func(*v1.Pod)) []runtime.Object {
 	out := make([]runtime.Object, n)
 	for i := range out {
-		out[i] = testPod(fmt.Sprintf("%s-%d", name, i), cpu, append([]func(*v1.Pod){member(name, min)}, mutate...)...)
+		out[i] = testPod(fmt.Sprintf("%s-%d", name, i), cpu, append([]func(*v1.Pod){inGang(name, min)}, mutate...)...)
 	}
 	return out
 }
@@ -144,7 +144,7 @@ func TestGangWaitReasons(t *testing.T) {
 	}{
 		"members missing": {queues: queueYAML(""), objs: gangOf("g", "3", "1", 1),
 			pod: "g-0", want: waitreason.MembersMissing, record: true},
-		"members gated": {queues: queueYAML(""), objs: append(gangOf("g", "2", "1", 1), testPod("g-1", "1", member("g", "2"), gated)),
+		"members gated": {queues: queueYAML(""), objs: append(gangOf("g", "2", "1", 1), testPod("g-1", "1", inGang("g", "2"), gated)),
 			pod: "g-0", want: waitreason.MembersGated, record: true},
 		"source missing": {queues: queueYAML(""), objs: []runtime.Object{testPod("exec-1", "1", func(p *v1.Pod) {
 			p.Labels[gang.LabelSparkApp], p.Labels[gang.LabelSparkRole] = "app", string(gang.SparkExecutor)

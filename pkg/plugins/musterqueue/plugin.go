@@ -57,10 +57,12 @@ var (
 	_ fwk.ReservePlugin     = &Plugin{}
 	_ fwk.EnqueueExtensions = &Plugin{}
 	_ fwk.SignPlugin        = &Plugin{}
+
+	_ profile.PluginFactory = New
 )
 
-// New builds the plugin from its validated args.
-func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+// New builds the plugin from its validated args, on its profile's runtime.
+func New(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profile.Runtime) (fwk.Plugin, error) {
 	args, err := plugins.DecodeArgs(Name, obj, configv1.DefaultQueueArgs)
 	if err != nil {
 		return nil, err
@@ -68,7 +70,6 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err := config.ValidateMusterQueueArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	rt := profile.Get(ctx, h)
 	rt.SetQueueArgs(*args)
 	pl := &Plugin{args: *args, rt: rt, waiting: map[types.UID]waitingPod{}}
 	rt.OnTreeChange(func(*queue.Tree) { pl.activateAll(ctx) })

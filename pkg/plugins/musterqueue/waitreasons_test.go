@@ -38,7 +38,7 @@ func node(name, cpu string) *v1.Node {
 	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: v1.NodeStatus{Allocatable: alloc, Capacity: alloc}}
 }
 
-func pod(name, cpu, queueLabel, nodeName string) *v1.Pod {
+func reasonPod(name, cpu, queueLabel, nodeName string) *v1.Pod {
 	p := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: name, UID: types.UID("uid-" + name), Labels: map[string]string{},
 			CreationTimestamp: metav1.NewTime(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))},
@@ -54,19 +54,19 @@ func pod(name, cpu, queueLabel, nodeName string) *v1.Pod {
 // TestQueueWaitReasons: every path on which MusterQueue holds a pod back
 // gives it its code, with the message the scheduler shows.
 func TestQueueWaitReasons(t *testing.T) {
-	cluster := []runtime.Object{node("n1", "8"), pod("running", "4", "", "n1"), pod("waiting-in-b", "4", "b", "")}
+	cluster := []runtime.Object{node("n1", "8"), reasonPod("running", "4", "", "n1"), reasonPod("waiting-in-b", "4", "b", "")}
 	cases := map[string]struct {
 		queues string
 		pod    *v1.Pod
 		want   waitreason.Code
 	}{
-		"no queue configuration": {queues: "queues: [", pod: pod("p", "1", "", ""), want: waitreason.NoQueueConfig},
-		"no such queue":          {queues: queues, pod: pod("p", "1", "nope", ""), want: waitreason.NoQueue},
-		"namespace not admitted": {queues: queues, pod: pod("p", "1", "closed", ""), want: waitreason.NoQueue},
-		"queue at max":           {queues: queues, pod: pod("p", "3", "", ""), want: waitreason.QueueAtMax},
-		"never fits the queue":   {queues: queues, pod: pod("p", "7", "", ""), want: waitreason.NeverFitsQueue},
-		"fair share":             {queues: queues, pod: pod("p", "2", "", ""), want: waitreason.FairShare},
-		"admitted":               {queues: queues, pod: pod("p", "1", "b", ""), want: waitreason.Admitted},
+		"no queue configuration": {queues: "queues: [", pod: reasonPod("p", "1", "", ""), want: waitreason.NoQueueConfig},
+		"no such queue":          {queues: queues, pod: reasonPod("p", "1", "nope", ""), want: waitreason.NoQueue},
+		"namespace not admitted": {queues: queues, pod: reasonPod("p", "1", "closed", ""), want: waitreason.NoQueue},
+		"queue at max":           {queues: queues, pod: reasonPod("p", "3", "", ""), want: waitreason.QueueAtMax},
+		"never fits the queue":   {queues: queues, pod: reasonPod("p", "7", "", ""), want: waitreason.NeverFitsQueue},
+		"fair share":             {queues: queues, pod: reasonPod("p", "2", "", ""), want: waitreason.FairShare},
+		"admitted":               {queues: queues, pod: reasonPod("p", "1", "b", ""), want: waitreason.Admitted},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

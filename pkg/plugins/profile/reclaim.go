@@ -56,95 +56,14 @@ func (rt *Runtime) Reclaim(ctx context.Context, req ReclaimRequest) (string, err
 // leave: otherwise pods waiting longer could take it before the gang is
 // retried.
 func (rt *Runtime) ReclaimNodes(ctx context.Context, req ReclaimRequest) ([]string, error) {
-	logger := klog.FromContext(ctx)
-	now := rt.Clock.Now()
-	t, snapshot := rt.Ledger.Snapshot()
-	if t == nil {
-		return nil, fmt.Errorf("no queue configuration in force")
+	r := &reclaim{rt: rt, req: req, now: rt.Clock.Now(), pods: map[string]*v1.Pod{}}
+	if err := r.gatherUsage(); err != nil {
+		return nil, err
 	}
-	usage := map[string]resources.Vector{}
-	for p, u := range snapshot {
-		usage[p] = u.Used()
-	}
-	// The ledger lags behind recent reclaims: preemptors waiting for their
-	// victims hold nothing in it yet, and victims still count until their
-	// deletion is seen. Correct for both, so that concurrent reclaims add
-	// up to the guarantee and no more.
-	rt.mu.Lock()
-	book := rt.inflight()
-	if book.Waiting(req.Key, now) {
-		rt.holdBack(req.Pod)
-		rt.mu.Unlock()
-		return nil, fmt.Errorf("waiting for pods preempted for it to exit")
-	}
-	claims := book.Adjust(usage, req.Key, now,
-		func(key string) bool { state, _, ok := rt.Ledger.Lookup(key); return ok && state != queue.Pending },
-		func(key string) bool { _, _, ok := rt.Ledger.Lookup(key); return ok })
-	rt.mu.Unlock()
-	in := fairshare.ReclaimInput{
-		Tree: t, Usage: usage, Queue: req.Queue, Priority: req.Priority,
-		Members: req.Members, Eligible: req.Eligible, Gangs: map[string]fairshare.GangQuorum{},
-	}
-	pods := map[string]*v1.Pod{}
-	own, _ := rt.GangOf(req.Pod) // its own reservation, if any, is its to use
-	for _, ni := range req.Nodes {
-		n := ni.Node()
-		if n == nil {
-			continue
-		}
-		i := len(in.Nodes)
-		free, used := NodeUsage(ni)
-		// Pods nominated to the node (earlier preemptors waiting for their
-		// victims to go) have first claim on what is freed there.
-		for _, np := range rt.Handle.NominatedPodsForNode(n.Name) {
-			if p := np.GetPod(); p.UID != req.Pod.UID && corev1helpers.PodPriority(p) >= req.Priority {
-				used.Add(PodRequest(p))
-			}
-		}
-		// Other gangs' reservations are taken, as in the gang planner: room
-		// found there would not be the preemptor's once its victims go.
-		used.Add(rt.Gangs.ReservedOnNode(n.Name, own))
-		free.Sub(used)
-		in.Nodes = append(in.Nodes, gang.Node{Name: n.Name, Free: free})
-		for _, pi := range ni.GetPods() {
-			p := pi.GetPod()
-			if p.Spec.SchedulerName != rt.Profile || p.DeletionTimestamp != nil {
-				continue
-			}
-			state, leaf, ok := rt.Ledger.Lookup(Key(p))
-			if !ok || state == queue.Pending || rt.isEvicted(Key(p), now) {
-				continue
-			}
-			v := fairshare.Victim{
-				Key: Key(p), Namespace: p.Namespace, Name: p.Name, Queue: leaf, Node: i,
-				// A pod bound but not started yet is the newest of all: by
-				// its creation time (to the second) it could look older
-				// than pods that have run for a while, and be spared for them.
-				Request: PodRequest(p), Priority: corev1helpers.PodPriority(p), Started: now,
-				DisruptionAllowed: rt.disruptionAllowed(p),
-			}
-			if p.Status.StartTime != nil {
-				v.Started = p.Status.StartTime.Time
-			}
-			if ref, ok := rt.GangOf(p); ok {
-				v.Gang = ref.String()
-				if info, ok := rt.Gangs.Get(ref); ok {
-					in.Gangs[v.Gang] = fairshare.GangQuorum{Min: int(info.Spec.MinMember), Bound: info.Bound}
-				}
-			}
-			in.Victims = append(in.Victims, v)
-			pods[v.Key] = p
-		}
-	}
-	if logger.V(5).Enabled() {
-		for _, n := range in.Nodes {
-			logger.V(5).Info("Reclaim candidate node", "node", n.Name, "free", n.Free.String())
-		}
-		logger.V(5).Info("Reclaim candidates", "victims", len(in.Victims), "members", len(in.Members))
-	}
-	plan, why := fairshare.Reclaim(in)
+	r.gatherCandidates(klog.FromContext(ctx))
+	plan, why := fairshare.Reclaim(r.in)
 	if plan == nil {
-		if claims > 0 {
+		if r.claims > 0 {
 			// Other reclaims under way counted against this one: when they
 			// end, it is retried (no cluster event may say so).
 			rt.mu.Lock()
@@ -153,6 +72,140 @@ func (rt *Runtime) ReclaimNodes(ctx context.Context, req ReclaimRequest) ([]stri
 		}
 		return nil, why // a *fairshare.ReclaimRefusal: the same sentence, and a code for errors.As
 	}
+	if err := r.preempt(ctx, plan); err != nil {
+		return nil, err
+	}
+	nodes := make([]string, len(plan.Plan.Node))
+	for i, n := range plan.Plan.Node {
+		nodes[i] = r.in.Nodes[n].Name
+	}
+	return nodes, nil
+}
+
+// reclaim is one reclaim decision for a preemptor, taken in steps: the
+// queues' usage corrected by the reclaims under way, the candidate nodes and
+// victims, then the chosen victims preempted and recorded.
+type reclaim struct {
+	rt  *Runtime
+	req ReclaimRequest
+	now time.Time
+	in  fairshare.ReclaimInput
+	// pods are the candidate victims' pods, by key.
+	pods map[string]*v1.Pod
+	// claims counts the other preemptors' claims the usage includes.
+	claims int
+}
+
+// gatherUsage reads what every queue holds from the ledger and corrects it
+// with the reclaim book. The ledger lags behind recent reclaims: preemptors
+// waiting for their victims hold nothing in it yet, and victims still count
+// until their deletion is seen. Correcting for both makes concurrent
+// reclaims add up to the guarantee and no more. A preemptor whose victims
+// are still exiting preempts nothing more: it is held back until they are
+// gone.
+func (r *reclaim) gatherUsage() error {
+	rt := r.rt
+	t, snapshot := rt.Ledger.Snapshot()
+	if t == nil {
+		return fmt.Errorf("no queue configuration in force")
+	}
+	usage := map[string]resources.Vector{}
+	for p, u := range snapshot {
+		usage[p] = u.Used()
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	book := rt.inflight()
+	if book.Waiting(r.req.Key, r.now) {
+		rt.holdBack(r.req.Pod)
+		return fmt.Errorf("waiting for pods preempted for it to exit")
+	}
+	r.claims = book.Adjust(usage, r.req.Key, r.now,
+		func(key string) bool { state, _, ok := rt.Ledger.Lookup(key); return ok && state != queue.Pending },
+		func(key string) bool { _, _, ok := rt.Ledger.Lookup(key); return ok })
+	r.in = fairshare.ReclaimInput{
+		Tree: t, Usage: usage, Queue: r.req.Queue, Priority: r.req.Priority,
+		Members: r.req.Members, Eligible: r.req.Eligible, Gangs: map[string]fairshare.GangQuorum{},
+	}
+	return nil
+}
+
+// gatherCandidates lists the nodes the members may use, with what is free
+// on each for them, and the pods on them that could make room.
+func (r *reclaim) gatherCandidates(logger klog.Logger) {
+	own, _ := r.rt.GangOf(r.req.Pod) // its own reservation, if any, is its to use
+	for _, ni := range r.req.Nodes {
+		if ni.Node() == nil {
+			continue
+		}
+		r.in.Nodes = append(r.in.Nodes, r.candidateNode(ni, own))
+		r.addVictims(ni, len(r.in.Nodes)-1)
+	}
+	if logger.V(5).Enabled() {
+		for _, n := range r.in.Nodes {
+			logger.V(5).Info("Reclaim candidate node", "node", n.Name, "free", n.Free.String())
+		}
+		logger.V(5).Info("Reclaim candidates", "victims", len(r.in.Victims), "members", len(r.in.Members))
+	}
+}
+
+// candidateNode is a node with what is free on it for the preemptor: what
+// pods nominated to it with at least its priority (earlier preemptors
+// waiting for their victims to go) have first claim on is taken, and so are
+// other gangs' reservations, as in the gang planner: room found there would
+// not be the preemptor's once its victims go.
+func (r *reclaim) candidateNode(ni fwk.NodeInfo, own gang.Ref) gang.Node {
+	name := ni.Node().Name
+	free, used := NodeUsage(ni)
+	for _, np := range r.rt.Handle.NominatedPodsForNode(name) {
+		if p := np.GetPod(); p.UID != r.req.Pod.UID && corev1helpers.PodPriority(p) >= r.req.Priority {
+			used.Add(PodRequest(p))
+		}
+	}
+	used.Add(r.rt.Gangs.ReservedOnNode(name, own))
+	free.Sub(used)
+	return gang.Node{Name: name, Free: free}
+}
+
+// addVictims adds the pods of the profile on the node (the node-th
+// candidate) that are admitted and not already exiting as candidate victims.
+func (r *reclaim) addVictims(ni fwk.NodeInfo, node int) {
+	rt := r.rt
+	for _, pi := range ni.GetPods() {
+		p := pi.GetPod()
+		if p.Spec.SchedulerName != rt.Profile || p.DeletionTimestamp != nil {
+			continue
+		}
+		state, leaf, ok := rt.Ledger.Lookup(Key(p))
+		if !ok || state == queue.Pending || rt.isEvicted(Key(p), r.now) {
+			continue
+		}
+		v := fairshare.Victim{
+			Key: Key(p), Namespace: p.Namespace, Name: p.Name, Queue: leaf, Node: node,
+			// A pod bound but not started yet is the newest of all: by
+			// its creation time (to the second) it could look older
+			// than pods that have run for a while, and be spared for them.
+			Request: PodRequest(p), Priority: corev1helpers.PodPriority(p), Started: r.now,
+			DisruptionAllowed: rt.disruptionAllowed(p),
+		}
+		if p.Status.StartTime != nil {
+			v.Started = p.Status.StartTime.Time
+		}
+		if ref, ok := rt.GangOf(p); ok {
+			v.Gang = ref.String()
+			if info, ok := rt.Gangs.Get(ref); ok {
+				r.in.Gangs[v.Gang] = fairshare.GangQuorum{Min: int(info.Spec.MinMember), Bound: info.Bound}
+			}
+		}
+		r.in.Victims = append(r.in.Victims, v)
+		r.pods[v.Key] = p
+	}
+}
+
+// preempt records the reclaim in the book, then deletes the chosen victims,
+// each with an Event and a count by reason.
+func (r *reclaim) preempt(ctx context.Context, plan *fairshare.ReclaimPlan) error {
+	rt, req := r.rt, r.req
 	total := resources.Vector{}
 	for _, m := range req.Members {
 		total.Add(m.Request)
@@ -162,17 +215,18 @@ func (rt *Runtime) ReclaimNodes(ctx context.Context, req ReclaimRequest) ([]stri
 		victims[i] = fairshare.InFlightVictim{Key: v.Key, Queue: v.Queue, Request: v.Request}
 	}
 	rt.mu.Lock()
-	until := rt.inflight().Record(req.Key, req.Queue.Path, total, victims, now)
+	until := rt.inflight().Record(req.Key, req.Queue.Path, total, victims, r.now)
 	rt.mu.Unlock()
 	// Whatever the book missed ends at the grace period: retry then what
 	// it held back.
-	rt.Clock.AfterFunc(until.Sub(now), rt.expireReclaims)
+	rt.Clock.AfterFunc(until.Sub(r.now), func() { rt.expireReclaims(until) })
+	logger := klog.FromContext(ctx)
 	for i, v := range plan.Victims {
-		p := pods[v.Key]
+		p := r.pods[v.Key]
 		uid := types.UID(v.Key)
 		err := rt.Handle.ClientSet().CoreV1().Pods(v.Namespace).Delete(ctx, v.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("preempting %s/%s: %w", v.Namespace, v.Name, err)
+			return fmt.Errorf("preempting %s/%s: %w", v.Namespace, v.Name, err)
 		}
 		reason := plan.Reasons[i]
 		metrics.Preemptions.WithLabelValues(req.Queue.Path, reason).Inc()
@@ -183,11 +237,7 @@ func (rt *Runtime) ReclaimNodes(ctx context.Context, req ReclaimRequest) ([]stri
 		rt.Handle.EventRecorder().Eventf(p, req.Pod, v1.EventTypeNormal, "Preempted", "Preempting", "%s", msg)
 		logger.V(2).Info("Preempted a pod", "victim", klog.KObj(p), "victimQueue", v.Queue, "preemptor", klog.KObj(req.Pod), "queue", req.Queue.Path, "reason", reason)
 	}
-	nodes := make([]string, len(plan.Plan.Node))
-	for i, n := range plan.Plan.Node {
-		nodes[i] = in.Nodes[n].Name
-	}
-	return nodes, nil
+	return nil
 }
 
 // inflight returns the book of reclaims under way. rt.mu must be held.
@@ -234,9 +284,11 @@ func (rt *Runtime) ReclaimGone(key string) {
 	rt.endReclaims(func(f *fairshare.InFlight) bool { return f.Gone(key) })
 }
 
-func (rt *Runtime) expireReclaims() {
-	now := rt.Clock.Now()
-	rt.endReclaims(func(f *fairshare.InFlight) bool { return f.Expire(now) })
+// expireReclaims ends what the book holds whose grace period ended by
+// until. It is given the time rather than reading the clock: it runs from a
+// timer of that clock.
+func (rt *Runtime) expireReclaims(until time.Time) {
+	rt.endReclaims(func(f *fairshare.InFlight) bool { return f.Expire(until) })
 }
 
 // endReclaims applies end to the book; if it ended anything, the pods held
@@ -271,7 +323,7 @@ func (rt *Runtime) forgetPod(p *v1.Pod) {
 // disruptionAllowed reports whether no PodDisruptionBudget forbids
 // disrupting the pod now.
 func (rt *Runtime) disruptionAllowed(p *v1.Pod) bool {
-	pdbs, err := rt.Handle.SharedInformerFactory().Policy().V1().PodDisruptionBudgets().Lister().PodDisruptionBudgets(p.Namespace).List(labels.Everything())
+	pdbs, err := rt.pdbs.PodDisruptionBudgets(p.Namespace).List(labels.Everything())
 	if err != nil {
 		return true
 	}

@@ -1,7 +1,7 @@
 // Package profile holds the state muster's plugins of one scheduler profile
 // share: the queue tree in force, the usage ledger kept in step with the
-// cluster, and the status and metrics published from them. It is created
-// once per profile, by whichever plugin is built first.
+// cluster, and the status and metrics published from them. pkg/scheduler
+// creates one per profile and hands it to each plugin it builds.
 package profile
 
 import (
@@ -12,7 +12,9 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	policylisters "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -63,7 +65,10 @@ type Runtime struct {
 	mu        sync.Mutex
 	listeners []func(*queue.Tree)
 	// leader tells whether this process writes shared state; nil: it does.
+	// Set once, by New.
 	leader Leader
+	// pdbs lists PodDisruptionBudgets, for reclaim.
+	pdbs policylisters.PodDisruptionBudgetLister
 }
 
 // Conditions keeps muster's own condition (waitreason.ConditionType) on the
@@ -95,47 +100,46 @@ func (rt *Runtime) Admitted(pod *v1.Pod, queue string) {
 // state (pkg/leadership.Tracker).
 type Leader interface{ Leading() bool }
 
-// SetLeader gives the runtime this process's leadership; the plugin
-// factories of pkg/scheduler set it before the plugins are built.
-func (rt *Runtime) SetLeader(l Leader) {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	rt.leader = l
+// PluginFactory builds one of muster's plugins for the profile behind h,
+// given that profile's runtime. pkg/scheduler owns the runtimes and adapts
+// it to the framework's frameworkruntime.PluginFactory.
+type PluginFactory func(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *Runtime) (fwk.Plugin, error)
+
+// Option configures a Runtime.
+type Option func(*Runtime)
+
+// WithClock sets the clock the runtime and its plugins tell time by
+// (timeouts, backoffs, reclaim grace, status); the real clock by default.
+func WithClock(c clock.WithTickerAndDelayedExecution) Option {
+	return func(rt *Runtime) { rt.Clock = c }
 }
 
-var (
-	mu       sync.Mutex
-	runtimes = map[fwk.Handle]*runtimeEntry{}
-)
-
-type runtimeEntry struct {
-	rt *Runtime
+// WithLeader gives the runtime this process's leadership: it writes shared
+// state only while l leads. Without it the runtime always writes (tools that
+// run the plugins without leader election, such as scheduler_perf).
+func WithLeader(l Leader) Option {
+	return func(rt *Runtime) { rt.leader = l }
 }
 
-// Get returns the runtime of the profile behind h, creating it on first
-// use. It lives until ctx ends. It starts (reads the queue ConfigMap,
+// New returns the runtime of the profile behind h, for its plugins to
+// share; it lives until ctx ends. It starts (reads the queue ConfigMap,
 // publishes status) on the first call to Ready, after every plugin is built:
 // the framework builds plugins in no fixed order, and the queue ConfigMap to
 // read is MusterQueue's argument.
-func Get(ctx context.Context, h fwk.Handle) *Runtime {
-	mu.Lock()
-	defer mu.Unlock()
-	if e, ok := runtimes[h]; ok {
-		return e.rt
-	}
+func New(ctx context.Context, h fwk.Handle, opts ...Option) *Runtime {
 	logger := klog.FromContext(ctx).WithName("muster")
 	rt := &Runtime{Handle: h, Profile: h.ProfileName(), Clock: clock.RealClock{}, ctx: klog.NewContext(ctx, logger),
 		queueArgs: configv1.DefaultQueueArgs()}
+	for _, o := range opts {
+		o(rt)
+	}
 	rt.Gangs = gang.NewRegistry(rt.Clock)
 	rt.GangOf = func(*v1.Pod) (gang.Ref, bool) { return gang.Ref{}, false }
 	rt.Ledger = queue.NewLedger(nil)
-	runtimes[h] = &runtimeEntry{rt: rt}
-	go func() {
-		<-ctx.Done()
-		mu.Lock()
-		delete(runtimes, h)
-		mu.Unlock()
-	}()
+	// Asked for now, while the plugins are built: kube-scheduler starts the
+	// informers its plugins asked for once, after building them, and an
+	// informer asked for later never syncs.
+	rt.pdbs = h.SharedInformerFactory().Policy().V1().PodDisruptionBudgets().Lister()
 	return rt
 }
 
@@ -187,7 +191,7 @@ func (rt *Runtime) start() error {
 	}
 	src, err := configsource.Start(ctx, configsource.Options{
 		Client: h.ClientSet(), Namespace: args.Namespace, Name: args.QueuesConfigMap,
-		OnApply: rt.applyTree,
+		OnApply: rt.applyTree, Clock: rt.Clock,
 		LastApplied: func(ctx context.Context) (string, error) {
 			return status.ReadApplied(ctx, h.ClientSet(), args.Namespace, args.StatusConfigMap)
 		},
@@ -368,10 +372,7 @@ func (rt *Runtime) Report(now time.Time) status.Report {
 // Leading reports whether this replica should write shared state (status,
 // PodGroup status): it holds the lease, or leader election is off.
 func (rt *Runtime) Leading(context.Context) bool {
-	rt.mu.Lock()
-	l := rt.leader
-	rt.mu.Unlock()
-	return l == nil || l.Leading()
+	return rt.leader == nil || rt.leader.Leading()
 }
 
 // queueSamples computes the queue gauges.
