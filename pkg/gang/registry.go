@@ -584,6 +584,28 @@ func (r *Registry) ReleaseSlots(ref Ref) {
 	}
 }
 
+// Settle drops the slots of a gang bound whole (every member bound, no
+// executors to come): no member is left to claim them. They are left when
+// a member was bound on a node without a slot of its gang: by another
+// replica, on a node of its own plan, while this one had it assumed; or by
+// this one where Reserve found no slot on the chosen node. It reports
+// whether it dropped any, for the caller to release the gang's quota.
+func (r *Registry) Settle(ref Ref) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.gangs[ref]
+	if g == nil || g.Phase != PhaseBound || g.Spec.Executors > 0 || len(g.slots)+len(g.displaced) == 0 {
+		return false
+	}
+	for _, m := range g.members {
+		if m.state != memberBound {
+			return false
+		}
+	}
+	r.dropSlots(g)
+	return true
+}
+
 // ReservedOnNode is the capacity gangs other than except hold unclaimed on
 // the node: what other pods must leave free there.
 func (r *Registry) ReservedOnNode(node string, except Ref) resources.Vector {

@@ -1119,3 +1119,37 @@ func TestRegistryConcurrent(t *testing.T) {
 	assert.False(t, r.AnyReserved())
 	checkInvariants(t, r)
 }
+
+// TestRegistrySettle: a gang bound whole drops the slots no member is left
+// to claim (a member bound on a node without one of its slots); a gang with
+// a member still to place, or a Spark driver's executors to come, keeps them.
+func TestRegistrySettle(t *testing.T) {
+	cases := map[string]struct {
+		spec      Spec
+		bindAll   bool
+		wantSlots bool
+	}{
+		"bound whole":       {spec: Spec{MinMember: 2}, bindAll: true},
+		"a member to place": {spec: Spec{MinMember: 1}, wantSlots: true},
+		"executors to come": {spec: Spec{MinMember: 1, Executors: 2, ExecutorRequest: vec("cpu=1")}, bindAll: true, wantSlots: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			r, _ := newTestRegistry()
+			ps := pods("w", 2)
+			observe(r, refA, tc.spec, ps...)
+			admit(t, r, refA, []string{"n1"})
+			require.True(t, r.HasSlots(refA))
+			// Bound where the gang holds no slot: nothing claims them.
+			ps[0].bound = true
+			if tc.bindAll {
+				ps[1].bound = true
+			}
+			observe(r, refA, tc.spec, ps...)
+			assert.Equal(t, !tc.wantSlots, r.Settle(refA))
+			assert.Equal(t, tc.wantSlots, r.HasSlots(refA))
+			checkInvariants(t, r)
+		})
+	}
+	assert.False(t, (&Registry{gangs: map[Ref]*Gang{}}).Settle(refB), "an unknown gang")
+}

@@ -1,6 +1,7 @@
 package gang
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -50,6 +51,20 @@ func (r *Registry) HasSlotsOn(node string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.reserved[node]) > 0
+}
+
+// NodesWithSlots returns the nodes where some gang holds a free slot, sorted.
+func (r *Registry) NodesWithSlots() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.reserved))
+	for node, byGang := range r.reserved {
+		if len(byGang) > 0 {
+			out = append(out, node)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Displaced returns the gangs holding displaced slots, sorted, and whether

@@ -123,6 +123,14 @@ func TestReliabilitySpotNoticeMovesReservation(t *testing.T) {
 	_, err = framework.CP.Client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	tainted := time.Now()
+	// A barrier: the scheduler's cache takes node events in order, so once
+	// a pod bound to a node added after the taint, every cycle from then on
+	// sees the taint. (Created at once, the rival could be scheduled on a
+	// snapshot from before it, and take the room on notice-spot-a.) The
+	// barrier is too small for the rival or an executor.
+	framework.CreateNodes(t, framework.Node("notice-barrier", "1", "1Gi", nil))
+	createPods(t, ns, podSpec{name: "barrier", cpu: "100m", nodeSelector: map[string]string{v1.LabelHostname: "notice-barrier"}})
+	framework.WaitBound(t, ns, "barrier", 30*time.Second)
 
 	// 2 CPUs: the only node with that much room left is notice-spot-b, where
 	// the moved slot now holds it.

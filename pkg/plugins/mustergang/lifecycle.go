@@ -54,6 +54,9 @@ func (pl *Plugin) onPod(obj any) {
 		pl.rt.Ledger.Shrink(gangKey(ref), m.Request)
 	}
 	pl.observe(pl.ctx, ref, gs.spec, queuePath, m, "")
+	if pl.reg.Settle(ref) {
+		pl.rt.Ledger.Remove(gangKey(ref))
+	}
 }
 
 // observe records a member. When that completes its gang (a member arrives,

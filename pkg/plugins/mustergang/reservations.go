@@ -42,6 +42,7 @@ func (pl *Plugin) maintain(ctx context.Context) {
 	if !pl.restored.Swap(true) {
 		pl.restoreSpark(ctx)
 	}
+	pl.displaceNoticed(ctx)
 	if pl.displacedPending.Swap(false) {
 		for _, ref := range pl.reg.Displaced() {
 			pl.replace(ctx, ref)
@@ -180,6 +181,23 @@ func (pl *Plugin) onNodeUpdate(_, obj any) {
 		}
 	}
 	pl.displace(pl.ctx, node.Name, view.Reason)
+}
+
+// displaceNoticed takes slots off the nodes this cycle's snapshot shows
+// being taken away. onNodeUpdate does so as the update arrives, but it runs
+// on its own goroutine, apart from the scheduler cache's: a cycle may see a
+// node's notice before it has, and must not count on slots there.
+func (pl *Plugin) displaceNoticed(ctx context.Context) {
+	infos := pl.handle.SnapshotSharedLister().NodeInfos()
+	for _, name := range pl.reg.NodesWithSlots() {
+		ni, err := infos.Get(name)
+		if err != nil || ni.Node() == nil {
+			continue
+		}
+		if view := capacity.ViewOf(ni.Node()); view.Disrupted {
+			pl.displace(ctx, name, view.Reason)
+		}
+	}
 }
 
 // displace takes the gangs' free slots off a node (why: what happens to
