@@ -584,17 +584,18 @@ func (r *Registry) ReleaseSlots(ref Ref) {
 	}
 }
 
-// Settle drops the slots of a gang bound whole (every member bound, no
-// executors to come): no member is left to claim them. They are left when
-// a member was bound on a node without a slot of its gang: by another
-// replica, on a node of its own plan, while this one had it assumed; or by
-// this one where Reserve found no slot on the chosen node. It reports
-// whether it dropped any, for the caller to release the gang's quota.
+// Settle reports whether a gang is bound whole (every member bound, no
+// executors to come), dropping any slots it still holds: no member is left
+// to claim them. The caller releases the gang's quota: what the gang holds
+// is its pods' from then on. Slots are left when a member was bound on a
+// node without one: by another replica, on a node of its own plan, while
+// this one had the member assumed; or by this one where Reserve found no
+// slot on the chosen node.
 func (r *Registry) Settle(ref Ref) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	g := r.gangs[ref]
-	if g == nil || g.Phase != PhaseBound || g.Spec.Executors > 0 || len(g.slots)+len(g.displaced) == 0 {
+	if g == nil || g.Phase != PhaseBound || g.Spec.Executors > 0 {
 		return false
 	}
 	for _, m := range g.members {

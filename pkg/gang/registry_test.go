@@ -1120,9 +1120,10 @@ func TestRegistryConcurrent(t *testing.T) {
 	checkInvariants(t, r)
 }
 
-// TestRegistrySettle: a gang bound whole drops the slots no member is left
-// to claim (a member bound on a node without one of its slots); a gang with
-// a member still to place, or a Spark driver's executors to come, keeps them.
+// TestRegistrySettle: a gang bound whole is settled, dropping the slots no
+// member is left to claim (a member bound on a node without one of its
+// slots); a gang with a member still to place, or a Spark driver's
+// executors to come, keeps them.
 func TestRegistrySettle(t *testing.T) {
 	cases := map[string]struct {
 		spec      Spec
