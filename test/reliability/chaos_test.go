@@ -285,6 +285,7 @@ func TestReliabilityChaos(t *testing.T) {
 	_ = pollUntil(30*time.Second, func(context.Context) bool { return len(w.report().Partial) == 0 })
 	rep := w.report()
 	gangs := len(w.quorumSnapshot())
+	ww.catchUp(t)
 	takeovers, longestTakeover := ww.takeovers(kills)
 	counts := ww.counts()
 	t.Logf("chaos %s of churn: %d pods bound; %d gangs whole of %d (%d more deleted in flight); %d Spark apps (%d deleted in flight); %d queue edits (%d invalid); %d node changes",

@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"fmt"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"strconv"
 	"time"
 
@@ -79,7 +80,7 @@ func (c *churn) sparkApp(ctx context.Context) {
 		}
 	}
 	for _, name := range names {
-		if _, err := c.waitPod(ctx, name, 5*time.Minute, "finished", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodSucceeded }); err != nil {
+		if err := c.waitFinished(ctx, name); err != nil {
 			c.fail(ctx, err)
 			return
 		}
@@ -90,6 +91,32 @@ func (c *churn) sparkApp(ctx context.Context) {
 		c.fail(ctx, fmt.Errorf("the watch never saw driver %s/%s bound: %w", c.ns, driver.name, err))
 	}
 	c.fail(ctx, c.deletePod(ctx, driver.name))
+}
+
+// waitFinished waits until a pod of the churn's namespace has finished. A
+// pod that is gone has: the churn's clean-up deletes only finished pods, and
+// may do so while the apiserver is away from this poll (an outage).
+func (c *churn) waitFinished(ctx context.Context, name string) error {
+	var last *v1.Pod
+	err := pollUntil(5*time.Minute, func(pctx context.Context) bool {
+		p, err := framework.CP.Client.CoreV1().Pods(c.ns).Get(pctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		last = p
+		return p.Status.Phase == v1.PodSucceeded
+	})
+	if err != nil {
+		msg := "never seen"
+		if last != nil {
+			msg = fmt.Sprintf("node %q, phase %s, %s", last.Spec.NodeName, last.Status.Phase, scheduledMessage(last))
+		}
+		return fmt.Errorf("pod %s/%s not finished within 5m (%s)", c.ns, name, msg)
+	}
+	return nil
 }
 
 // waitPod polls a pod of the churn's namespace until cond holds, through

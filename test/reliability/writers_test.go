@@ -209,6 +209,21 @@ func (w *writeWatch) by(manager, kind string, since time.Time) int {
 	return n
 }
 
+// catchUp records the lease's current holder, read now. After an apiserver
+// outage the lease watch reconnects with client-go's backoff (up to about
+// 30 s), later than the watches of the objects written: a holder that took
+// the lease meanwhile, and wrote, would be missing from the terms.
+func (w *writeWatch) catchUp(t *testing.T) {
+	t.Helper()
+	var lease *coordinationv1.Lease
+	require.NoError(t, pollUntil(time.Minute, func(ctx context.Context) bool {
+		l, err := framework.CP.Client.CoordinationV1().Leases(musterNamespace).Get(ctx, status.LeaseName, metav1.GetOptions{})
+		lease = l
+		return err == nil
+	}), "reading the lease")
+	w.onLease(lease)
+}
+
 // term returns the lease term of a manager acquired most recently.
 func (w *writeWatch) term(manager string) (leaseTerm, bool) {
 	w.mu.Lock()

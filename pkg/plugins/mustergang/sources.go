@@ -3,7 +3,6 @@ package mustergang
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -126,8 +125,7 @@ func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs, 
 // before the apiserver answers anyway. It gives up only when ctx ends.
 func served(ctx context.Context, disco discovery.DiscoveryInterface, r schema.GroupVersionResource) (bool, error) {
 	var ok bool
-	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 10 * time.Second}
-	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(context.Context) (bool, error) {
 		var err error
 		if ok, err = discovery.IsResourceEnabled(disco, r); err != nil {
 			klog.FromContext(ctx).Info("Asking the apiserver which gang sources it serves; retrying", "resource", r.String(), "err", err)
