@@ -157,6 +157,15 @@ func (r *reclaim) gatherCandidates(logger klog.Logger) {
 func (r *reclaim) candidateNode(ni fwk.NodeInfo, own gang.Ref) gang.Node {
 	name := ni.Node().Name
 	free, used := NodeUsage(ni)
+	// A pod that is exiting (a victim of an earlier reclaim) leaves its
+	// room to the pods nominated here, which are taken below: counted used
+	// as well, it would be counted twice, and victims taken for room that
+	// is coming free anyway.
+	for _, pi := range ni.GetPods() {
+		if p := pi.GetPod(); p.DeletionTimestamp != nil {
+			used.Sub(PodRequest(p)) // its pods count too
+		}
+	}
 	for _, np := range r.rt.Handle.NominatedPodsForNode(name) {
 		if p := np.GetPod(); p.UID != r.req.Pod.UID && corev1helpers.PodPriority(p) >= r.req.Priority {
 			used.Add(PodRequest(p))

@@ -215,3 +215,21 @@ func TestReclaimWaitsForItsOwnVictims(t *testing.T) {
 		})
 	}
 }
+
+// TestReclaimExitingRoom: the room a pod that is exiting leaves is counted
+// free, for the preemptor nominated there to take: a later preemptor needs
+// only the victims its own request calls for. (Counted used as well as
+// claimed, it made a reclaim take a victim more than it needed, and
+// concurrent reclaims went past the guarantee.)
+func TestReclaimExitingRoom(t *testing.T) {
+	objs := borrowed(false)
+	gone := metav1.NewTime(plugintest.Start)
+	objs[7].(*v1.Pod).DeletionTimestamp = &gone
+	objs[7].(*v1.Pod).Finalizers = []string{"example.com/hold"}
+	e := newRuntime(t, reclaimQueues, objs...)
+	e.Nominator.Nominate(plugintest.MakePod("earlier").Label(queue.LabelQueue, "owner").Req(cpu("1")).Obj(), "n0")
+	node, err := e.Runtime.Reclaim(e.Ctx, request(e, "own", "1"))
+	require.NoError(t, err)
+	assert.Equal(t, "n0", node)
+	assert.Equal(t, []string{"b6", "b7"}, exiting(t, e), "b7 was exiting already; one victim more, not two")
+}
