@@ -111,22 +111,7 @@ func TestReliabilityChaos(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	var loops, apps sync.WaitGroup
-	loop := func(every time.Duration, fn func(ctx context.Context)) {
-		loops.Add(1)
-		go func() {
-			defer loops.Done()
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-					fn(ctx)
-				}
-			}
-		}()
-	}
+	loop := func(every time.Duration, fn func(ctx context.Context)) { onTick(ctx, &loops, every, fn) }
 	for _, c := range []*churn{a, b} {
 		loop(500*time.Millisecond, c.plainPod)
 		loop(2*time.Second, c.gang)

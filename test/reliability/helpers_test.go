@@ -583,3 +583,22 @@ func createPodErr(ctx context.Context, ns string, s podSpec) error {
 	}
 	return nil
 }
+
+// onTick runs fn every interval on a goroutine of its own, counted in wg,
+// until ctx ends (the churn loops of the soak and the chaos run).
+func onTick(ctx context.Context, wg *sync.WaitGroup, interval time.Duration, fn func(context.Context)) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				fn(ctx)
+			}
+		}
+	}()
+}

@@ -86,22 +86,7 @@ func TestReliabilitySoak(t *testing.T) {
 		_ = framework.CP.Client.CoreV1().Nodes().Delete(context.Background(), "soak-churn", metav1.DeleteOptions{})
 	})
 	var wg sync.WaitGroup
-	loop := func(every time.Duration, fn func(ctx context.Context)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-					fn(ctx)
-				}
-			}
-		}()
-	}
+	loop := func(every time.Duration, fn func(ctx context.Context)) { onTick(ctx, &wg, every, fn) }
 	loop(250*time.Millisecond, c.plainPod)
 	loop(time.Second, c.gang)
 	loop(2*time.Second, c.cleanUp)
