@@ -54,7 +54,8 @@ func (pl *Plugin) onPod(obj any) {
 		pl.rt.Ledger.Shrink(gangKey(ref), m.Request)
 	}
 	pl.observe(pl.ctx, ref, gs.spec, queuePath, m, "")
-	if pl.reg.Settle(ref) {
+	// Only a bind can complete a gang: Settle walks the members.
+	if m.Bound && pl.reg.Settle(ref) {
 		pl.rt.Ledger.Remove(gangKey(ref))
 	}
 }
