@@ -396,15 +396,19 @@ type podWatch struct {
 	maxPartial int
 	lastBind   time.Time
 	bound      int
+	// exist: the pods that exist now, bound or not.
+	exist map[types.UID]bool
 }
 
 func watchPods(t *testing.T, namespaces ...string) *podWatch {
 	t.Helper()
 	w := &podWatch{quorum: map[string]int{}, node: map[types.UID]string{}, ever: map[string]map[types.UID]bool{},
-		partialSince: map[string]time.Time{}, longest: map[string]time.Duration{}, longestFrom: map[string]time.Time{}}
+		partialSince: map[string]time.Time{}, longest: map[string]time.Duration{}, longestFrom: map[string]time.Time{},
+		exist: map[types.UID]bool{}}
 	framework.WatchPods(t, cache.ResourceEventHandlerFuncs{
 		AddFunc:    w.observe,
 		UpdateFunc: func(_, o any) { w.observe(o) },
+		DeleteFunc: w.gone,
 	}, namespaces...)
 	return w
 }
@@ -416,13 +420,28 @@ func (w *podWatch) expect(gang string, quorum int) {
 	w.quorum[gang] = quorum
 }
 
+func (w *podWatch) gone(o any) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = d.Obj
+	}
+	if p, ok := o.(*v1.Pod); ok {
+		w.mu.Lock()
+		delete(w.exist, p.UID)
+		w.mu.Unlock()
+	}
+}
+
 func (w *podWatch) observe(o any) {
 	p, ok := o.(*v1.Pod)
-	if !ok || p.Spec.NodeName == "" {
+	if !ok {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.exist[p.UID] = true
+	if p.Spec.NodeName == "" {
+		return
+	}
 	if first, seen := w.node[p.UID]; seen {
 		if first != p.Spec.NodeName {
 			w.rebinds = append(w.rebinds, fmt.Sprintf("%s/%s: %s then %s", p.Namespace, p.Name, first, p.Spec.NodeName))
@@ -514,6 +533,7 @@ type stretch struct {
 // report is what the watch saw.
 type watchReport struct {
 	Bound   int
+	Exist   int // pods that exist now
 	Rebinds []string
 	Partial []string      // gangs partly bound now
 	Longest time.Duration // longest stretch any gang spent partly bound
@@ -529,7 +549,7 @@ type watchReport struct {
 func (w *podWatch) report() watchReport {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r := watchReport{Bound: w.bound, Rebinds: append([]string{}, w.rebinds...), MaxPartial: w.maxPartial, LastBind: w.lastBind,
+	r := watchReport{Bound: w.bound, Exist: len(w.exist), Rebinds: append([]string{}, w.rebinds...), MaxPartial: w.maxPartial, LastBind: w.lastBind,
 		Over1s: append([]stretch{}, w.over1s...)}
 	longest := func(g string, d time.Duration, from time.Time) {
 		if d > r.Longest {
