@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/tombstone"
 	"muster.dev/muster/pkg/waitreason"
 )
 
@@ -122,11 +123,17 @@ type Registry struct {
 	gangs map[Ref]*Gang
 	// reserved sums the unclaimed slots per node and gang.
 	reserved map[string]map[Ref]resources.Vector
+	// gone: members forgotten for good. A scheduling cycle still working
+	// from such a pod as it was may neither observe it again (a member
+	// that would never be forgotten, holding its gang for ever) nor claim
+	// a slot for it.
+	gone *tombstone.Set
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry(clk clock.PassiveClock) *Registry {
-	return &Registry{clock: clk, gangs: map[Ref]*Gang{}, reserved: map[string]map[Ref]resources.Vector{}}
+	return &Registry{clock: clk, gangs: map[Ref]*Gang{}, reserved: map[string]map[Ref]resources.Vector{},
+		gone: tombstone.New(clk, tombstone.Keep)}
 }
 
 // Info is a copy of a gang's state.
@@ -251,6 +258,9 @@ func (r *Registry) List() []Info {
 func (r *Registry) Observe(ref Ref, spec Spec, queue string, p Pod) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.gone.Has(p.Key) { // checked under the lock Forget takes after adding it
+		return
+	}
 	g := r.gangs[ref]
 	if g == nil {
 		g = &Gang{Ref: ref, Phase: PhaseWaiting, FirstSeen: p.Created, members: map[string]*member{}}
@@ -272,9 +282,11 @@ func (r *Registry) Observe(ref Ref, spec Spec, queue string, p Pod) {
 	r.advance(g)
 }
 
-// Forget removes a member (deleted, or finished). A gang without members is
-// dropped, releasing what it held.
+// Forget removes a member for good (deleted, or finished): the key is
+// refused from now on (tombstone.Keep). A gang without members is dropped,
+// releasing what it held.
 func (r *Registry) Forget(ref Ref, key string) {
+	r.gone.Add(key)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	g := r.gangs[ref]
@@ -424,6 +436,9 @@ func (r *Registry) HasSlots(ref Ref) bool {
 func (r *Registry) Claim(ref Ref, key, node string, req resources.Vector) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.gone.Has(key) {
+		return false // the slot stays for a member that exists
+	}
 	g := r.gangs[ref]
 	if g == nil {
 		return false

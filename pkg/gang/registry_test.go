@@ -14,6 +14,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/tombstone"
 	"muster.dev/muster/pkg/waitreason"
 )
 
@@ -889,6 +890,33 @@ func TestRegistryForget(t *testing.T) {
 	}
 	assert.False(t, r.AnyReserved())
 	checkInvariants(t, r)
+}
+
+// A scheduling cycle may still hold a member whose deletion the registry
+// has already seen: it may neither bring the member back (a gang that
+// would never be dropped) nor take a slot for it.
+func TestRegistryForgottenMemberStaysGone(t *testing.T) {
+	r, clk := newTestRegistry()
+	spec := Spec{MinMember: 2, Timeout: time.Minute}
+	ps := pods("w", 2)
+	observe(r, refA, spec, ps...)
+	admit(t, r, refA, []string{"n1", "n1"})
+
+	r.Forget(refA, ps[0].Key())
+	observe(r, refA, spec, ps[0]) // the stale cycle's PreFilter
+	assert.Equal(t, 1, mustGet(t, r, refA).Members, "a forgotten member is not observed again")
+	assert.False(t, r.Claim(refA, ps[0].Key(), "n1", ps[0].request()), "nor does it take a slot")
+	assert.Equal(t, []string{"n1"}, r.SlotNodes(refA))
+
+	r.Forget(refA, ps[1].Key())
+	observe(r, refA, spec, ps[1])
+	_, ok := r.Get(refA)
+	assert.False(t, ok, "the gang is dropped with its last member and stays dropped")
+	checkInvariants(t, r)
+
+	clk.Step(2 * tombstone.Keep)
+	observe(r, refA, spec, ps[1])
+	assert.Equal(t, 1, mustGet(t, r, refA).Members, "the key is remembered for a while only")
 }
 
 func TestRegistryListAndSetWaiting(t *testing.T) {

@@ -6,8 +6,10 @@ import (
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/utils/clock"
 
 	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/tombstone"
 	"muster.dev/muster/pkg/waitreason"
 )
 
@@ -87,17 +89,36 @@ func (e *LimitError) Error() string {
 // the leaf they were admitted to, so a new tree keeps the usage of running
 // and reserved work; usage of a queue that a new tree no longer has stays
 // with the ancestors that remain.
+//
+// A key forgotten with Forget (a pod that is gone) is refused for a while
+// after (tombstone.Keep): a scheduling cycle working from the pod as it was
+// before its deletion cannot bring its entry back.
 type Ledger struct {
 	mu      sync.Mutex
 	version uint64 // bumped on every change, for caches of derived values
 	tree    *Tree
 	entries map[string]*entry
 	usage   map[string]*Usage // by queue path, the leaf and every ancestor
+	gone    *tombstone.Set
+}
+
+// LedgerOption configures a Ledger.
+type LedgerOption func(*ledgerOptions)
+
+type ledgerOptions struct{ clock clock.PassiveClock }
+
+// WithClock sets the clock that tells how long forgotten keys are refused.
+func WithClock(c clock.PassiveClock) LedgerOption {
+	return func(o *ledgerOptions) { o.clock = c }
 }
 
 // NewLedger returns an empty ledger for the tree.
-func NewLedger(t *Tree) *Ledger {
-	return &Ledger{tree: t, entries: map[string]*entry{}, usage: map[string]*Usage{}}
+func NewLedger(t *Tree, opts ...LedgerOption) *Ledger {
+	o := ledgerOptions{clock: clock.RealClock{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return &Ledger{tree: t, entries: map[string]*entry{}, usage: map[string]*Usage{}, gone: tombstone.New(o.clock, tombstone.Keep)}
 }
 
 // Tree returns the tree the ledger admits against.
@@ -196,8 +217,8 @@ func (l *Ledger) Transfer(from, to string, req resources.Vector) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	src, ok := l.entries[from]
-	if !ok || src.state != Reserved {
-		return
+	if !ok || src.state != Reserved || l.gone.Has(to) {
+		return // a pod that is gone leaves the gang's share with the gang
 	}
 	if e, ok := l.entries[to]; ok && e.state != Pending {
 		return
@@ -210,8 +231,7 @@ func (l *Ledger) Transfer(from, to string, req resources.Vector) {
 	}
 	leaf := src.leaf
 	if rest.IsZero() {
-		l.apply(src, -1)
-		delete(l.entries, from)
+		l.remove(from)
 	} else {
 		l.set(from, leaf, rest, Reserved)
 	}
@@ -235,8 +255,7 @@ func (l *Ledger) Shrink(key string, req resources.Vector) {
 		}
 	}
 	if rest.IsZero() {
-		l.apply(e, -1)
-		delete(l.entries, key)
+		l.remove(key)
 		return
 	}
 	l.set(key, e.leaf, rest, Reserved)
@@ -252,10 +271,25 @@ func (l *Ledger) Unreserve(key string) {
 	}
 }
 
-// Remove forgets key: its pod finished or was deleted.
+// Remove drops key's entry. The key may be used again (a gang's
+// reservation, a pod placed anew under a new tree).
 func (l *Ledger) Remove(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.remove(key)
+}
+
+// Forget drops key's entry for good: its pod finished or was deleted. Every
+// write for the key is refused from now on (for tombstone.Keep, longer
+// than any scheduling cycle that may still hold the pod).
+func (l *Ledger) Forget(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gone.Add(key)
+	l.remove(key)
+}
+
+func (l *Ledger) remove(key string) {
 	if e, ok := l.entries[key]; ok {
 		l.apply(e, -1)
 		delete(l.entries, key)
@@ -301,8 +335,13 @@ func (l *Ledger) Version() uint64 {
 	return l.version
 }
 
+// set records key's entry, unless key is forgotten (see Forget).
 func (l *Ledger) set(key, leaf string, req resources.Vector, s State) {
-	if old, ok := l.entries[key]; ok {
+	old, ok := l.entries[key]
+	if !ok && l.gone.Has(key) {
+		return
+	}
+	if ok {
 		l.apply(old, -1)
 	}
 	e := &entry{leaf: leaf, req: req.Clone(), state: s} // the caller may reuse req

@@ -5,12 +5,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"muster.dev/muster/pkg/resources"
+	"muster.dev/muster/pkg/tombstone"
 )
 
 const ledgerTree = `
@@ -30,7 +33,7 @@ func cpus(n int64) resources.Vector { return resources.Vector{cpu: n * 1000} }
 
 // step is one call on a ledger; want is what Reserve should return.
 type step struct {
-	op        string // reserve, allocate, pending, unreserve, remove
+	op        string // reserve, allocate, pending, unreserve, remove, forget, transfer
 	key, leaf string
 	req       resources.Vector
 	want      *LimitError
@@ -54,6 +57,10 @@ func run(t *testing.T, l *Ledger, steps []step) {
 			l.Unreserve(s.key)
 		case "remove":
 			l.Remove(s.key)
+		case "forget":
+			l.Forget(s.key)
+		case "transfer": // from the key in leaf (a gang's) to s.key
+			l.Transfer(s.leaf, s.key, s.req)
 		default:
 			t.Fatalf("step %d: unknown op %s", i, s.op)
 		}
@@ -568,4 +575,69 @@ queues:
 	_, snap := l.Snapshot()
 	assert.Empty(t, snap, "every key was removed")
 	t.Logf("admitted %d, refused %d", admitted.Load(), refused.Load())
+}
+
+// A pod's entry ends with the pod, whatever order the delete and a
+// scheduling cycle still holding the pod come in: every write for a
+// forgotten key is refused for tombstone.Keep, and then the key is free.
+func TestLedgerForget(t *testing.T) {
+	tree := mustParse(t, ledgerTree)
+	tests := map[string]struct {
+		steps []step
+		// want: what the queues hold at the end
+		want map[string]resources.Vector
+		// waiting: pods pending in root at the end
+		waiting int
+	}{
+		"forget drops a reserved entry": {
+			steps: []step{{op: "reserve", key: "p", leaf: "root.team.a", req: cpus(1)}, {op: "forget", key: "p"}},
+			want:  map[string]resources.Vector{},
+		},
+		"a cycle's reserve after the delete is refused": {
+			steps: []step{{op: "pending", key: "p", leaf: "root.team.a", req: cpus(1)}, {op: "forget", key: "p"},
+				{op: "reserve", key: "p", leaf: "root.team.a", req: cpus(1)}, {op: "unreserve", key: "p"}},
+			want: map[string]resources.Vector{},
+		},
+		"a new tree's re-placement after the delete is refused": {
+			steps: []step{{op: "forget", key: "p"}, {op: "pending", key: "p", leaf: "root.team.b", req: cpus(1)}},
+			want:  map[string]resources.Vector{},
+		},
+		"a bind seen after the delete is refused": {
+			steps: []step{{op: "forget", key: "p"}, {op: "allocate", key: "p", leaf: "root.team.b", req: cpus(1)}},
+			want:  map[string]resources.Vector{},
+		},
+		"a gang member's share stays with the gang when the member is gone": {
+			steps: []step{{op: "reserve", key: "gang:g", leaf: "root.team.a", req: cpus(2)}, {op: "forget", key: "m1"},
+				{op: "transfer", key: "m1", leaf: "gang:g", req: cpus(1)}, {op: "transfer", key: "m2", leaf: "gang:g", req: cpus(1)}},
+			want: map[string]resources.Vector{"root.team.a": cpus(2), "root.team": cpus(2), "root": cpus(2)},
+		},
+		"remove leaves the key free to come back": {
+			steps: []step{{op: "pending", key: "p", leaf: "root.team.a", req: cpus(1)}, {op: "remove", key: "p"},
+				{op: "pending", key: "p", leaf: "root.team.b", req: cpus(1)}},
+			want: map[string]resources.Vector{}, waiting: 1,
+		},
+		"other keys are not affected": {
+			steps: []step{{op: "forget", key: "p"}, {op: "reserve", key: "q", leaf: "root.team.a", req: cpus(1)}},
+			want:  map[string]resources.Vector{"root.team.a": cpus(1), "root.team": cpus(1), "root": cpus(1)},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			l := NewLedger(tree)
+			run(t, l, tc.steps)
+			assert.Equal(t, tc.want, used(l))
+			assert.Equal(t, tc.waiting, l.Usage("root").Waiting)
+		})
+	}
+
+	t.Run("the key is free again after tombstone.Keep", func(t *testing.T) {
+		clk := clocktesting.NewFakePassiveClock(time.Unix(1000, 0))
+		l := NewLedger(tree, WithClock(clk))
+		l.Forget("p")
+		l.SetPending("p", "root.team.a", cpus(1))
+		assert.Equal(t, 0, l.Usage("root").Waiting)
+		clk.SetTime(clk.Now().Add(2 * tombstone.Keep))
+		l.SetPending("p", "root.team.a", cpus(1))
+		assert.Equal(t, 1, l.Usage("root").Waiting)
+	})
 }

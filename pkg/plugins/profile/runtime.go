@@ -135,7 +135,7 @@ func New(ctx context.Context, h fwk.Handle, opts ...Option) *Runtime {
 	}
 	rt.Gangs = gang.NewRegistry(rt.Clock)
 	rt.GangOf = func(*v1.Pod) (gang.Ref, bool) { return gang.Ref{}, false }
-	rt.Ledger = queue.NewLedger(nil)
+	rt.Ledger = queue.NewLedger(nil, queue.WithClock(rt.Clock))
 	// Asked for now, while the plugins are built: kube-scheduler starts the
 	// informers its plugins asked for once, after building them, and an
 	// informer asked for later never syncs.
@@ -295,7 +295,7 @@ func (rt *Runtime) onPod(obj any) {
 	}
 	key := Key(p)
 	if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
-		rt.Ledger.Remove(key)
+		rt.Ledger.Forget(key) // done for good: a cycle still holding the pod may not bring it back
 		rt.forgetPod(p)
 		return
 	}
@@ -322,7 +322,7 @@ func (rt *Runtime) onPodDelete(obj any) {
 		obj = d.Obj
 	}
 	if p, ok := obj.(*v1.Pod); ok && p.Spec.SchedulerName == rt.Profile {
-		rt.Ledger.Remove(Key(p))
+		rt.Ledger.Forget(Key(p))
 		rt.forgetPod(p)
 	}
 }
