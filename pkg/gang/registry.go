@@ -282,6 +282,14 @@ func (r *Registry) Observe(ref Ref, spec Spec, queue string, p Pod) {
 	r.advance(g)
 }
 
+// Gone reports whether the member key was forgotten for good (within
+// tombstone.Keep).
+func (r *Registry) Gone(key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gone.Has(key)
+}
+
 // Forget removes a member for good (deleted, or finished): the key is
 // refused from now on (tombstone.Keep). A gang without members is dropped,
 // releasing what it held.

@@ -23,6 +23,10 @@ func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 		return nil
 	}
 	key, req := profile.Key(pod), profile.PodRequest(pod)
+	if pl.reg.Gone(key) {
+		// Deleted while this cycle held it: nothing may be taken for it.
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s/%s was deleted", pod.Namespace, pod.Name))
+	}
 	if cs.slots && pl.reg.Claim(cs.ref, key, node, req) {
 		pl.rt.Ledger.Transfer(gangKey(cs.ref), key, req)
 		return nil
@@ -73,6 +77,11 @@ func (pl *Plugin) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod,
 	cs := readState(state)
 	if !cs.member {
 		return nil, 0
+	}
+	if pl.reg.Gone(profile.Key(pod)) {
+		// Deleted before it could wait: no release or delete handler will
+		// find it among the waiting pods to reject it.
+		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s/%s was deleted", pod.Namespace, pod.Name)), 0
 	}
 	info, ok := pl.reg.Get(cs.ref)
 	if !ok || info.Phase != gang.PhaseAdmitted {

@@ -241,3 +241,46 @@ func TestUnreserveAfterTheTimeout(t *testing.T) {
 	assert.Equal(t, gang.PhasePending, e.info(t, ref).Phase)
 	assert.True(t, e.info(t, ref).BackoffUntil.After(e.Clock.Now()), "backing off")
 }
+
+// TestMemberDeletedDuringItsCycle: kube-scheduler pops a member, then its
+// delete event arrives while the cycle still runs. Whatever the cycle does
+// after that takes nothing for the pod: no slot, no share of the gang's
+// quota, no membership; and the gang's room goes with the gang.
+func TestMemberDeletedDuringItsCycle(t *testing.T) {
+	g := members("g", 3, 3, "1")
+	ref := annotationGang("g")
+	e := newGangEnv(t, setup{objects: objects(nodes(2, "4"), g)})
+	e.waitMembers(t, ref, 3)
+	_, n0 := admitted(t, e, ref, g[0])
+
+	// g[1]'s cycle has passed PreFilter and Filter when the pod is deleted.
+	state, res, s := e.preFilter(g[1], plugintest.Assumed(g[0], n0))
+	require.True(t, s.IsSuccess(), plugintest.String(s))
+	node := sortedNames(res)[0]
+	e.DeletePod(t, g[1])
+	e.waitMembers(t, ref, 2) // the deletion is seen
+	e.WaitFor(t, "the ledger to see the deletion", func() bool {
+		_, _, ok := e.Runtime.Ledger.Lookup(profile.Key(g[1]))
+		return !ok
+	})
+
+	assert.Equal(t, fwk.UnschedulableAndUnresolvable, e.pl.Reserve(e.Ctx, state, g[1], node).Code(), "nothing is taken for a deleted pod")
+	e.pl.Unreserve(e.Ctx, state, g[1], node) // what the framework does next
+	_, _, ok := e.Runtime.Ledger.Lookup(profile.Key(g[1]))
+	assert.False(t, ok, "no ledger entry for the deleted pod")
+	// A PreFilter of the stale pod does not bring it back either.
+	_, _, _ = e.preFilter(g[1])
+	assert.Equal(t, 2, e.info(t, ref).Members, "a deleted member is not observed again")
+
+	// The gang, short of a member, lets its room go; the rest of it goes
+	// with its last members.
+	assert.Equal(t, fwk.Unschedulable, e.PermitVerdict(t, g[0]).Code(), "the waiting member is rejected")
+	e.pl.Unreserve(e.Ctx, state, g[0], n0)
+	e.DeletePod(t, g[0])
+	e.DeletePod(t, g[2])
+	e.WaitFor(t, "the gang to be dropped", func() bool { _, ok := e.Runtime.Gangs.Get(ref); return !ok })
+	e.WaitFor(t, "the ledger to hold nothing", func() bool {
+		_, usage := e.Runtime.Ledger.Snapshot()
+		return len(usage) == 0
+	})
+}
