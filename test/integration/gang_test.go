@@ -138,7 +138,11 @@ func TestGangAnnotation(t *testing.T) {
 	ann := map[string]string{gang.AnnotationMinMember: "3", gang.AnnotationTimeout: "10m"}
 	all := gangPods(ns, "trio", 3, "1", 0, labels, ann)
 	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, all[:2]))
-	waitUnschedulable(t, ns, "trio-0", 30*time.Second, "2 of 3 members exist")
+	// The second member's own cycle comes after both exist; the first's may
+	// have come before the second was created, and a member's arrival
+	// requeues no other member (events.go), so it may still say 1 of 3.
+	waitUnschedulable(t, ns, "trio-1", 30*time.Second, "2 of 3 members exist")
+	waitUnschedulable(t, ns, "trio-0", 30*time.Second, "of 3 members exist")
 	assert.Equal(t, 0, countBound(t, ns))
 	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, all[2:]))
 	waitFor(t, 30*time.Second, "the trio bound", func(context.Context) (bool, error) { return countBound(t, ns) == 3, nil })

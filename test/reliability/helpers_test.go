@@ -40,11 +40,14 @@ import (
 
 const musterNamespace = framework.MusterNamespace
 
-// Lease times for the binaries: short, so that a takeover after a SIGKILL
-// is quick; the mechanism is the same as with the shipped defaults.
+// Lease times for the binaries: shorter than the shipped defaults (15 s,
+// 10 s, 2 s), so that a takeover after a SIGKILL is quick; the mechanism is
+// the same. Not much shorter: a leader that cannot renew within the renew
+// deadline rightly steps down, and with 3 s a new leader on the loaded
+// test machine (two `make test` and a build on two cores) sometimes did.
 const (
-	leaseDuration = 4 * time.Second
-	renewDeadline = 3 * time.Second
+	leaseDuration = 8 * time.Second
+	renewDeadline = 6 * time.Second
 	retryPeriod   = 500 * time.Millisecond
 )
 

@@ -61,7 +61,9 @@ func TestGangWorkloadAPI(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, got.Spec.SchedulingGroup, "the apiserver keeps spec.schedulingGroup (the feature gate is on)")
 
-	msg := framework.WaitUnschedulable(t, ns, "trainer-0", 30*time.Second, "Workload "+ns+"/trainer", "2 of 3 members exist")
+	// trainer-1's own cycle comes after both exist (trainer-0's may have come
+	// before trainer-1 was created; a member's arrival requeues no other).
+	msg := framework.WaitUnschedulable(t, ns, "trainer-1", 30*time.Second, "Workload "+ns+"/trainer", "2 of 3 members exist")
 	t.Logf("reason: %s", msg)
 	assert.Equal(t, 0, framework.CountBound(t, ns))
 
