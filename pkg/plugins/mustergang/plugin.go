@@ -2,8 +2,9 @@
 // (scheduler-plugins PodGroups, annotation gangs, Spark applications, the
 // Workload API's pod groups, KubeRay RayClusters, JobSets). The
 // decisions (who is in a gang, whether it fits node by node, its state) live
-// in the pure pkg/gang; this package reads pods and PodGroups, maps the
-// answers to framework statuses, and holds members at Permit.
+// in the pure pkg/gang; this package reads pods and the objects that define
+// gangs (watches.go), maps the answers to framework statuses, and holds
+// members at Permit.
 //
 // How a gang goes through the scheduler:
 //
