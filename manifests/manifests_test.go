@@ -486,6 +486,19 @@ func TestRBACGrantsWhatMusterNeedsAndNoMore(t *testing.T) {
 		{ns, "update", "scheduling.x-k8s.io", "podgroups", "g", false},
 		{ns, "list", "scheduling.k8s.io", "workloads", "", true},
 		{ns, "watch", "scheduling.k8s.io", "podgroups", "", true},
+		{ns, "get", "ray.io", "rayclusters", "r", true},
+		{ns, "list", "ray.io", "rayclusters", "", true},
+		{ns, "watch", "ray.io", "rayclusters", "", true},
+		{ns, "get", "jobset.x-k8s.io", "jobsets", "j", true},
+		{ns, "list", "jobset.x-k8s.io", "jobsets", "", true},
+		{ns, "watch", "jobset.x-k8s.io", "jobsets", "", true},
+		// Operators' objects: read only; their status, and RayJobs (read
+		// through their RayClusters), are not muster's.
+		{ns, "update", "ray.io", "rayclusters", "r", false},
+		{ns, "patch", "ray.io", "rayclusters/status", "r", false},
+		{ns, "list", "ray.io", "rayjobs", "", false},
+		{ns, "create", "jobset.x-k8s.io", "jobsets", "", false},
+		{ns, "update", "jobset.x-k8s.io", "jobsets/status", "j", false},
 		// Leader election: its own lease, in its own namespace, only.
 		{musterNamespace, "create", "coordination.k8s.io", "leases", "", true},
 		{musterNamespace, "get", "coordination.k8s.io", "leases", leaseName, true},

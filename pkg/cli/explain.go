@@ -291,8 +291,8 @@ func (g *gatherer) gangPods(ctx context.Context, ns, name string) ([]*v1.Pod, er
 			return pods, nil
 		}
 	}
-	return nil, fmt.Errorf("no pods of a gang named %s in namespace %s (looked for labels %s, %s, %s and the Workload API's schedulingGroup)",
-		name, ns, gang.LabelPodGroup, gang.LabelGang, gang.LabelSparkApp)
+	return nil, fmt.Errorf("no pods of a gang named %s in namespace %s (looked for labels %s, %s, %s, the Workload API's schedulingGroup, and labels %s, %s)",
+		name, ns, gang.LabelPodGroup, gang.LabelGang, gang.LabelSparkApp, gang.LabelRayCluster, gang.LabelJobSet)
 }
 
 func printExplanation(w io.Writer, e explain.Explanation) {

@@ -89,9 +89,18 @@ func fakeGatherer(t *testing.T, served []string, pods []*v1.Pod, objects ...runt
 		core = append(core, p)
 	}
 	client := fake.NewClientset(core...)
+	// What each served group version serves: PodGroups unless named here.
+	resources := map[string]metav1.APIResource{
+		"ray.io/v1":                {Name: "rayclusters", Namespaced: true, Kind: "RayCluster"},
+		"jobset.x-k8s.io/v1alpha2": {Name: "jobsets", Namespaced: true, Kind: "JobSet"},
+	}
 	for _, gv := range served {
+		r, ok := resources[gv]
+		if !ok {
+			r = metav1.APIResource{Name: "podgroups", Namespaced: true, Kind: "PodGroup"}
+		}
 		client.Discovery().(*fakediscovery.FakeDiscovery).Resources = append(client.Discovery().(*fakediscovery.FakeDiscovery).Resources,
-			&metav1.APIResourceList{GroupVersion: gv, APIResources: []metav1.APIResource{{Name: "podgroups", Namespaced: true, Kind: "PodGroup"}}})
+			&metav1.APIResourceList{GroupVersion: gv, APIResources: []metav1.APIResource{r}})
 	}
 	o := &explainOptions{musterNamespace: configv1.DefaultNamespace, schedulerName: "muster"}
 	return &gatherer{client: client, dynamic: dynamicfake.NewSimpleDynamicClient(runtime.NewScheme(), objects...), o: o,
@@ -160,6 +169,31 @@ func TestExplainGangs(t *testing.T) {
 			gang: "PodGroup ml/train", verdict: explain.GangIncomplete,
 			reason: "PodGroup ml/train needs 3 members to start together and 1 exist (2 missing); none is bound until all 3 can be placed at once",
 		},
+		"a RayCluster short of workers": {
+			served: []string{"ray.io/v1"},
+			pods:   []*v1.Pod{explainPod("ray-head", labelled(gang.LabelRayCluster, "ray"), labelled(gang.LabelRayNodeType, "head"))},
+			objects: func(t *testing.T) []runtime.Object {
+				u := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"workerGroupSpecs": []any{
+					map[string]any{"groupName": "gpu", "minReplicas": int64(2)}}}}}
+				u.SetAPIVersion("ray.io/v1")
+				u.SetKind("RayCluster")
+				u.SetNamespace("ml")
+				u.SetName("ray")
+				return []runtime.Object{u}
+			},
+			gang: "RayCluster ml/ray", verdict: explain.GangIncomplete,
+			reason: "RayCluster ml/ray needs 3 members to start together and 1 exist (2 missing); none is bound until all 3 can be placed at once",
+		},
+		"a JobSet not created yet": {
+			served: []string{"jobset.x-k8s.io/v1alpha2"},
+			pods:   []*v1.Pod{explainPod("train-0", labelled(gang.LabelJobSet, "train"))},
+			gang:   "JobSet ml/train", verdict: explain.GangSource,
+			reason: "the pod names JobSet ml/train (label jobset.sigs.k8s.io/jobset-name), which does not exist; muster waits for it",
+		},
+		"the RayCluster CRD not served: no gang, as for the scheduler": {
+			pods:    []*v1.Pod{explainPod("ray-head", labelled(gang.LabelRayCluster, "ray"), labelled(gang.LabelRayNodeType, "head"))},
+			verdict: explain.NotTriedYet,
+		},
 		"an executor without its Spark driver": {
 			pods: []*v1.Pod{explainPod("exec-1", labelled(gang.LabelSparkApp, "app-1"), labelled(gang.LabelSparkRole, "executor"))},
 			gang: "Spark ml/app-1", verdict: explain.GangSource,
@@ -203,5 +237,5 @@ func TestExplainFindsAGangByName(t *testing.T) {
 	assert.Equal(t, "w-0", got[0].Name, "sorted by name")
 
 	_, err = g.gangPods(t.Context(), "ml", "missing")
-	assert.EqualError(t, err, "no pods of a gang named missing in namespace ml (looked for labels scheduling.x-k8s.io/pod-group, muster.dev/gang, spark-app-selector and the Workload API's schedulingGroup)")
+	assert.EqualError(t, err, "no pods of a gang named missing in namespace ml (looked for labels scheduling.x-k8s.io/pod-group, muster.dev/gang, spark-app-selector, the Workload API's schedulingGroup, and labels ray.io/cluster, jobset.sigs.k8s.io/jobset-name)")
 }

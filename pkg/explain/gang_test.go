@@ -17,9 +17,11 @@ func TestExplainGangOfEachSource(t *testing.T) {
 	tree, err := queue.Parse([]byte(queuesYAML))
 	require.NoError(t, err)
 	cases := map[gang.Kind]string{
-		gang.KindPodGroup: "label muster.dev/queue=adhoc on the gang's PodGroup",
-		gang.KindWorkload: "label muster.dev/queue=adhoc on the gang's PodGroup",
-		gang.KindSpark:    "label muster.dev/queue=adhoc on the gang's Spark driver",
+		gang.KindPodGroup:   "label muster.dev/queue=adhoc on the gang's PodGroup",
+		gang.KindWorkload:   "label muster.dev/queue=adhoc on the gang's PodGroup",
+		gang.KindSpark:      "label muster.dev/queue=adhoc on the gang's Spark driver",
+		gang.KindRayCluster: "label muster.dev/queue=adhoc on the gang's RayCluster",
+		gang.KindJobSet:     "label muster.dev/queue=adhoc on the gang's JobSet",
 	}
 	for kind, via := range cases {
 		t.Run(string(kind), func(t *testing.T) {

@@ -12,7 +12,7 @@
 //
 // A Source is one way a pod names its gang (scheduler-plugins PodGroup,
 // muster's own annotation gangs, Spark applications, the upstream Workload
-// API), one file each (source_*.go) and one line in the table of sources:
+// API, KubeRay's RayClusters, JobSets), one file each (source_*.go) and one line in the table of sources:
 // which gang a pod is in, what the gang needs (quorum, timeout, minimum
 // resources, a Spark driver's executor reservation, its queue label) and who
 // its members are. The Parse functions read the annotations that size and

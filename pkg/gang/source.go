@@ -34,7 +34,8 @@ type Role string
 const NoRole Role = ""
 
 // Source is one way a pod names its gang: a scheduler-plugins PodGroup,
-// muster's annotations, a Spark application, a Workload API pod group. It
+// muster's annotations, a Spark application, a Workload API pod group, a
+// KubeRay RayCluster, a JobSet. It
 // says which gang a pod belongs to, what the gang needs and who its members
 // are, reading what it needs through Objects; the scheduler plugin and
 // `muster explain` ask it alike, each with its own Objects.
@@ -120,11 +121,21 @@ func (e *ReadError) Unwrap() error { return e.Err }
 // gangs in two of them belongs to the first. So a Spark or training
 // operator that also creates a PodGroup yields one gang, the PodGroup,
 // whose minMember is explicit.
+//
+// The sources that only read an operator's own labels (RayCluster, JobSet)
+// come last: they infer a gang a user did not ask for by name. A pod that
+// also names a PodGroup (KubeRay's scheduler-plugins integration creates
+// one and labels the pods with it), carries muster's gang annotations or
+// names a Workload API pod group says explicitly what its gang is, and
+// that wins. RayCluster before JobSet only settles a pod that
+// carries both, which neither operator makes.
 var sources = []Source{
 	podGroups{},
 	annotationGangs{},
 	sparkApps{},
 	workloadGroups{},
+	rayClusters{},
+	jobSets{},
 }
 
 // Sources returns the gang sources in order of precedence.

@@ -61,6 +61,38 @@ func TestIdentify(t *testing.T) {
 			workload: "wl",
 			want:     Ref{KindWorkload, "ml", "wl"}, ok: true,
 		},
+		"RayCluster": {
+			labels: map[string]string{LabelRayCluster: "ray", LabelRayNodeType: "worker"},
+			want:   Ref{KindRayCluster, "ml", "ray"}, ok: true,
+		},
+		"a PodGroup (KubeRay's scheduler-plugins integration) wins over RayCluster": {
+			labels: map[string]string{LabelPodGroup: "ray", LabelRayCluster: "ray", LabelRayNodeType: "head"},
+			want:   Ref{KindPodGroup, "ml", "ray"}, ok: true,
+		},
+		"an annotation gang wins over RayCluster and JobSet": {
+			labels: map[string]string{LabelGang: "g", LabelRayCluster: "ray", LabelRayNodeType: "head", LabelJobSet: "js"},
+			want:   Ref{KindAnnotation, "ml", "g"}, ok: true,
+		},
+		"Workload wins over RayCluster and JobSet": {
+			labels:   map[string]string{LabelRayCluster: "ray", LabelRayNodeType: "head", LabelJobSet: "js"},
+			workload: "wl",
+			want:     Ref{KindWorkload, "ml", "wl"}, ok: true,
+		},
+		"RayCluster wins over JobSet": {
+			labels: map[string]string{LabelRayCluster: "ray", LabelRayNodeType: "head", LabelJobSet: "js"},
+			want:   Ref{KindRayCluster, "ml", "ray"}, ok: true,
+		},
+		"a Ray pod that is neither head nor worker falls through": {
+			labels: map[string]string{LabelRayCluster: "ray", LabelRayNodeType: "redis-cleanup", LabelJobSet: "js"},
+			want:   Ref{KindJobSet, "ml", "js"}, ok: true,
+		},
+		"JobSet": {
+			labels: map[string]string{LabelJobSet: "js"},
+			want:   Ref{KindJobSet, "ml", "js"}, ok: true,
+		},
+		"the Redis clean-up pod of a RayCluster is in no gang": {
+			labels: map[string]string{LabelRayCluster: "ray", LabelRayNodeType: "redis-cleanup"},
+		},
 		"spark-role alone is no gang": {
 			labels: map[string]string{LabelSparkRole: "driver"},
 		},
@@ -108,14 +140,16 @@ func TestSourcesTable(t *testing.T) {
 		kinds = append(kinds, s.Kind())
 		assert.Equal(t, s, SourceOf(s.Kind()), "SourceOf(%s)", s.Kind())
 	}
-	assert.Equal(t, []Kind{KindPodGroup, KindAnnotation, KindSpark, KindWorkload}, kinds, "the order of precedence")
-	assert.Nil(t, SourceOf("RayCluster"))
+	assert.Equal(t, []Kind{KindPodGroup, KindAnnotation, KindSpark, KindWorkload, KindRayCluster, KindJobSet}, kinds, "the order of precedence")
+	assert.Nil(t, SourceOf("PyTorchJob"))
 
-	nouns := map[Kind]string{KindPodGroup: "PodGroup", KindAnnotation: "pods", KindSpark: "Spark driver", KindWorkload: "PodGroup"}
+	nouns := map[Kind]string{KindPodGroup: "PodGroup", KindAnnotation: "pods", KindSpark: "Spark driver", KindWorkload: "PodGroup",
+		KindRayCluster: "RayCluster", KindJobSet: "JobSet"}
 	for kind, noun := range nouns {
 		assert.Equal(t, noun, SourceOf(kind).Noun(), "%s", kind)
 	}
-	resources := map[Kind]string{KindPodGroup: "scheduling.x-k8s.io/v1alpha1, Resource=podgroups", KindWorkload: "scheduling.k8s.io/v1beta1, Resource=podgroups"}
+	resources := map[Kind]string{KindPodGroup: "scheduling.x-k8s.io/v1alpha1, Resource=podgroups", KindWorkload: "scheduling.k8s.io/v1beta1, Resource=podgroups",
+		KindRayCluster: "ray.io/v1, Resource=rayclusters", KindJobSet: "jobset.x-k8s.io/v1alpha2, Resource=jobsets"}
 	for kind := range nouns {
 		r, ok := SourceOf(kind).Resource()
 		assert.Equal(t, resources[kind] != "", ok, "%s", kind)

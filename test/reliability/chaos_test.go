@@ -297,6 +297,6 @@ func TestReliabilityChaos(t *testing.T) {
 	// The PodGroup CRD is served throughout: a replica that concludes
 	// otherwise (one started while the apiserver is down, whose discovery
 	// fails) schedules PodGroup members one by one if it leads.
-	assert.Empty(t, f.logged("PodGroup CRD not served"), "replicas that run without PodGroup gangs")
+	assert.Empty(t, f.logged("Gang source not served", `kind="PodGroup"`), "replicas that run without PodGroup gangs")
 	assert.True(t, afterOutage.Config.Valid, "the configuration in force survives a failover while the ConfigMap holds an invalid edit; the new leader published %+v", afterOutage.Config)
 }

@@ -99,13 +99,13 @@ func (f *fleet) start() {
 	f.t.Logf("started %s", p.Name)
 }
 
-// logged lists the replicas whose output has a line containing s, with
-// the line.
-func (f *fleet) logged(s string) []string {
+// logged lists the replicas whose output has a line containing every one
+// of parts, with the line.
+func (f *fleet) logged(parts ...string) []string {
 	var out []string
 	for _, p := range f.procs {
 		for _, line := range strings.Split(p.Out.String(), "\n") {
-			if strings.Contains(line, s) {
+			if containsAll(line, parts...) {
 				out = append(out, p.Name+": "+line)
 				break
 			}

@@ -9,7 +9,9 @@ import (
 	schedv1beta1 "k8s.io/api/scheduling/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/features"
 	featurestesting "k8s.io/client-go/features/testing"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -32,10 +34,17 @@ type setup struct {
 	// their CRD (implied by any PodGroup).
 	podGroups      []*schedv1alpha1.PodGroup
 	servePodGroups bool
+	// podGroupsLater are PodGroups whose CRD is not served at start-up
+	// (gangEnv.Serve serves it).
+	podGroupsLater []*schedv1alpha1.PodGroup
 	// workloads serves the Workload API's pod groups (scheduling.k8s.io/v1beta1).
 	workloads bool
-	args      *config.MusterGangArgs
-	leader    profile.Leader
+	// custom are operators' objects (RayClusters, JobSets) as unstructured;
+	// serveRay and serveJobSet serve their CRDs.
+	custom                []runtime.Object
+	serveRay, serveJobSet bool
+	args                  *config.MusterGangArgs
+	leader                profile.Leader
 }
 
 type gangEnv struct {
@@ -43,6 +52,29 @@ type gangEnv struct {
 	pl *Plugin
 	// pgs is the PodGroup clientset (nil unless the CRD is served).
 	pgs *pgfake.Clientset
+	// dyn is the dynamic client the plugin reads operators' objects with.
+	dyn *dynamicfake.FakeDynamicClient
+	// discovering: a watched source was not served at start-up, so the
+	// discovery loop runs.
+	discovering bool
+}
+
+// The discovery of operators' CRDs.
+var (
+	rayClusterCRD = &metav1.APIResourceList{GroupVersion: gang.ResourceRayCluster.GroupVersion().String(),
+		APIResources: []metav1.APIResource{{Name: "rayclusters", Namespaced: true, Kind: "RayCluster"}}}
+	jobSetCRD = &metav1.APIResourceList{GroupVersion: gang.ResourceJobSet.GroupVersion().String(),
+		APIResources: []metav1.APIResource{{Name: "jobsets", Namespaced: true, Kind: "JobSet"}}}
+	podGroupCRD = &metav1.APIResourceList{GroupVersion: schedv1alpha1.SchemeGroupVersion.String(),
+		APIResources: []metav1.APIResource{{Name: "podgroups", Namespaced: true, Kind: "PodGroup"}}}
+)
+
+// newDynamicClient is a fake dynamic client holding operators' objects.
+func newDynamicClient(objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
+	return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+		gang.ResourceRayCluster: "RayClusterList",
+		gang.ResourceJobSet:     "JobSetList",
+	}, objs...)
 }
 
 func newGangEnv(t *testing.T, s setup) *gangEnv {
@@ -50,18 +82,23 @@ func newGangEnv(t *testing.T, s setup) *gangEnv {
 	var opts []Option
 	var discovery []*metav1.APIResourceList
 	var pgs *pgfake.Clientset
-	if s.servePodGroups || len(s.podGroups) > 0 {
-		// scheduler-plugins' generated informers do not pass on that the
-		// fake clientset cannot stream lists (the WatchList client feature).
-		featurestesting.SetFeatureDuringTest(t, features.WatchListClient, false)
-		objs := make([]runtime.Object, len(s.podGroups))
-		for i, pg := range s.podGroups {
-			objs[i] = pg
-		}
-		pgs = pgfake.NewSimpleClientset(objs...)
+	servePodGroups := s.servePodGroups || len(s.podGroups) > 0
+	if servePodGroups {
+		pgs = podGroupClient(t, s.podGroups)
+		discovery = append(discovery, podGroupCRD)
+	} else if s.podGroupsLater != nil {
+		pgs = podGroupClient(t, s.podGroupsLater)
+	}
+	if pgs != nil {
 		opts = append(opts, WithPodGroupClient(pgs))
-		discovery = append(discovery, &metav1.APIResourceList{GroupVersion: schedv1alpha1.SchemeGroupVersion.String(),
-			APIResources: []metav1.APIResource{{Name: "podgroups", Namespaced: true, Kind: "PodGroup"}}})
+	}
+	dyn := newDynamicClient(s.custom...)
+	opts = append(opts, WithDynamicClient(dyn))
+	if s.serveRay {
+		discovery = append(discovery, rayClusterCRD)
+	}
+	if s.serveJobSet {
+		discovery = append(discovery, jobSetCRD)
 	}
 	if s.workloads {
 		discovery = append(discovery, &metav1.APIResourceList{GroupVersion: schedv1beta1.SchemeGroupVersion.String(),
@@ -78,7 +115,21 @@ func newGangEnv(t *testing.T, s setup) *gangEnv {
 		Discovery: discovery,
 		Leader:    s.leader,
 	})
-	return &gangEnv{Env: env, pl: env.Plugin(t, Name).(*Plugin), pgs: pgs}
+	return &gangEnv{Env: env, pl: env.Plugin(t, Name).(*Plugin), pgs: pgs, dyn: dyn,
+		discovering: !servePodGroups || !s.serveRay || !s.serveJobSet}
+}
+
+// podGroupClient is a fake PodGroup clientset holding the PodGroups.
+func podGroupClient(t *testing.T, groups []*schedv1alpha1.PodGroup) *pgfake.Clientset {
+	t.Helper()
+	// scheduler-plugins' generated informers do not pass on that the fake
+	// clientset cannot stream lists (the WatchList client feature).
+	featurestesting.SetFeatureDuringTest(t, features.WatchListClient, false)
+	objs := make([]runtime.Object, len(groups))
+	for i, pg := range groups {
+		objs[i] = pg
+	}
+	return pgfake.NewSimpleClientset(objs...)
 }
 
 // cpu is a request of that many cores.

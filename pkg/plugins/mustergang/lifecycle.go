@@ -7,7 +7,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	schedv1beta1 "k8s.io/api/scheduling/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,6 +29,7 @@ func (pl *Plugin) onPod(obj any) {
 	}
 	ref, role, ok := pl.sources.identify(p)
 	if !ok {
+		pl.sources.askDiscovery(p)
 		return
 	}
 	pl.markStatus(ref)
@@ -170,14 +170,6 @@ func (pl *Plugin) onPodGroupAdd(obj any) {
 	ref := gang.Ref{Kind: gang.KindPodGroup, Namespace: pg.Namespace, Name: pg.Name}
 	pl.markStatus(ref)
 	pl.observeMembers(ref)
-}
-
-// onWorkloadPodGroupAdd observes the members of a Workload API pod group
-// that arrives after them.
-func (pl *Plugin) onWorkloadPodGroupAdd(obj any) {
-	if pg, ok := obj.(*schedv1beta1.PodGroup); ok {
-		pl.observeMembers(gang.Ref{Kind: gang.KindWorkload, Namespace: pg.Namespace, Name: pg.Name})
-	}
 }
 
 // observeMembers observes the pods of a gang whose source object has just

@@ -150,13 +150,16 @@ func (e *gangEnv) stepPastTimeout(t *testing.T) {
 }
 
 // waitTickers waits until the periodic work on the fake clock has started:
-// the status writer, the timeout check, and the PodGroup status sync when
-// PodGroups are served.
+// the status writer, the timeout check, the PodGroup status sync when
+// PodGroups are served, and the discovery of gang sources while one is not.
 func (e *gangEnv) waitTickers(t *testing.T) {
 	t.Helper()
 	want := 2
-	if e.pgs != nil {
-		want = 3
+	if e.pl.sources.pgs() != nil {
+		want++
+	}
+	if e.discovering {
+		want++
 	}
 	e.WaitFor(t, "the tickers", func() bool { return e.Clock.Waiters() >= want })
 }

@@ -1,8 +1,10 @@
 // Package gang is the MusterGang plugin: all-or-nothing admission of gangs
-// (scheduler-plugins PodGroups, annotation gangs, Spark applications). The
+// (scheduler-plugins PodGroups, annotation gangs, Spark applications, the
+// Workload API's pod groups, KubeRay RayClusters, JobSets). The
 // decisions (who is in a gang, whether it fits node by node, its state) live
-// in the pure pkg/gang; this package reads pods and PodGroups, maps the
-// answers to framework statuses, and holds members at Permit.
+// in the pure pkg/gang; this package reads pods and the objects that define
+// gangs (watches.go), maps the answers to framework statuses, and holds
+// members at Permit.
 //
 // How a gang goes through the scheduler:
 //
@@ -35,6 +37,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -62,13 +65,16 @@ const (
 
 // Plugin admits gangs all or nothing.
 type Plugin struct {
-	args     config.MusterGangArgs
-	handle   fwk.Handle
-	rt       *profile.Runtime
-	reg      *gang.Registry
-	clock    clock.WithTickerAndDelayedExecution
-	sources  *sources
-	recorder eventRecorder
+	args    config.MusterGangArgs
+	handle  fwk.Handle
+	rt      *profile.Runtime
+	reg     *gang.Registry
+	clock   clock.WithTickerAndDelayedExecution
+	sources *sources
+	// podGroupClient reads and writes PodGroups (nil: one is built from
+	// the handle's kubeconfig when their CRD is served).
+	podGroupClient pgclientset.Interface
+	recorder       eventRecorder
 	// ctx is the plugin's lifetime, for work that informer events start.
 	ctx context.Context
 
@@ -103,12 +109,20 @@ type Option func(*options)
 
 type options struct {
 	podGroups pgclientset.Interface
+	dynamic   dynamic.Interface
 }
 
 // WithPodGroupClient sets the client of scheduler-plugins' PodGroups; by
 // default one is built from the handle's kubeconfig.
 func WithPodGroupClient(c pgclientset.Interface) Option {
 	return func(o *options) { o.podGroups = c }
+}
+
+// WithDynamicClient sets the client the plugin reads operators' gang
+// sources with (RayCluster, JobSet); by default one is built from the
+// handle's kubeconfig.
+func WithDynamicClient(c dynamic.Interface) Option {
+	return func(o *options) { o.dynamic = c }
 }
 
 // NewFactory returns the plugin's factory. The plugin shares its profile's
@@ -132,12 +146,12 @@ func newPlugin(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profil
 	if err := config.ValidateMusterGangArgs(field.NewPath(Name+"Args"), args); err != nil {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
-	src, err := newSources(ctx, h, args, o.podGroups)
+	src, err := newSources(ctx, h, args, o.dynamic)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
 	pl := &Plugin{
-		args: *args, handle: h, rt: rt, reg: rt.Gangs, clock: rt.Clock, sources: src,
+		args: *args, handle: h, rt: rt, reg: rt.Gangs, clock: rt.Clock, sources: src, podGroupClient: o.podGroups,
 		recorder: h.EventRecorder(), neverFits: map[gang.Ref]string{}, statusDirty: map[gang.Ref]bool{},
 		displacedFrom: map[gang.Ref][]string{}, ctx: ctx,
 	}
@@ -157,20 +171,21 @@ func newPlugin(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profil
 	if _, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: pl.onNodeUpdate, DeleteFunc: pl.onNodeDelete}); err != nil {
 		return nil, fmt.Errorf("%s: watching nodes: %w", Name, err)
 	}
-	if src.pgInformer != nil {
-		if _, err := src.pgInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: pl.onPodGroupAdd, UpdateFunc: pl.onPodGroupUpdate, DeleteFunc: pl.onPodGroupDelete,
-		}); err != nil {
-			return nil, fmt.Errorf("%s: watching PodGroups: %w", Name, err)
-		}
-	}
 	if src.workloadInformer != nil {
-		if _, err := src.workloadInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: pl.onWorkloadPodGroupAdd}); err != nil {
+		if _, err := src.workloadInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: func(obj any) { pl.onSourceObjectAdd(gang.KindWorkload, obj) },
+		}); err != nil {
 			return nil, fmt.Errorf("%s: watching the Workload API's pod groups: %w", Name, err)
 		}
 	}
+	pending, err := pl.startSources(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	if len(pending) > 0 {
+		go pl.runDiscovery(ctx, pending)
+	}
 	go pl.runTimeouts(ctx)
-	go pl.runStatus(ctx)
 	return pl, nil
 }
 

@@ -24,11 +24,8 @@ const statusInterval = 2 * time.Second
 // every statusInterval; a PodGroup is synced even after muster has forgotten
 // its gang (its members all finished), so that its last phase, Finished or
 // Failed, is written. Only the leading replica writes; a standby keeps its
-// marks for when it leads.
+// marks for when it leads. It runs once PodGroups are served.
 func (pl *Plugin) runStatus(ctx context.Context) {
-	if pl.sources.pgs == nil {
-		return
-	}
 	ticker := pl.clock.NewTicker(statusInterval)
 	defer ticker.Stop()
 	for {
@@ -62,7 +59,7 @@ func (pl *Plugin) runStatus(ctx context.Context) {
 
 // markStatus notes that a PodGroup's status may need an update.
 func (pl *Plugin) markStatus(ref gang.Ref) {
-	if ref.Kind != gang.KindPodGroup || pl.sources.pgs == nil {
+	if ref.Kind != gang.KindPodGroup || pl.sources.pgs() == nil {
 		return
 	}
 	pl.mu.Lock()
@@ -78,11 +75,12 @@ func (pl *Plugin) unmarkStatus(ref gang.Ref) {
 }
 
 func (pl *Plugin) syncPodGroupStatus(ctx context.Context, ref gang.Ref) error {
-	pg, err := pl.sources.pgs.PodGroups(ref.Namespace).Get(ref.Name)
+	access := pl.sources.pgs()
+	pg, err := access.lister.PodGroups(ref.Namespace).Get(ref.Name)
 	if err != nil {
 		return err
 	}
-	pods, err := pl.sources.allMembers.Pods(ref.Namespace).List(labels.SelectorFromSet(labels.Set{gang.LabelPodGroup: ref.Name}))
+	pods, err := access.allMembers.Pods(ref.Namespace).List(labels.SelectorFromSet(labels.Set{gang.LabelPodGroup: ref.Name}))
 	if err != nil {
 		return err
 	}
@@ -93,7 +91,7 @@ func (pl *Plugin) syncPodGroupStatus(ctx context.Context, ref gang.Ref) error {
 	}
 	pg = pg.DeepCopy()
 	pg.Status = want
-	_, err = pl.sources.pgClient.SchedulingV1alpha1().PodGroups(pg.Namespace).UpdateStatus(ctx, pg, metav1.UpdateOptions{})
+	_, err = access.client.SchedulingV1alpha1().PodGroups(pg.Namespace).UpdateStatus(ctx, pg, metav1.UpdateOptions{})
 	return err
 }
 

@@ -3,48 +3,65 @@ package mustergang
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	schedv1beta1 "k8s.io/api/scheduling/v1beta1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/informers"
+	"k8s.io/client-go/dynamic"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
-	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	pgclientset "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
-	pginformers "sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions"
 	pglisters "sigs.k8s.io/scheduler-plugins/pkg/generated/listers/scheduling/v1alpha1"
 
 	"muster.dev/muster/pkg/apis/config"
 	"muster.dev/muster/pkg/gang"
-	"muster.dev/muster/pkg/podgroup"
 )
 
 // sources reads gangs from their sources (pkg/gang) through the
-// scheduler's informers: it is the gang.Objects of the plugin.
+// scheduler's informers and muster's own: it is the gang.Objects of the
+// plugin.
 type sources struct {
-	args config.MusterGangArgs
-	pods corelisters.PodLister
-	// objects reads the API objects that define gangs, by resource: those
-	// the cluster serves. A gang source whose resource is not here is not
-	// used.
-	objects map[schema.GroupVersionResource]func(namespace, name string) (runtime.Object, error)
+	args  config.MusterGangArgs
+	pods  corelisters.PodLister
+	disco discovery.DiscoveryInterface
+	// dynamic reads the custom resources of operators' gang sources
+	// (RayCluster, JobSet) as unstructured.
+	dynamic dynamic.Interface
 
-	pgs      pglisters.PodGroupLister // nil without the PodGroup CRD
-	pgClient pgclientset.Interface
-	// pgInformer watches PodGroups (nil without the CRD).
-	pgInformer cache.SharedIndexInformer
+	mu sync.RWMutex
+	// objects reads the API objects that define gangs, by resource: those
+	// the cluster serves and whose informer has synced. A gang source whose
+	// resource is not here is not used.
+	objects map[schema.GroupVersionResource]getter
+
+	// podGroups reads and writes scheduler-plugins PodGroups; nil until
+	// their CRD is served and their informers synced.
+	podGroups atomic.Pointer[podGroupAccess]
 	// workloadInformer watches the Workload API's pod groups (nil where
 	// the cluster does not serve them).
 	workloadInformer cache.SharedIndexInformer
+	// nudge asks the discovery loop to look at once for sources not served
+	// yet: a pod names a gang of one (see runDiscovery).
+	nudge chan struct{}
+}
+
+// getter reads one object of a resource.
+type getter func(namespace, name string) (runtime.Object, error)
+
+// podGroupAccess is what the plugin reads and writes of scheduler-plugins
+// PodGroups.
+type podGroupAccess struct {
+	lister pglisters.PodGroupLister
+	client pgclientset.Interface
 	// allMembers lists PodGroup members including finished ones (the
 	// scheduler's own pod informer leaves those out), for PodGroup status.
 	allMembers corelisters.PodLister
@@ -52,70 +69,57 @@ type sources struct {
 
 var _ gang.Objects = &sources{}
 
-// newSources reads gangs through the handle's informers and, for PodGroups,
-// through client (nil: one built from the handle's kubeconfig).
-func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs, client pgclientset.Interface) (*sources, error) {
+// newSources reads gangs through the handle's informers; the Workload API's
+// pod groups are read through the scheduler's own informer factory, which
+// must be asked before it starts. The sources read through informers of
+// muster's own are started by the plugin (startSources).
+func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs, dyn dynamic.Interface) (*sources, error) {
 	s := &sources{args: *args, pods: h.SharedInformerFactory().Core().V1().Pods().Lister(),
-		objects: map[schema.GroupVersionResource]func(string, string) (runtime.Object, error){}}
-	disco := h.ClientSet().Discovery()
-	workloadsServed, err := served(ctx, disco, gang.ResourceWorkloadPodGroup)
+		disco: h.ClientSet().Discovery(), dynamic: dyn,
+		objects: map[schema.GroupVersionResource]getter{}, nudge: make(chan struct{}, 1)}
+	if s.dynamic == nil {
+		c, err := dynamic.NewForConfig(h.KubeConfig())
+		if err != nil {
+			return nil, fmt.Errorf("dynamic client: %w", err)
+		}
+		s.dynamic = c
+	}
+	workloadsServed, err := served(ctx, s.disco, gang.ResourceWorkloadPodGroup)
 	if err != nil {
 		return nil, err
 	}
-	if workloadsServed {
-		// The scheduler's own factory: it starts and syncs it with the rest.
-		workloadGroups := h.SharedInformerFactory().Scheduling().V1beta1().PodGroups()
-		workloads := workloadGroups.Lister()
-		s.workloadInformer = workloadGroups.Informer()
-		s.objects[gang.ResourceWorkloadPodGroup] = func(ns, name string) (runtime.Object, error) {
-			return workloads.PodGroups(ns).Get(name)
-		}
-	} else {
+	if !workloadsServed {
 		klog.FromContext(ctx).V(2).Info("The Workload API's pod groups are not served; they are not a gang source here",
 			"groupVersion", schedv1beta1.SchemeGroupVersion.String())
-	}
-	if client == nil {
-		c, err := podgroup.NewClient(h.KubeConfig())
-		if err != nil {
-			return nil, err
-		}
-		client = c
-	}
-	// Without the CRD an informer would never sync: check first.
-	pgServed, err := served(ctx, disco, gang.ResourcePodGroup)
-	if err != nil {
-		return nil, err
-	}
-	if !pgServed {
-		klog.FromContext(ctx).Info("PodGroup CRD not served; PodGroup gangs are not available (annotation and Spark gangs are)",
-			"groupVersion", schedv1alpha1.SchemeGroupVersion.String())
 		return s, nil
 	}
-	factory := pginformers.NewSharedInformerFactory(client, 0)
-	informer := factory.Scheduling().V1alpha1().PodGroups()
-	s.pgs, s.pgClient = informer.Lister(), client
-	s.objects[gang.ResourcePodGroup] = func(ns, name string) (runtime.Object, error) {
-		return s.pgs.PodGroups(ns).Get(name)
-	}
-	inf := informer.Informer()
-	s.pgInformer = inf
-	factory.Start(ctx.Done())
-
-	members := informers.NewSharedInformerFactoryWithOptions(h.ClientSet(), 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.LabelSelector = gang.LabelPodGroup // exists
-	}))
-	memberInf := members.Core().V1().Pods()
-	s.allMembers = memberInf.Lister()
-	minf := memberInf.Informer()
-	members.Start(ctx.Done())
-
-	syncCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced, minf.HasSynced) {
-		return nil, fmt.Errorf("PodGroup caches did not sync within a minute")
-	}
+	// The scheduler's own factory: it starts and syncs it with the rest.
+	workloadGroups := h.SharedInformerFactory().Scheduling().V1beta1().PodGroups()
+	workloads := workloadGroups.Lister()
+	s.workloadInformer = workloadGroups.Informer()
+	s.serve(gang.ResourceWorkloadPodGroup, func(ns, name string) (runtime.Object, error) {
+		return workloads.PodGroups(ns).Get(name)
+	})
 	return s, nil
 }
+
+// serve makes a resource's objects readable: its gang source is used from
+// now on.
+func (s *sources) serve(r schema.GroupVersionResource, get getter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.objects[r] = get
+}
+
+// serves reports whether a resource's objects are readable.
+func (s *sources) serves(r schema.GroupVersionResource) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.objects[r] != nil
+}
+
+// pgs returns the PodGroup access, nil while PodGroups are not served.
+func (s *sources) pgs() *podGroupAccess { return s.podGroups.Load() }
 
 // served asks discovery whether the cluster serves a resource, until it
 // answers: an error that is not "not found" (the apiserver unreachable, as
@@ -146,7 +150,9 @@ func (s *sources) Pods(_ context.Context, namespace string, selector labels.Sele
 
 // Object implements gang.Objects.
 func (s *sources) Object(_ context.Context, resource schema.GroupVersionResource, namespace, name string) (runtime.Object, error) {
+	s.mu.RLock()
 	get := s.objects[resource]
+	s.mu.RUnlock()
 	if get == nil {
 		return nil, fmt.Errorf("%s is not served", resource)
 	}
@@ -161,10 +167,28 @@ func (s *sources) identify(p *v1.Pod) (gang.Ref, gang.Role, bool) {
 	if !ok {
 		return gang.Ref{}, gang.NoRole, false
 	}
-	if r, defined := gang.SourceOf(ref.Kind).Resource(); defined && s.objects[r] == nil {
+	if r, defined := gang.SourceOf(ref.Kind).Resource(); defined && !s.serves(r) {
 		return gang.Ref{}, gang.NoRole, false
 	}
 	return ref, role, true
+}
+
+// askDiscovery nudges the discovery loop when the pod names a gang of a
+// source the cluster did not serve when last asked: a pod of a RayCluster
+// is a sign that KubeRay's CRD may have just been installed. The loop asks
+// at most once a discoveryMinGap however many pods nudge it.
+func (s *sources) askDiscovery(p *v1.Pod) {
+	ref, _, ok := gang.Identify(p)
+	if !ok {
+		return
+	}
+	if r, defined := gang.SourceOf(ref.Kind).Resource(); !defined || s.serves(r) {
+		return
+	}
+	select {
+	case s.nudge <- struct{}{}:
+	default: // one is pending already
+	}
 }
 
 // gangSpec is what the plugin knows of a gang from its source.
@@ -173,10 +197,11 @@ type gangSpec struct {
 	// queueLabel is the gang's muster.dev/queue label (its PodGroup's or
 	// Spark driver's, or the pod's own, as its source decides).
 	queueLabel string
-	// object is the object that defines the gang (its PodGroup), for
-	// Events; nil: Events go to the pod.
+	// object is the object that defines the gang (its PodGroup,
+	// RayCluster or JobSet), for Events; nil: Events go to the pod.
 	object runtime.Object
-	// wait is set when the source is not ready (PodGroup not created yet).
+	// wait is set when the source is not ready (its PodGroup, RayCluster
+	// or JobSet not created yet).
 	wait string
 }
 

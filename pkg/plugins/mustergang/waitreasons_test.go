@@ -90,7 +90,7 @@ func newGangPlugin(t *testing.T, queues string, podGroups []*schedv1alpha1.PodGr
 		args := configv1.DefaultGangArgs()
 		pl = &Plugin{args: args, handle: c.Handle, rt: c.Runtime, reg: c.Runtime.Gangs, clock: c.Clock,
 			sources: &sources{args: args, pods: c.Factory.Core().V1().Pods().Lister(),
-				objects: map[schema.GroupVersionResource]func(string, string) (runtime.Object, error){}},
+				objects: map[schema.GroupVersionResource]getter{}},
 			recorder: &events.FakeRecorder{}, neverFits: map[gang.Ref]string{}, statusDirty: map[gang.Ref]bool{},
 			displacedFrom: map[gang.Ref][]string{}, ctx: c.Ctx}
 		if podGroups != nil {
@@ -98,10 +98,11 @@ func newGangPlugin(t *testing.T, queues string, podGroups []*schedv1alpha1.PodGr
 			for _, pg := range podGroups {
 				require.NoError(t, idx.Add(pg))
 			}
-			pl.sources.pgs = pglisters.NewPodGroupLister(idx)
-			pl.sources.objects[gang.ResourcePodGroup] = func(ns, name string) (runtime.Object, error) {
-				return pl.sources.pgs.PodGroups(ns).Get(name)
-			}
+			lister := pglisters.NewPodGroupLister(idx)
+			pl.sources.podGroups.Store(&podGroupAccess{lister: lister})
+			pl.sources.serve(gang.ResourcePodGroup, func(ns, name string) (runtime.Object, error) {
+				return lister.PodGroups(ns).Get(name)
+			})
 		}
 		c.Runtime.GangOf = func(p *v1.Pod) (gang.Ref, bool) {
 			ref, _, ok := pl.sources.identify(p)

@@ -58,7 +58,8 @@ type Options struct {
 	// default tree.
 	Queues string
 	// Discovery lists the API resources the fake apiserver says it serves
-	// beyond the built-in ones (the PodGroup CRD, the Workload API).
+	// beyond the built-in ones (the PodGroup CRD, the Workload API); Serve
+	// adds more later.
 	Discovery []*metav1.APIResourceList
 	// NotStarted leaves the runtime unstarted (Ready is not called).
 	NotStarted bool
@@ -80,6 +81,8 @@ type Env struct {
 
 	snapshot *snapshot
 	plugins  map[string]fwk.Plugin
+	// clientset is Client as the plugins see it (see Serve).
+	clientset *servingClientset
 }
 
 // New builds the framework with the plugins, starts the informers and (unless
@@ -100,13 +103,14 @@ func New(t testing.TB, o Options) *Env {
 		Events: &Recorder{}, Activator: &Activator{clock: seenClock{clk}}, Nominator: &Nominator{}, snapshot: &snapshot{},
 		plugins: map[string]fwk.Plugin{},
 	}
+	e.clientset = newServingClientset(e.Client)
 	e.Informers = informers.NewSharedInformerFactory(e.Client, 0)
 	// kube-scheduler's own event handlers watch pods and nodes: those
 	// informers run whatever the plugins ask for.
 	e.Informers.Core().V1().Pods().Informer()
 	e.Informers.Core().V1().Nodes().Informer()
 	fw, err := frameworkruntime.NewFramework(ctx, e.registry(o), e.profileConfig(o),
-		frameworkruntime.WithClientSet(e.Client),
+		frameworkruntime.WithClientSet(e.clientset),
 		frameworkruntime.WithKubeConfig(&rest.Config{Host: "https://127.0.0.1:1"}),
 		frameworkruntime.WithInformerFactory(e.Informers),
 		frameworkruntime.WithSnapshotSharedLister(e.snapshot),
