@@ -160,9 +160,10 @@ func (r *reclaim) candidateNode(ni fwk.NodeInfo, own gang.Ref) gang.Node {
 	// A pod that is exiting (a victim of an earlier reclaim) leaves its
 	// room to the pods nominated here, which are taken below: counted used
 	// as well, it would be counted twice, and victims taken for room that
-	// is coming free anyway.
+	// is coming free anyway. The book knows a victim is going before this
+	// cycle's snapshot shows its deletion.
 	for _, pi := range ni.GetPods() {
-		if p := pi.GetPod(); p.DeletionTimestamp != nil {
+		if p := pi.GetPod(); p.DeletionTimestamp != nil || r.rt.isEvicted(Key(p), r.now) {
 			used.Sub(PodRequest(p)) // its pods count too
 		}
 	}

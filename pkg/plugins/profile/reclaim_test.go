@@ -233,3 +233,22 @@ func TestReclaimExitingRoom(t *testing.T) {
 	assert.Equal(t, "n0", node)
 	assert.Equal(t, []string{"b6", "b7"}, exiting(t, e), "b7 was exiting already; one victim more, not two")
 }
+
+// TestReclaimVictimNotSeenExitingYet: a victim preempted a moment ago may
+// not show as exiting in the next cycle's snapshot yet; the book knows it
+// is going, and its room is the earlier preemptor's (nominated there), not
+// taken twice. (Counted used, a reclaim took two victims for one CPU, and
+// the owner got more than its guarantee: TestFairShareBorrowAndReclaim.)
+func TestReclaimVictimNotSeenExitingYet(t *testing.T) {
+	e := newRuntime(t, reclaimQueues, borrowed(false)...)
+	first, second := request(e, "first", "1"), request(e, "second", "1") // both from a snapshot before any reclaim
+	_, err := e.Runtime.Reclaim(e.Ctx, first)
+	require.NoError(t, err)
+	require.Len(t, exiting(t, e), 1)
+	e.Nominator.Nominate(first.Pod, "n0")
+
+	node, err := e.Runtime.Reclaim(e.Ctx, second)
+	require.NoError(t, err)
+	assert.Equal(t, "n0", node)
+	assert.Len(t, exiting(t, e), 2, "one victim for each CPU asked for")
+}
