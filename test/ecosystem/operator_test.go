@@ -63,8 +63,14 @@ func operatorBuild(t *testing.T, name string) *build {
 	start := time.Now()
 	err := cmd.Run()
 	took := time.Since(start)
-	require.NoError(t, err, "the %s operator is not available: hack/ecosystem/build.sh %s failed after %s "+
-		"(set %s to a directory `make ecosystem` filled, or fix the build):\n%s", name, strings.Join(args, " "), took.Round(time.Millisecond), binEnv, stderr.String())
+	if err != nil {
+		hint := "fix the build, or set " + binEnv + " to a directory `make ecosystem` filled"
+		if args[0] == "-n" {
+			hint = "run `make ecosystem` (or hack/ecosystem/build.sh " + name + " " + args[2] + "), or unset " + binEnv + " to build it on demand"
+		}
+		require.NoError(t, err, "the %s operator is not available: hack/ecosystem/build.sh %s failed after %s; %s:\n%s",
+			name, strings.Join(args, " "), took.Round(time.Millisecond), hint, stderr.String())
+	}
 	b := &build{}
 	sc := bufio.NewScanner(&stdout)
 	for sc.Scan() {
