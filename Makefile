@@ -23,12 +23,13 @@ build:
 # binary built here (leader election, start-up failures) as well as
 # muster in-process, against a real kube-apiserver and etcd in the test process.
 # test/ecosystem is left out: it needs the real operators, which `make
-# ecosystem` builds (about ten minutes when the Go build cache is cold).
+# ecosystem` builds (about fifteen minutes when the Go build cache is cold).
 test: build $(BIN)/helm
 	MUSTER_SCHEDULER_BIN=$(abspath $(BIN))/muster-scheduler HELM_BIN=$(abspath $(BIN))/helm $(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v $(ECOSYSTEM_PKG))
 	$(MAKE) bench-smoke
 
-# muster beside the real operators (test/ecosystem): KubeRay and JobSet,
+# muster beside the real operators (test/ecosystem): KubeRay, JobSet and
+# Kubeflow's training-operator,
 # each built from its pinned module (hack/ecosystem) into $(ECOSYSTEM_BIN),
 # run as processes against an in-process control plane. CI runs it after
 # `make test`. ECOSYSTEM_RUN selects tests (a -run regexp). The whole output

@@ -24,6 +24,7 @@ const queuesYAML = `
 queues:
   - name: ray
   - name: batch
+  - name: ml
   - name: default
 namespaceQueues:
 %s  "*": root.default
