@@ -22,9 +22,25 @@ build:
 # Unit and integration tests. The integration tests run the muster-scheduler
 # binary built here (leader election, start-up failures) as well as
 # muster in-process, against a real kube-apiserver and etcd in the test process.
+# test/ecosystem is left out: it needs the real operators, which `make
+# ecosystem` builds (about fifteen minutes when the Go build cache is cold).
 test: build $(BIN)/helm
-	MUSTER_SCHEDULER_BIN=$(abspath $(BIN))/muster-scheduler HELM_BIN=$(abspath $(BIN))/helm $(GO) test $(TEST_FLAGS) ./...
+	MUSTER_SCHEDULER_BIN=$(abspath $(BIN))/muster-scheduler HELM_BIN=$(abspath $(BIN))/helm $(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v $(ECOSYSTEM_PKG))
 	$(MAKE) bench-smoke
+
+# muster beside the real operators (test/ecosystem): KubeRay, JobSet and
+# Kubeflow's training-operator,
+# each built from its pinned module (hack/ecosystem) into $(ECOSYSTEM_BIN),
+# run as processes against an in-process control plane. CI runs it after
+# `make test`. ECOSYSTEM_RUN selects tests (a -run regexp). The whole output
+# (with the control plane's log lines) goes to $(BIN)/ecosystem.log; the
+# tests' own lines, with the measured times, are printed.
+ECOSYSTEM_PKG := /test/ecosystem
+ECOSYSTEM_RUN ?= .
+include hack/ecosystem/ecosystem.mk
+ecosystem: ecosystem-tested
+	MUSTER_TEST_V=0 MUSTER_ECOSYSTEM_BIN=$(abspath $(ECOSYSTEM_BIN)) $(GO) test -count=1 -timeout 30m -run '$(ECOSYSTEM_RUN)' -v ./test/ecosystem \
+		>$(BIN)/ecosystem.log 2>&1; rc=$$?; grep -v -e '^[IWE][0-9]' -e '^ *[a-z_]*\.go:[0-9]*: [IWE][0-9]' -e '^=== NAME' $(BIN)/ecosystem.log; exit $$rc
 
 # Benchmarks (test/bench): muster side by side with kube-scheduler's default
 # profile, upstream's GangScheduling and the raw bind limit, on the in-process
@@ -61,7 +77,7 @@ unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /test/ -e /pkg/sandbox -e /pkg/controlplane)
 
 integration: build
-	MUSTER_SCHEDULER_BIN=$(abspath $(BIN))/muster-scheduler $(GO) test $(TEST_FLAGS) ./test/... ./pkg/sandbox/ ./pkg/controlplane/
+	MUSTER_SCHEDULER_BIN=$(abspath $(BIN))/muster-scheduler $(GO) test $(TEST_FLAGS) $$($(GO) list ./test/... | grep -v $(ECOSYSTEM_PKG)) ./pkg/sandbox/ ./pkg/controlplane/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -3,7 +3,10 @@
 # the version hack/ecosystem/NAME/go.mod pins, and says where its binary and
 # its CRDs are.
 #
-#   hack/ecosystem/build.sh NAME OUTDIR
+#   hack/ecosystem/build.sh [-n] NAME OUTDIR
+#
+# -n builds nothing: it prints the same lines for a binary already in OUTDIR
+# (built earlier, e.g. by `make ecosystem`), and fails if it is not there.
 #
 # NAME is one of: kuberay training-operator trainer jobset mpi-operator
 # spark-operator. Each has a module of its own (hack/ecosystem/NAME): their
@@ -25,9 +28,14 @@
 set -euo pipefail
 
 usage() {
-	echo "usage: $0 NAME OUTDIR (NAME: kuberay training-operator trainer jobset mpi-operator spark-operator)" >&2
+	echo "usage: $0 [-n] NAME OUTDIR (NAME: kuberay training-operator trainer jobset mpi-operator spark-operator)" >&2
 	exit 2
 }
+build=1
+if [ "${1:-}" = "-n" ]; then
+	build=0
+	shift
+fi
 [ $# -eq 2 ] || usage
 name=$1
 outdir=$2
@@ -83,7 +91,12 @@ export GOWORK=off
 # -mod=mod: the module's go.mod and go.sum are tidy and committed, so this
 # changes nothing; it only lets a go command with -mod=vendor or readonly in
 # GOFLAGS build here too.
-go build -mod=mod -o "$outdir/$bin" "$pkg" >&2
+if [ $build = 1 ]; then
+	go build -mod=mod -o "$outdir/$bin" "$pkg" >&2
+elif [ ! -x "$outdir/$bin" ]; then
+	echo "$0: $outdir/$bin does not exist (build it: $0 $name $outdir)" >&2
+	exit 1
+fi
 
 version=$(go list -mod=mod -m -f '{{.Version}}' "$module")
 dir=$(go list -mod=mod -m -f '{{.Dir}}' "$module")

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -57,10 +58,12 @@ func SchedulerBinary(t testing.TB) string {
 // error captured in Out. Stopping it when the test ends is the caller's
 // job (tests stop it in different ways: a kill, a cancelled context).
 type Process struct {
-	Cmd  *exec.Cmd
-	Out  *SyncBuffer
-	done chan struct{}
-	err  error
+	Cmd *exec.Cmd
+	Out *SyncBuffer
+	// Started is when the process was started.
+	Started time.Time
+	done    chan struct{}
+	err     error
 }
 
 // StartProcess starts cmd with its output captured and waits for it in the
@@ -70,6 +73,7 @@ func StartProcess(t testing.TB, cmd *exec.Cmd) *Process {
 	p := &Process{Cmd: cmd, Out: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.Out, p.Out
 	require.NoError(t, cmd.Start())
+	p.Started = time.Now()
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
