@@ -23,13 +23,13 @@ build:
 # binary built here (leader election, start-up failures) as well as
 # muster in-process, against a real kube-apiserver and etcd in the test process.
 # test/ecosystem is left out: it needs the real operators, which `make
-# ecosystem` builds (about fifteen minutes when the Go build cache is cold).
+# ecosystem` builds (about twenty-five minutes when the Go build cache is cold).
 test: build $(BIN)/helm
 	MUSTER_SCHEDULER_BIN=$(abspath $(BIN))/muster-scheduler HELM_BIN=$(abspath $(BIN))/helm $(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v $(ECOSYSTEM_PKG))
 	$(MAKE) bench-smoke
 
-# muster beside the real operators (test/ecosystem): KubeRay, JobSet and
-# Kubeflow's training-operator,
+# muster beside the real operators (test/ecosystem): KubeRay, JobSet,
+# Kubeflow's training-operator, Trainer and Spark operator, and the MPI operator,
 # each built from its pinned module (hack/ecosystem) into $(ECOSYSTEM_BIN),
 # run as processes against an in-process control plane. CI runs it after
 # `make test`. ECOSYSTEM_RUN selects tests (a -run regexp). The whole output
@@ -136,6 +136,7 @@ FUZZ_TARGETS := \
 	pkg/gang:FuzzParseTimeout \
 	pkg/gang:FuzzParseExecutorResources \
 	pkg/gang:FuzzIdentify \
+	pkg/gang:FuzzSparkProperties \
 	pkg/capacity:FuzzParsePolicy \
 	pkg/capacity:FuzzTypeOf \
 	pkg/sandbox:FuzzParseTrace \

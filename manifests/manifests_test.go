@@ -486,12 +486,25 @@ func TestRBACGrantsWhatMusterNeedsAndNoMore(t *testing.T) {
 		{ns, "update", "scheduling.x-k8s.io", "podgroups", "g", false},
 		{ns, "list", "scheduling.k8s.io", "workloads", "", true},
 		{ns, "watch", "scheduling.k8s.io", "podgroups", "", true},
+		{ns, "update", "scheduling.k8s.io", "podgroups/status", "g", true}, // PodGroupInitiallyScheduled
+		{ns, "patch", "scheduling.k8s.io", "podgroups/status", "g", true},
+		{ns, "create", "scheduling.k8s.io", "podgroups", "", false},
+		{ns, "update", "scheduling.k8s.io", "podgroups", "g", false},
+		{ns, "delete", "scheduling.k8s.io", "podgroups", "g", false},
+		{ns, "update", "scheduling.k8s.io", "workloads", "w", false},
+		{ns, "update", "scheduling.k8s.io", "workloads/status", "w", false},
 		{ns, "get", "ray.io", "rayclusters", "r", true},
 		{ns, "list", "ray.io", "rayclusters", "", true},
 		{ns, "watch", "ray.io", "rayclusters", "", true},
 		{ns, "get", "jobset.x-k8s.io", "jobsets", "j", true},
 		{ns, "list", "jobset.x-k8s.io", "jobsets", "", true},
 		{ns, "watch", "jobset.x-k8s.io", "jobsets", "", true},
+		{ns, "get", "sparkoperator.k8s.io", "sparkapplications", "s", true},
+		{ns, "list", "sparkoperator.k8s.io", "sparkapplications", "", true},
+		{ns, "watch", "sparkoperator.k8s.io", "sparkapplications", "", true},
+		{ns, "get", "kubeflow.org", "mpijobs", "j", true},
+		{ns, "list", "kubeflow.org", "mpijobs", "", true},
+		{ns, "watch", "kubeflow.org", "mpijobs", "", true},
 		// Operators' objects: read only; their status, and RayJobs (read
 		// through their RayClusters), are not muster's.
 		{ns, "update", "ray.io", "rayclusters", "r", false},
@@ -499,6 +512,13 @@ func TestRBACGrantsWhatMusterNeedsAndNoMore(t *testing.T) {
 		{ns, "list", "ray.io", "rayjobs", "", false},
 		{ns, "create", "jobset.x-k8s.io", "jobsets", "", false},
 		{ns, "update", "jobset.x-k8s.io", "jobsets/status", "j", false},
+		{ns, "update", "sparkoperator.k8s.io", "sparkapplications", "s", false},
+		{ns, "update", "kubeflow.org", "mpijobs", "j", false},
+		{ns, "patch", "sparkoperator.k8s.io", "sparkapplications/status", "s", false},
+		// Tenants' ConfigMaps (Spark's spark.properties) only when the
+		// admin turns readSparkConfigMaps on: not in these manifests.
+		{ns, "get", core, "configmaps", "spark-drv-1-conf-map", false},
+		{ns, "list", core, "configmaps", "", false},
 		// Leader election: its own lease, in its own namespace, only.
 		{musterNamespace, "create", "coordination.k8s.io", "leases", "", true},
 		{musterNamespace, "get", "coordination.k8s.io", "leases", leaseName, true},
@@ -668,6 +688,10 @@ func TestDeployment(t *testing.T) {
 	assert.Nil(t, sc.Privileged)
 
 	// The command reads the mounted scheduler config.
+	// No --feature-gates: muster needs none. With GenericWorkload on in
+	// its own process, kube-scheduler's pod-group cycle would run beside
+	// MusterGang and write its own PodGroup conditions (test/workload and
+	// docs/reference.md, "Workload API").
 	assert.Equal(t, []string{"/muster-scheduler", "--config=" + configMountPath + "/scheduler-config.yaml"}, c.Command)
 	var mounted bool
 	for _, m := range c.VolumeMounts {

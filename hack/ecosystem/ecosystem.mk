@@ -7,7 +7,7 @@
 # Each prints bin=, module=, dir= and crd= lines (build.sh's output).
 ECOSYSTEM_OPERATORS := kuberay training-operator trainer jobset mpi-operator spark-operator
 # The ones test/ecosystem runs (TestEcosystem<Name>).
-ECOSYSTEM_TESTED := kuberay jobset training-operator
+ECOSYSTEM_TESTED := kuberay jobset training-operator trainer mpi-operator spark-operator
 ECOSYSTEM_BIN ?= $(or $(BIN),bin)/ecosystem
 
 .PHONY: ecosystem ecosystem-tested ecosystem-all $(addprefix ecosystem-,$(ECOSYSTEM_OPERATORS))

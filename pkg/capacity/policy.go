@@ -116,16 +116,68 @@ const (
 	RoleOther    Role = "other"
 )
 
-// RoleOf returns a pod's role from its labels: Spark's spark-role label, or
-// RoleOther for anything that is not a Spark driver or executor.
+// RoleOf returns a pod's role from its labels (RoleLabels): a Spark driver
+// or executor, or the coordinator or a worker of another operator's job,
+// which place as a driver and an executor do; RoleOther for anything else.
 func RoleOf(labels map[string]string) Role {
-	switch labels[LabelSparkRole] {
-	case string(RoleDriver):
-		return RoleDriver
-	case string(RoleExecutor):
-		return RoleExecutor
+	role, _ := classify(labels)
+	return role
+}
+
+// RoleLabel is a label an operator puts on its pods that gives them a
+// role: the values that make a pod its application's coordinator (placed
+// like a Spark driver) and those that make it a worker (placed like an
+// executor).
+type RoleLabel struct {
+	Key      string
+	Driver   []string
+	Executor []string
+}
+
+// RoleLabels are the labels that give a pod a role, in order: the first
+// one present with a known value decides. Spark's own; KubeRay's head and
+// workers; the Kubeflow training-operator's and MPI operator's masters,
+// chiefs, parameter servers and launchers against their workers; a JobSet's
+// replicated jobs named for a coordinator or for workers (the names Kubeflow
+// Trainer's runtimes and JobSet's examples use).
+func RoleLabels() []RoleLabel {
+	return []RoleLabel{
+		{Key: LabelSparkRole, Driver: []string{"driver"}, Executor: []string{"executor"}},
+		{Key: "ray.io/node-type", Driver: []string{"head"}, Executor: []string{"worker"}},
+		{Key: "training.kubeflow.org/job-role", Driver: []string{"master", "launcher"}, Executor: []string{"worker"}},
+		{Key: "training.kubeflow.org/replica-type", Driver: []string{"master", "chief", "ps", "launcher"}, Executor: []string{"worker"}},
+		{Key: "jobset.sigs.k8s.io/replicatedjob-name", Driver: []string{"driver", "launcher", "head", "master", "coordinator"},
+			Executor: []string{"worker", "workers", "node", "nodes", "executor", "executors"}},
 	}
-	return RoleOther
+}
+
+// classify returns the role the pod's labels give it and the source of the
+// policy that comes with that role ("" for RoleOther).
+func classify(labels map[string]string) (Role, Source) {
+	if len(labels) == 0 {
+		return RoleOther, ""
+	}
+	for _, rl := range RoleLabels() {
+		v, ok := labels[rl.Key]
+		if !ok {
+			continue
+		}
+		for _, c := range []struct {
+			role   Role
+			values []string
+		}{{RoleDriver, rl.Driver}, {RoleExecutor, rl.Executor}} {
+			for _, want := range c.values {
+				if v != want {
+					continue
+				}
+				if rl.Key == LabelSparkRole {
+					return c.role, sparkSource(c.role)
+				}
+				return c.role, Source(rl.Key + "=" + v + " default")
+			}
+		}
+	}
+	return RoleOther, ""
 }
 
 // Source says where a pod's policy came from, for events and explain output.
@@ -150,16 +202,37 @@ func (s Source) WithQueue(name string) Source {
 	return SourceQueue + Source(" "+name)
 }
 
-// PolicyFor returns a pod's capacity policy and where it came from
-// (docs/reference.md, "Capacity policies"): its annotation wins; else a Spark driver prefers on-demand (one
-// reclaimed driver fails the whole application) and a Spark executor prefers
-// spot (executors are cheap to lose and many); else its queue's
-// capacityPolicy ("" when the queue has none); else any.
+// PolicyOf returns a pod's capacity policy and where it came from
+// (docs/reference.md, "Capacity policies"): its annotation wins; else the
+// default of the role its labels give it (RoleLabels): a driver or an
+// application's coordinator prefers on-demand (one reclaimed driver fails
+// the whole application), an executor or worker prefers spot (they are
+// cheap to lose and many); else its queue's capacityPolicy ("" when the
+// queue has none); else any.
 //
 // An annotation that names no policy is an error, never a silent any: a
 // typo in require-on-demand must not put a pod on spot. Surrounding space is
 // forgiven, an empty value is not.
+func PolicyOf(annotations, labels map[string]string, queuePolicy Policy) (Policy, Source, error) {
+	role, src := classify(labels)
+	return policyFor(annotations, role, src, queuePolicy)
+}
+
+// PolicyFor is PolicyOf for a pod known only by its role (a Spark driver's
+// executors, before they exist).
 func PolicyFor(annotations map[string]string, role Role, queuePolicy Policy) (Policy, Source, error) {
+	return policyFor(annotations, role, sparkSource(role), queuePolicy)
+}
+
+// sparkSource names the default of a Spark role.
+func sparkSource(r Role) Source {
+	if r == RoleDriver {
+		return SourceDriverDefault
+	}
+	return SourceExecutorDefault
+}
+
+func policyFor(annotations map[string]string, role Role, roleSource Source, queuePolicy Policy) (Policy, Source, error) {
 	if v, ok := annotations[AnnotationPolicy]; ok {
 		p, err := ParsePolicy(strings.TrimSpace(v))
 		if err != nil {
@@ -169,9 +242,9 @@ func PolicyFor(annotations map[string]string, role Role, queuePolicy Policy) (Po
 	}
 	switch role {
 	case RoleDriver:
-		return PreferOnDemand, SourceDriverDefault, nil
+		return PreferOnDemand, roleSource, nil
 	case RoleExecutor:
-		return PreferSpot, SourceExecutorDefault, nil
+		return PreferSpot, roleSource, nil
 	}
 	if queuePolicy != "" {
 		// The queue tree validates its policies; this guards a caller that

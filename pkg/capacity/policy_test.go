@@ -25,12 +25,26 @@ func TestRoleOf(t *testing.T) {
 		labels map[string]string
 		want   Role
 	}{
-		"spark driver":           {map[string]string{"spark-role": "driver"}, RoleDriver},
-		"spark executor":         {map[string]string{"spark-role": "executor"}, RoleExecutor},
-		"unknown spark role":     {map[string]string{"spark-role": "shuffle"}, RoleOther},
-		"role is case-sensitive": {map[string]string{"spark-role": "Driver"}, RoleOther},
-		"no spark label":         {map[string]string{"app": "trainer"}, RoleOther},
-		"no labels":              {nil, RoleOther},
+		"spark driver":                      {map[string]string{"spark-role": "driver"}, RoleDriver},
+		"spark executor":                    {map[string]string{"spark-role": "executor"}, RoleExecutor},
+		"unknown spark role":                {map[string]string{"spark-role": "shuffle"}, RoleOther},
+		"role is case-sensitive":            {map[string]string{"spark-role": "Driver"}, RoleOther},
+		"no spark label":                    {map[string]string{"app": "trainer"}, RoleOther},
+		"no labels":                         {nil, RoleOther},
+		"ray head":                          {map[string]string{"ray.io/node-type": "head"}, RoleDriver},
+		"ray worker":                        {map[string]string{"ray.io/node-type": "worker"}, RoleExecutor},
+		"ray other node type":               {map[string]string{"ray.io/node-type": "redis-cleanup"}, RoleOther},
+		"pytorch master":                    {map[string]string{"training.kubeflow.org/job-role": "master", "training.kubeflow.org/replica-type": "master"}, RoleDriver},
+		"pytorch worker":                    {map[string]string{"training.kubeflow.org/replica-type": "worker"}, RoleExecutor},
+		"tf parameter server":               {map[string]string{"training.kubeflow.org/replica-type": "ps"}, RoleDriver},
+		"tf evaluator":                      {map[string]string{"training.kubeflow.org/replica-type": "evaluator"}, RoleOther},
+		"mpi launcher":                      {map[string]string{"training.kubeflow.org/job-role": "launcher"}, RoleDriver},
+		"mpi worker":                        {map[string]string{"training.kubeflow.org/job-role": "worker"}, RoleExecutor},
+		"jobset driver":                     {map[string]string{"jobset.sigs.k8s.io/replicatedjob-name": "driver"}, RoleDriver},
+		"trainer node":                      {map[string]string{"jobset.sigs.k8s.io/replicatedjob-name": "node"}, RoleExecutor},
+		"jobset other job":                  {map[string]string{"jobset.sigs.k8s.io/replicatedjob-name": "dataset-initializer"}, RoleOther},
+		"spark label first":                 {map[string]string{"spark-role": "executor", "ray.io/node-type": "head"}, RoleExecutor},
+		"unknown value, next label decides": {map[string]string{"training.kubeflow.org/job-role": "x", "training.kubeflow.org/replica-type": "worker"}, RoleExecutor},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -40,6 +54,33 @@ func TestRoleOf(t *testing.T) {
 	// Metric label values: they must not change.
 	assert.Equal(t, []string{"driver", "executor", "other"},
 		[]string{string(RoleDriver), string(RoleExecutor), string(RoleOther)})
+}
+
+// TestPolicyOfRoleSources: the default a role gives names the label that
+// gave it, except Spark's, whose sources keep their names.
+func TestPolicyOfRoleSources(t *testing.T) {
+	cases := map[string]struct {
+		labels     map[string]string
+		want       Policy
+		wantSource Source
+	}{
+		"spark driver": {map[string]string{"spark-role": "driver"}, PreferOnDemand, SourceDriverDefault},
+		"ray head":     {map[string]string{"ray.io/node-type": "head"}, PreferOnDemand, "ray.io/node-type=head default"},
+		"mpi worker":   {map[string]string{"training.kubeflow.org/job-role": "worker"}, PreferSpot, "training.kubeflow.org/job-role=worker default"},
+		"no role":      {map[string]string{"app": "x"}, RequireOnDemand, SourceQueue},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p, src, err := PolicyOf(nil, tc.labels, RequireOnDemand)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, p)
+			assert.Equal(t, tc.wantSource, src)
+		})
+	}
+	p, src, err := PolicyOf(map[string]string{AnnotationPolicy: "any"}, map[string]string{"ray.io/node-type": "head"}, "")
+	require.NoError(t, err)
+	assert.Equal(t, Any, p, "the annotation wins over the role")
+	assert.Equal(t, SourceAnnotation, src)
 }
 
 func TestPolicyFor(t *testing.T) {

@@ -277,8 +277,13 @@ func (g *gatherer) Pods(ctx context.Context, namespace string, selector labels.S
 	return out, nil
 }
 
-// Object implements gang.Objects.
+// Object implements gang.Objects. Spark drivers' ConfigMaps are not read:
+// the scheduler reads them only where the admin allows it, which explain
+// cannot tell, so its reservation is the one muster's defaults give.
 func (g *gatherer) Object(ctx context.Context, r schema.GroupVersionResource, namespace, name string) (runtime.Object, error) {
+	if r == gang.ResourceConfigMap {
+		return nil, fmt.Errorf("%s: %w", r, gang.ErrNotServed)
+	}
 	return g.dynamic.Resource(r).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
 }
 

@@ -264,7 +264,7 @@ func (x *explainer) describePolicy() {
 	if x.leaf != nil {
 		queuePolicy = x.leaf.CapacityPolicy
 	}
-	x.policy, x.source, x.policyErr = capacity.PolicyFor(x.in.Pod.Annotations, capacity.RoleOf(x.in.Pod.Labels), queuePolicy)
+	x.policy, x.source, x.policyErr = capacity.PolicyOf(x.in.Pod.Annotations, x.in.Pod.Labels, queuePolicy)
 	if x.policyErr == nil {
 		x.source = x.source.WithQueue(x.e.Queue)
 		x.e.Policy = fmt.Sprintf("%s (%s)", x.policy, x.source)

@@ -139,8 +139,12 @@ func FuzzIdentify(f *testing.F) {
 		ref, role, ok := Identify(podOf(namespace, labels, workload))
 
 		want, wantOK := Ref{Namespace: namespace}, true
+		// A Spark application's pod that names a PodGroup is in its
+		// application's gang (or muster's annotation gang), which reads the
+		// PodGroup: the two compose.
+		sparkPod := sparkApp != "" && (sparkRole == "driver" || sparkRole == "executor")
 		switch {
-		case podGroup != "":
+		case podGroup != "" && !sparkPod:
 			want.Kind, want.Name = KindPodGroup, podGroup
 		case gangName != "":
 			want.Kind, want.Name = KindAnnotation, gangName

@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/utils/clock"
 
+	"muster.dev/muster/pkg/capacity"
 	"muster.dev/muster/pkg/resources"
 	"muster.dev/muster/pkg/tombstone"
 	"muster.dev/muster/pkg/waitreason"
@@ -43,10 +44,15 @@ type Spec struct {
 	// MinResources, if set, must be free in total before the gang is admitted
 	// (scheduler-plugins PodGroup spec.minResources).
 	MinResources resources.Vector
-	// Executors and ExecutorRequest describe a Spark driver's reservation:
-	// room for that many executors of that size, held for the app.
+	// Executors and ExecutorRequest describe a reservation for members
+	// that come after the quorum is bound: room for that many pods of that
+	// size, held for them (a Spark driver's executors; an MPIJob's
+	// launcher, created once its workers run). ExecutorRole is their role,
+	// whose default capacity policy they are planned with; "" for
+	// executors.
 	Executors       int32
 	ExecutorRequest resources.Vector
+	ExecutorRole    capacity.Role
 }
 
 type memberState int
@@ -66,6 +72,8 @@ type member struct {
 	// gates are the pod's scheduling gates: while it has any, the pod is
 	// not ready to be scheduled and does not count toward the quorum.
 	gates []string
+	shape string
+	lead  bool
 }
 
 // Pod is a member pod as the plugin observes it.
@@ -81,12 +89,24 @@ type Pod struct {
 	// toward its gang's quorum: a gang is not admitted, and holds nothing,
 	// while fewer than minMember of its pods may be scheduled.
 	Gates []string
+	// Shape names what the pod asks of a node (its capacity policy and
+	// constraints, as the plugin renders them): members of one shape are
+	// interchangeable, and an admitted gang's slots are planned for, and
+	// claimed by, members of their shape. "" is a member of no particular
+	// shape.
+	Shape string
+	// Lead marks the pod its application cannot start without (a Spark
+	// driver, a Ray head, a launcher or a master): it is placed first, so
+	// a gang admitted with fewer members than it has includes it.
+	Lead bool
 }
 
-// slot is capacity reserved on a node for one member of an admitted gang.
+// slot is capacity reserved on a node for one member of an admitted gang,
+// planned for a member of shape ("" for any member).
 type slot struct {
 	node    string
 	request resources.Vector
+	shape   string
 }
 
 // Gang is muster's record of one gang.
@@ -276,6 +296,7 @@ func (r *Registry) Observe(ref Ref, spec Spec, queue string, p Pod) {
 		g.members[p.Key] = m
 	}
 	m.gates = append(m.gates[:0], p.Gates...)
+	m.shape, m.lead = p.Shape, p.Lead
 	if p.Bound {
 		m.state, m.gates = memberBound, nil
 	}
@@ -344,14 +365,14 @@ func (r *Registry) advance(g *Gang) {
 // a Spark driver's executors are reserved capacity, not pods that must exist.
 func quorum(g *Gang) int32 {
 	if g.Spec.Executors > 0 {
-		return 1
+		return max(g.Spec.MinMember, 1) // the driver, or an MPIJob's workers
 	}
 	return g.Spec.MinMember
 }
 
 // PendingMembers returns the names and requests of the members not yet
-// bound or assumed and not gated, oldest first, up to the number the
-// admission must place.
+// bound or assumed and not gated, leads first and then oldest first, up to
+// the number the admission must place.
 func (r *Registry) PendingMembers(ref Ref) (names []string, reqs []resources.Vector) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -370,6 +391,9 @@ func (r *Registry) PendingMembers(ref Ref) (names []string, reqs []resources.Vec
 		}
 	}
 	sort.Slice(ms, func(i, j int) bool {
+		if ms[i].lead != ms[j].lead {
+			return ms[i].lead
+		}
 		if !ms[i].created.Equal(ms[j].created) {
 			return ms[i].created.Before(ms[j].created)
 		}
@@ -389,9 +413,10 @@ func (r *Registry) PendingMembers(ref Ref) (names []string, reqs []resources.Vec
 	return names, reqs
 }
 
-// Admit reserves the slots (node and request each) for the gang and marks it
+// Admit reserves the slots (node, request and the shape of the member it
+// was planned for each; shapes may be nil) for the gang and marks it
 // admitted. It refuses (false) a gang that is not pending.
-func (r *Registry) Admit(ref Ref, nodes []string, reqs []resources.Vector) bool {
+func (r *Registry) Admit(ref Ref, nodes []string, reqs []resources.Vector, shapes []string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	g := r.gangs[ref]
@@ -400,7 +425,11 @@ func (r *Registry) Admit(ref Ref, nodes []string, reqs []resources.Vector) bool 
 	}
 	r.dropSlots(g)
 	for i, n := range nodes {
-		r.addSlot(g, slot{node: n, request: reqs[i]})
+		s := slot{node: n, request: reqs[i]}
+		if i < len(shapes) {
+			s.shape = shapes[i]
+		}
+		r.addSlot(g, s)
 	}
 	g.Phase, g.AdmittedAt, g.ReasonCode, g.Reason = PhaseAdmitted, r.clock.Now(), "", ""
 	return true
@@ -428,6 +457,35 @@ func (r *Registry) SlotNodes(ref Ref) []string {
 	return out
 }
 
+// SlotNodesFor returns the nodes holding a free slot of the gang planned for
+// the member key's shape or for any member, sorted; all the gang's slot
+// nodes when none is (the member is claimed by the slot that fits it best
+// there).
+func (r *Registry) SlotNodesFor(ref Ref, key string) []string {
+	r.mu.Lock()
+	g := r.gangs[ref]
+	var shape string
+	if g != nil && g.members[key] != nil {
+		shape = g.members[key].shape
+	}
+	var out []string
+	if g != nil {
+		seen := map[string]bool{}
+		for _, s := range g.slots {
+			if !seen[s.node] && (s.shape == shape || s.shape == "") {
+				seen[s.node] = true
+				out = append(out, s.node)
+			}
+		}
+	}
+	r.mu.Unlock()
+	if len(out) == 0 {
+		return r.SlotNodes(ref)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // HasSlots reports whether the gang holds free slots.
 func (r *Registry) HasSlots(ref Ref) bool {
 	r.mu.Lock()
@@ -437,7 +495,8 @@ func (r *Registry) HasSlots(ref Ref) bool {
 }
 
 // Claim gives a slot of the gang on node to the member key, marking it
-// assumed: the smallest slot that can take req, else the largest one there
+// assumed: among the slots there planned for its shape (else for any
+// member, else for others) the smallest that can take req, else the largest
 // (the member passed the node's filters, so the node has room for it). false
 // when the gang holds no slot on the node: the member is beyond the
 // reservation.
@@ -451,9 +510,29 @@ func (r *Registry) Claim(ref Ref, key, node string, req resources.Vector) bool {
 	if g == nil {
 		return false
 	}
-	best, largest := -1, -1
+	shape := ""
+	if m := g.members[key]; m != nil {
+		shape = m.shape
+	}
+	// The slots planned for the member's shape first, then those for any
+	// member, then any other.
+	tier := func(s slot) int {
+		switch s.shape {
+		case shape:
+			return 0
+		case "":
+			return 1
+		}
+		return 2
+	}
+	best, largest, bestTier := -1, -1, 3
+	for _, s := range g.slots {
+		if s.node == node && tier(s) < bestTier {
+			bestTier = tier(s)
+		}
+	}
 	for i, s := range g.slots {
-		if s.node != node {
+		if s.node != node || tier(s) != bestTier {
 			continue
 		}
 		if largest < 0 || weight(s.request) > weight(g.slots[largest].request) {

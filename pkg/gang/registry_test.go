@@ -40,6 +40,8 @@ type pod struct {
 	req       string // default "cpu=1,pods=1"
 	bound     bool
 	gates     []string
+	shape     string
+	lead      bool
 }
 
 func (p pod) Key() string {
@@ -51,7 +53,7 @@ func (p pod) Key() string {
 
 // obs is the pod as Observe takes it.
 func (p pod) obs() Pod {
-	return Pod{Key: p.Key(), Name: p.name, Request: p.request(), Created: t0.Add(p.at), Bound: p.bound, Gates: p.gates}
+	return Pod{Key: p.Key(), Name: p.name, Request: p.request(), Created: t0.Add(p.at), Bound: p.bound, Gates: p.gates, Shape: p.shape, Lead: p.lead}
 }
 
 func (p pod) request() resources.Vector {
@@ -93,7 +95,7 @@ func admit(t *testing.T, r *Registry, ref Ref, nodes []string, extra ...resource
 	for i := range reqs {
 		slotNodes[i] = nodes[i%len(nodes)]
 	}
-	require.True(t, r.Admit(ref, slotNodes, reqs), "admit %s", ref)
+	require.True(t, r.Admit(ref, slotNodes, reqs, nil), "admit %s", ref)
 }
 
 // checkInvariants checks the registry's bookkeeping from the inside: the
@@ -152,7 +154,7 @@ func TestRegistryPhases(t *testing.T) {
 		in := mustGet(t, r, refA)
 		assert.Equal(t, PhaseWaiting, in.Phase)
 		assert.Equal(t, 2, in.Members)
-		assert.False(t, r.Admit(refA, []string{"n1"}, []resources.Vector{vec("cpu=1")}), "no admission while waiting")
+		assert.False(t, r.Admit(refA, []string{"n1"}, []resources.Vector{vec("cpu=1")}, nil), "no admission while waiting")
 		assert.False(t, r.AnyReserved())
 
 		observe(r, refA, spec, ps[2])
@@ -164,7 +166,7 @@ func TestRegistryPhases(t *testing.T) {
 	t.Run("admit only from pending", func(t *testing.T) {
 		r, clk := newTestRegistry()
 		spec := Spec{MinMember: 2, Timeout: time.Minute}
-		assert.False(t, r.Admit(refA, nil, nil), "unknown gang")
+		assert.False(t, r.Admit(refA, nil, nil, nil), "unknown gang")
 		observe(r, refA, spec, pods("w", 2)...)
 		clk.Step(5 * time.Second)
 		admit(t, r, refA, []string{"n1"})
@@ -172,7 +174,7 @@ func TestRegistryPhases(t *testing.T) {
 		assert.Equal(t, PhaseAdmitted, in.Phase)
 		assert.Equal(t, t0.Add(5*time.Second), in.AdmittedAt)
 		assert.Equal(t, 2, in.FreeSlots)
-		assert.False(t, r.Admit(refA, []string{"n2"}, []resources.Vector{vec("cpu=1")}), "already admitted")
+		assert.False(t, r.Admit(refA, []string{"n2"}, []resources.Vector{vec("cpu=1")}, nil), "already admitted")
 		assert.Equal(t, []string{"n1"}, r.SlotNodes(refA), "a refused admission keeps the slots")
 	})
 
@@ -362,6 +364,11 @@ func TestRegistryPendingMembers(t *testing.T) {
 			assumed: nil,
 			want:    nil,
 		},
+		"the lead first, however young": {
+			spec: Spec{MinMember: 3},
+			pods: []pod{{name: "w-0"}, {name: "w-1", at: time.Second}, {name: "w-2", at: 2 * time.Second}, {name: "head", at: 3 * time.Second, lead: true}},
+			want: []string{"head", "w-0", "w-1"},
+		},
 		"spark: the oldest member only, whatever its role": {
 			spec: Spec{MinMember: 1, Executors: 3, ExecutorRequest: vec("cpu=1")},
 			pods: []pod{{name: "exec-1", at: time.Second}, {name: "driver"}},
@@ -396,6 +403,42 @@ func TestRegistryPendingMembers(t *testing.T) {
 	})
 }
 
+// TestRegistrySlotShapes: a gang of unlike members is planned member by
+// member, and each member takes a slot planned for its shape, wherever it
+// arrives first; a member of no planned shape takes what is there.
+func TestRegistrySlotShapes(t *testing.T) {
+	head := pod{name: "head", shape: "prefer-on-demand", lead: true}
+	workers := []pod{{name: "w-0", shape: "prefer-spot"}, {name: "w-1", shape: "prefer-spot"}}
+	admit := func(t *testing.T) *Registry {
+		r, _ := newTestRegistry()
+		observe(r, refA, Spec{MinMember: 3, Timeout: time.Minute}, append([]pod{head}, workers...)...)
+		require.True(t, r.Admit(refA, []string{"od", "spot", "spot"},
+			[]resources.Vector{vec("cpu=1,pods=1"), vec("cpu=1,pods=1"), vec("cpu=1,pods=1")},
+			[]string{"prefer-on-demand", "prefer-spot", "prefer-spot"}))
+		return r
+	}
+	t.Run("each member is narrowed to its shape's slots", func(t *testing.T) {
+		r := admit(t)
+		assert.Equal(t, []string{"od"}, r.SlotNodesFor(refA, head.Key()))
+		assert.Equal(t, []string{"spot"}, r.SlotNodesFor(refA, workers[0].Key()))
+		assert.Equal(t, []string{"od", "spot"}, r.SlotNodesFor(refA, "uid-stranger"), "no shape of its own: every slot node")
+	})
+	t.Run("members claim the slots of their own shape", func(t *testing.T) {
+		r := admit(t)
+		require.True(t, r.Claim(refA, workers[0].Key(), "spot", vec("cpu=1,pods=1")))
+		require.True(t, r.Claim(refA, workers[1].Key(), "spot", vec("cpu=1,pods=1")))
+		assert.Equal(t, []string{"od"}, r.SlotNodesFor(refA, head.Key()), "the head's slot is left for it")
+		require.True(t, r.Claim(refA, head.Key(), "od", vec("cpu=1,pods=1")))
+		assert.False(t, r.HasSlots(refA))
+	})
+	t.Run("when its shape's slots are gone, a member is narrowed to all", func(t *testing.T) {
+		r := admit(t)
+		require.True(t, r.Claim(refA, "uid-stranger", "spot", vec("cpu=1,pods=1")))
+		require.True(t, r.Claim(refA, "uid-stranger2", "spot", vec("cpu=1,pods=1")))
+		assert.Equal(t, []string{"od"}, r.SlotNodesFor(refA, workers[0].Key()))
+	})
+}
+
 func TestRegistryReservations(t *testing.T) {
 	r, _ := newTestRegistry()
 	assert.False(t, r.AnyReserved())
@@ -406,8 +449,8 @@ func TestRegistryReservations(t *testing.T) {
 	spec := Spec{MinMember: 3, Timeout: time.Minute}
 	observe(r, refA, spec, pods("a", 3)...)
 	observe(r, refB, spec, pods("b", 3)...)
-	require.True(t, r.Admit(refA, []string{"n2", "n1", "n2"}, []resources.Vector{vec("cpu=2,pods=1"), vec("cpu=1,pods=1"), vec("cpu=4,memory=1Gi,pods=1")}))
-	require.True(t, r.Admit(refB, []string{"n3", "n1", "n1"}, []resources.Vector{vec("cpu=1,pods=1"), vec("cpu=8,pods=1"), vec("nvidia.com/gpu=1,pods=1")}))
+	require.True(t, r.Admit(refA, []string{"n2", "n1", "n2"}, []resources.Vector{vec("cpu=2,pods=1"), vec("cpu=1,pods=1"), vec("cpu=4,memory=1Gi,pods=1")}, nil))
+	require.True(t, r.Admit(refB, []string{"n3", "n1", "n1"}, []resources.Vector{vec("cpu=1,pods=1"), vec("cpu=8,pods=1"), vec("nvidia.com/gpu=1,pods=1")}, nil))
 
 	assert.True(t, r.AnyReserved())
 	assert.Equal(t, []string{"n1", "n2"}, r.SlotNodes(refA), "sorted, distinct")
@@ -497,7 +540,7 @@ func TestRegistryClaim(t *testing.T) {
 			for i, s := range tc.slots {
 				nodes[i], reqs[i] = s.node, vec(s.req)
 			}
-			require.True(t, r.Admit(refA, nodes, reqs))
+			require.True(t, r.Admit(refA, nodes, reqs, nil))
 
 			assert.Equal(t, tc.want, r.Claim(refA, m.Key(), tc.node, vec(tc.req)))
 			for node, want := range tc.remain {
@@ -958,7 +1001,7 @@ func TestRegistryPluginFlow(t *testing.T) {
 	names, reqs := r.PendingMembers(refA)
 	require.Equal(t, []string{"w-0", "w-1", "w-2"}, names)
 	clk.Step(time.Second)
-	require.True(t, r.Admit(refA, []string{"n1", "n1", "n2"}, reqs))
+	require.True(t, r.Admit(refA, []string{"n1", "n1", "n2"}, reqs, nil))
 
 	// Reserve: w-3 takes n2's slot, w-0 one on n1. Permit: 2 of 3.
 	require.True(t, r.Claim(refA, ps[3].Key(), "n2", ps[3].request()))
@@ -974,7 +1017,7 @@ func TestRegistryPluginFlow(t *testing.T) {
 	// Admitted again from scratch.
 	names, reqs = r.PendingMembers(refA)
 	require.Equal(t, []string{"w-0", "w-1", "w-2"}, names)
-	require.True(t, r.Admit(refA, []string{"n1", "n2", "n3"}, reqs))
+	require.True(t, r.Admit(refA, []string{"n1", "n2", "n3"}, reqs, nil))
 	for i, n := range []string{"n1", "n2", "n3"} {
 		require.True(t, r.Claim(refA, ps[i].Key(), n, ps[i].request()))
 	}
@@ -1050,7 +1093,7 @@ func TestRegistryConcurrent(t *testing.T) {
 					for i := range reqs {
 						slotNodes[i] = nodes[rng.IntN(len(nodes))]
 					}
-					if r.Admit(ref, slotNodes, reqs) {
+					if r.Admit(ref, slotNodes, reqs, nil) {
 						admitted.Add(1)
 					}
 				case 4, 5:
@@ -1114,10 +1157,21 @@ func TestRegistryConcurrent(t *testing.T) {
 			bound.Add(1)
 		}
 	}
+	// How many admissions and claims the run made depends on how the
+	// goroutines interleave (few, in some runs none, hit a node holding a
+	// slot): it is logged, not asserted. That the registry still admits and
+	// claims after the run is.
 	t.Logf("%d admissions, %d claims, %d gangs bound", admitted.Load(), claimed.Load(), bound.Load())
-	assert.Positive(t, admitted.Load(), "the run admitted gangs")
-	assert.Positive(t, claimed.Load(), "the run claimed slots")
 	checkInvariants(t, r)
+	after := Ref{Kind: KindPodGroup, Namespace: "ns", Name: "after"}
+	observe(r, after, spec, pods("after", 3)...)
+	_, reqs := r.PendingMembers(after)
+	require.True(t, r.Admit(after, []string{"n0", "n1", "n2"}, reqs, nil), "a gang admitted after the run")
+	assert.True(t, r.Claim(after, pod{name: "after-0"}.Key(), "n0", reqs[0]), "its member claims its slot")
+	r.ReleaseSlots(after)
+	r.Forget(after, pod{name: "after-0"}.Key())
+	r.Forget(after, pod{name: "after-1"}.Key())
+	r.Forget(after, pod{name: "after-2"}.Key())
 
 	// What the nodes report adds up to the gangs' free slots.
 	total := resources.Vector{}

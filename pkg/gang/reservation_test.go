@@ -110,7 +110,7 @@ func TestRegistryDisplace(t *testing.T) {
 		ps := pods("w", 3)
 		observe(r, refA, spec, ps...)
 		observe(r, refB, spec, pods("b", 3)...)
-		require.True(t, r.Admit(refA, []string{"n1", "n2", "n2"}, []resources.Vector{ps[0].request(), ps[1].request(), ps[2].request()}))
+		require.True(t, r.Admit(refA, []string{"n1", "n2", "n2"}, []resources.Vector{ps[0].request(), ps[1].request(), ps[2].request()}, nil))
 		admit(t, r, refB, []string{"n2"})
 		require.True(t, r.Claim(refA, ps[1].Key(), "n2", ps[1].request()), "a member took one of the slots there")
 

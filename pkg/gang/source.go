@@ -2,6 +2,7 @@ package gang
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
@@ -73,7 +74,8 @@ type Objects interface {
 	Pods(ctx context.Context, namespace string, selector labels.Selector) ([]*v1.Pod, error)
 	// Object returns the named object of a resource, typed or as an
 	// *unstructured.Unstructured; an error for which
-	// apierrors.IsNotFound holds when it does not exist.
+	// apierrors.IsNotFound holds when it does not exist, one wrapping
+	// ErrNotServed when the caller does not read the resource.
 	Object(ctx context.Context, resource schema.GroupVersionResource, namespace, name string) (runtime.Object, error)
 }
 
@@ -105,6 +107,12 @@ type Wait struct {
 	Detail string
 }
 
+// ErrNotServed is what Objects.Object returns, wrapped, for a resource its
+// caller does not read: the cluster does not serve it, or the admin did not
+// allow muster to read it (a Spark driver's ConfigMap). A source treats
+// such an object as absent, not as missing: nothing to wait for.
+var ErrNotServed = errors.New("not served")
+
 // ReadError is an object a source could not read (other than because it
 // does not exist).
 type ReadError struct {
@@ -118,9 +126,13 @@ func (e *ReadError) Error() string { return "reading " + e.Object + ": " + e.Err
 func (e *ReadError) Unwrap() error { return e.Err }
 
 // sources are the gang sources in order of precedence: a pod that names
-// gangs in two of them belongs to the first. So a Spark or training
-// operator that also creates a PodGroup yields one gang, the PodGroup,
-// whose minMember is explicit.
+// gangs in two of them belongs to the first. So a training operator that
+// also creates a PodGroup yields one gang, the PodGroup, whose minMember is
+// explicit. One exception: a Spark application's driver or executor that
+// names a PodGroup (the Spark operator's, minMember 1) is not a PodGroup
+// member (podGroups.Identify): its gang is the application's, which reads
+// that PodGroup (composePodGroup), since only the Spark source knows the
+// executors to reserve.
 //
 // The sources that only read an operator's own labels (RayCluster, JobSet)
 // come last: they infer a gang a user did not ask for by name. A pod that

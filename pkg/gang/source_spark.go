@@ -2,6 +2,7 @@ package gang
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
@@ -25,18 +26,21 @@ const (
 // KindSpark: the pods of one Spark application, by LabelSparkApp.
 const KindSpark Kind = "Spark"
 
-// A Spark pod's role in its application: its capacity role (capacity.RoleOf,
-// from spark-role), for a pod that is part of an application.
+// A Spark pod's role in its application, from its spark-role label (the
+// values of capacity's driver and executor roles).
 const (
 	SparkDriver   = Role(capacity.RoleDriver)
 	SparkExecutor = Role(capacity.RoleExecutor)
 )
 
 // sparkApps are the gangs of Spark applications: the pods labelled with the
-// application's id. The quorum is the driver alone; the driver's
-// annotations may ask for executors to be reserved with it, and its
-// muster.dev/queue label queues executors that carry none. An executor
-// waits for its driver.
+// application's id. The quorum is the driver alone; executors are reserved
+// with it as the driver's annotations ask, or else as Spark's own
+// configuration says (its SparkApplication, its spark.properties
+// ConfigMap: sparkConfOf), and its muster.dev/queue label queues executors
+// that carry none. An executor waits for its driver. A PodGroup the pods
+// also name (the Spark operator's) composes with the gang: see
+// composePodGroup.
 type sparkApps struct{}
 
 func (sparkApps) Kind() Kind   { return KindSpark }
@@ -53,9 +57,9 @@ func (sparkApps) Identify(pod *v1.Pod) (string, Role) {
 	if app == "" {
 		return "", NoRole
 	}
-	switch role := capacity.RoleOf(pod.Labels); role {
-	case capacity.RoleDriver, capacity.RoleExecutor:
-		return app, Role(role)
+	switch role := Role(pod.Labels[LabelSparkRole]); role {
+	case SparkDriver, SparkExecutor:
+		return app, role
 	}
 	return app, NoRole
 }
@@ -81,14 +85,54 @@ func (s sparkApps) Spec(ctx context.Context, ref Ref, pod *v1.Pod, objs Objects)
 			def.QueueLabel = q
 		}
 	}
-	n, executor, err := sparkReservation(driver.Annotations)
-	if err != nil {
+	if err := composePodGroup(ctx, pod, driver, objs, &def); err != nil || def.Wait != nil {
+		return def, err
+	}
+	n, executor, wait, err := sparkReservation(ctx, driver, objs)
+	if err != nil || wait != nil {
+		def.Wait = wait
 		return def, err
 	}
 	def.Spec.Executors, def.Spec.ExecutorRequest = n, executor
 	return def, nil
 }
 
+// composePodGroup reads the scheduler-plugins PodGroup a Spark pod names
+// (label scheduling.x-k8s.io/pod-group, its own or its driver's), as the
+// Spark operator's batch scheduler integration makes one per application:
+// the gang stays the application's, with its quorum and reservation, while
+// the PodGroup gives its queue label (over the pods'), its
+// scheduleTimeoutSeconds and the object Events go to; muster writes its
+// status from the pods labelled with it. Its minMember and minResources are
+// not used: the operator writes minMember 1 and a minResources computed
+// from the same spec, with Spark's "512m" read as 0.512 bytes and no memory
+// overhead; the driver's request and the reservation are the exact
+// figures. A PodGroup named but missing is waited for, as for any pod that
+// names one; PodGroups not served are no part of the gang.
+func composePodGroup(ctx context.Context, pod, driver *v1.Pod, objs Objects, def *Definition) error {
+	name := pod.Labels[LabelPodGroup]
+	if name == "" {
+		name = driver.Labels[LabelPodGroup]
+	}
+	if name == "" {
+		return nil
+	}
+	pg, wait, err := readPodGroup(ctx, pod.Namespace, name, objs)
+	var read *ReadError
+	if errors.As(err, &read) && errors.Is(read.Err, ErrNotServed) {
+		return nil
+	}
+	if err != nil || wait != nil {
+		def.Wait = wait
+		return err
+	}
+	if q := pg.Labels[queue.LabelQueue]; q != "" {
+		def.QueueLabel = q
+	}
+	def.Spec.Timeout = podGroupTimeout(pg)
+	def.Object = podGroupEventObject(pg)
+	return nil
+}
 func (sparkApps) Members(ctx context.Context, ref Ref, objs Objects) ([]*v1.Pod, error) {
 	return objs.Pods(ctx, ref.Namespace, labels.SelectorFromSet(labels.Set{LabelSparkApp: ref.Name}))
 }
@@ -109,15 +153,28 @@ func SparkDriverOf(ctx context.Context, ref Ref, objs Objects) (*v1.Pod, error) 
 	return nil, nil
 }
 
-// sparkReservation reads a Spark driver's muster.dev/min-executors and
-// muster.dev/executor-resources: how many executors of which size (one
-// "pods" included) to reserve with the driver. n is 0 when the driver asks
-// for no reservation.
-func sparkReservation(driverAnnotations map[string]string) (n int32, executor resources.Vector, err error) {
-	v, ok := driverAnnotations[AnnotationMinExecutors]
-	if !ok {
-		return 0, nil, nil
+// sparkReservation is the executor reservation of a Spark driver: what its
+// muster.dev/min-executors and muster.dev/executor-resources ask for, and
+// without them what Spark's own configuration says it starts with
+// (sparkConfOf, sparkExecutors). n is 0 when there is none.
+func sparkReservation(ctx context.Context, driver *v1.Pod, objs Objects) (n int32, executor resources.Vector, wait *Wait, err error) {
+	if _, ok := driver.Annotations[AnnotationMinExecutors]; ok {
+		n, executor, err = annotatedReservation(driver.Annotations)
+		return n, executor, nil, err
 	}
+	conf, wait, err := sparkConfOf(ctx, driver, objs)
+	if err != nil || wait != nil || conf == nil {
+		return 0, nil, wait, err
+	}
+	n, executor, err = sparkExecutors(*conf)
+	return n, executor, nil, err
+}
+
+// annotatedReservation reads a Spark driver's muster.dev/min-executors and
+// muster.dev/executor-resources: how many executors of which size (one
+// "pods" included) to reserve with the driver.
+func annotatedReservation(driverAnnotations map[string]string) (n int32, executor resources.Vector, err error) {
+	v := driverAnnotations[AnnotationMinExecutors]
 	if n, err = ParseMinExecutors(v); err != nil || n == 0 {
 		return 0, nil, err
 	}

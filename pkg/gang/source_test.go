@@ -184,6 +184,8 @@ type testPod struct {
 	workload    string
 	phase       v1.PodPhase
 	deleting    bool
+	// confMap names the ConfigMap of a Spark driver's SparkConfVolume.
+	confMap string
 }
 
 func (m testPod) pod() *v1.Pod {
@@ -194,6 +196,10 @@ func (m testPod) pod() *v1.Pod {
 	}
 	if m.deleting {
 		p.DeletionTimestamp = &metav1.Time{}
+	}
+	if m.confMap != "" {
+		p.Spec.Volumes = []v1.Volume{{Name: SparkConfVolume, VolumeSource: v1.VolumeSource{
+			ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: m.confMap}}}}}
 	}
 	return p
 }

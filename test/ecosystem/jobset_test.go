@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"muster.dev/muster/pkg/capacity"
+	"muster.dev/muster/pkg/cluster"
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/test/framework"
 )
@@ -90,13 +92,9 @@ func startJobSetController(t *testing.T, b *build) *operator {
 // does not fit; one more node and all 5 are bound, each once, in the
 // namespace's queue.
 func testJobSetAllOrNothing(t *testing.T, op *operator, d *dyn) {
-	ns := framework.NewNamespace(t)
-	t.Cleanup(func() { // before the namespace goes: no garbage collector deletes the Jobs
-		_ = framework.CP.Client.BatchV1().Jobs(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{}, metav1.ListOptions{})
-	})
-	mapQueue(t, ns, "root.batch")
-	pods := watchPods(t, ns)
-	framework.CreateNodes(t, framework.Node("js-1", "4", "16Gi", nil), framework.Node("js-2", "4", "16Gi", nil))
+	ns, pods := jobNamespace(t, "root.batch")
+	nodes := []cluster.Node{onDemandNode("js-1", "4", "zone-a"), spotNode("js-2", "4", "zone-a")}
+	framework.CreateNodes(t, nodes...)
 
 	js := testdata(t, "jobset.yaml")[0]
 	created := time.Now()
@@ -115,7 +113,8 @@ func testJobSetAllOrNothing(t *testing.T, op *operator, d *dyn) {
 	assert.EqualValues(t, 5, g.MinMember, "workers 4 + driver 1")
 
 	added := time.Now()
-	framework.CreateNodes(t, framework.Node("js-3", "4", "16Gi", nil))
+	extra := spotNode("js-3", "4", "zone-b")
+	framework.CreateNodes(t, extra)
 	bound := pods.waitBound(t, 5, time.Minute)
 	t.Logf("all %d bound %s after the node was added (first bind after %s): %v", len(bound),
 		bound[len(bound)-1].Bound.Sub(added).Round(time.Millisecond), bound[0].Bound.Sub(added).Round(time.Millisecond), nodeOf(t, bound))
@@ -126,6 +125,16 @@ func testJobSetAllOrNothing(t *testing.T, op *operator, d *dyn) {
 	}
 	for n, c := range perNode {
 		assert.LessOrEqual(t, c, 2, "node %s holds at most 2 pods of 2 CPU", n)
+	}
+	// The roles' defaults, from the replicated jobs' names: the driver
+	// prefers on-demand, the workers spot.
+	types := capacityTypes(t, append(nodes, extra)...)
+	for _, p := range bound {
+		want := capacity.Spot
+		if p.Labels["jobset.sigs.k8s.io/replicatedjob-name"] == "driver" {
+			want = capacity.OnDemand
+		}
+		assert.Equal(t, want, types[p.Node], "pod %s on %s", p.Name, p.Node)
 	}
 	waitAllocated(t, "root.batch", "10", 30*time.Second)
 	framework.WaitFor(t, 15*time.Second, "the GangAdmitted Event on the JobSet", func(context.Context) (bool, error) {

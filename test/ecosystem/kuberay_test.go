@@ -105,17 +105,7 @@ func testRayClusterAllOrNothing(t *testing.T, op *operator, d *dyn) {
 		}
 	}
 	assert.Len(t, spotNodes, 3, "the 3 workers on 3 spot nodes (one pool each)")
-	t.Run("HeadOnOnDemand", func(t *testing.T) {
-		// Known limit (docs/integrations/kuberay.md): muster plans a gang's
-		// members with the policy of the member that triggers admission
-		// (pkg/plugins/mustergang/admit.go, "Member classes"), and a member
-		// may take another's slot on the node it scores best; so the head's
-		// prefer-on-demand is not honoured reliably when its workers prefer
-		// spot. Reported as a skip with the evidence, not as a pass.
-		if types[head.Node] != capacity.OnDemand {
-			t.Skipf("KNOWN LIMIT: the head (prefer-on-demand) was placed on %s node %s while on-demand node rc-od-1 had room", types[head.Node], head.Node)
-		}
-	})
+	assert.Equal(t, capacity.OnDemand, types[head.Node], "the head (prefer-on-demand, its role's default) on %s", head.Node)
 	for _, p := range bound {
 		assert.Contains(t, admittedTo(t, ns, p.Name, 30*time.Second), "root.ray", "pod %s admitted to its namespace's queue", p.Name)
 	}

@@ -1,6 +1,7 @@
 package ecosystem
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"muster.dev/muster/pkg/capacity"
 	"muster.dev/muster/pkg/cluster"
@@ -121,4 +123,18 @@ func waitAllocated(t *testing.T, queue, cpu string, timeout time.Duration) {
 		}
 		return false, nil
 	})
+}
+
+// jobNamespace is a namespace for a test whose operator makes batch Jobs,
+// mapped to queue, with its pods watched. Its Jobs are deleted when the
+// test ends, before the namespace: no garbage collector runs here to
+// delete them, nor their pods.
+func jobNamespace(t *testing.T, queue string) (string, *podLog) {
+	t.Helper()
+	ns := framework.NewNamespace(t)
+	t.Cleanup(func() {
+		_ = framework.CP.Client.BatchV1().Jobs(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{}, metav1.ListOptions{})
+	})
+	mapQueue(t, ns, queue)
+	return ns, watchPods(t, ns)
 }

@@ -2,8 +2,6 @@ package ecosystem
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
+	"muster.dev/muster/pkg/capacity"
+	"muster.dev/muster/pkg/cluster"
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/scheduler"
 	"muster.dev/muster/test/framework"
@@ -44,12 +44,8 @@ func TestEcosystemTrainingOperator(t *testing.T) {
 }
 
 // The training-operator's webhook certificate: a Secret it fills itself
-// (in MY_POD_NAMESPACE), and the directory its webhook server reads, fixed
-// in its code (pkg/cert/cert.go), where a kubelet would mount the Secret.
-const (
-	trainingOperatorSecret  = "training-operator-webhook-cert"
-	trainingOperatorCertDir = "/tmp/k8s-webhook-server/serving-certs"
-)
+// (in MY_POD_NAMESPACE), mounted into fixedCertDir (pkg/cert/cert.go).
+const trainingOperatorSecret = "training-operator-webhook-cert"
 
 // startTrainingOperator runs the training-operator with its PyTorchJob
 // controller and --gang-scheduler-name=muster, plays the kubelet for its
@@ -61,6 +57,7 @@ func startTrainingOperator(t *testing.T, b *build) *operator {
 	_, err := framework.CP.Client.CoreV1().Secrets(ns).Create(context.Background(),
 		&v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: trainingOperatorSecret}}, metav1.CreateOptions{})
 	require.NoError(t, err)
+	holdFixedCertDir(t)
 	health, webhook := freeAddr(t), freeAddr(t)
 	_, port, _ := strings.Cut(webhook, ":")
 	op := startOperator(t, "training-operator", b.bin, []string{"MY_POD_NAMESPACE=" + ns},
@@ -70,38 +67,10 @@ func startTrainingOperator(t *testing.T, b *build) *operator {
 		"--webhook-server-port="+port,
 		"--gang-scheduler-name="+scheduler.SchedulerName,
 		"--enable-scheme=pytorchjob")
-	mountSecret(t, op, ns, trainingOperatorSecret, trainingOperatorCertDir)
+	mountSecret(t, op, ns, trainingOperatorSecret, fixedCertDir)
 	t.Logf("training-operator ready (/readyz: certificates in place, webhook server up) %s after start",
 		op.waitReady(t, health, 3*time.Minute).Round(time.Millisecond))
 	return op
-}
-
-// mountSecret waits until the operator has filled its Secret with a
-// serving certificate and writes tls.crt and tls.key into dir, as the
-// kubelet mounts a Secret. Each file is written whole and renamed into
-// place: other runs on this machine may share the fixed directory, and any
-// valid pair serves (no apiserver calls these webhooks here).
-func mountSecret(t *testing.T, op *operator, ns, name, dir string) {
-	t.Helper()
-	var data map[string][]byte
-	framework.WaitFor(t, time.Minute, "the operator to fill Secret "+ns+"/"+name, func(ctx context.Context) (bool, error) {
-		op.requireRunning(t)
-		s, err := framework.CP.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		data = s.Data
-		return len(data[v1.TLSCertKey]) > 0 && len(data[v1.TLSPrivateKeyKey]) > 0, nil
-	})
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	for _, key := range []string{v1.TLSPrivateKeyKey, v1.TLSCertKey} { // the certificate last: its presence is what the operator waits for
-		tmp, err := os.CreateTemp(dir, "."+key+"-*")
-		require.NoError(t, err)
-		_, err = tmp.Write(data[key])
-		require.NoError(t, err)
-		require.NoError(t, tmp.Close())
-		require.NoError(t, os.Rename(tmp.Name(), filepath.Join(dir, key)))
-	}
 }
 
 // testPyTorchJobAllOrNothing: the PyTorchJob's master and 3 workers (2 CPU
@@ -113,7 +82,8 @@ func testPyTorchJobAllOrNothing(t *testing.T, op *operator, d *dyn) {
 	ns := framework.NewNamespace(t)
 	mapQueue(t, ns, "root.ml")
 	pods := watchPods(t, ns)
-	framework.CreateNodes(t, framework.Node("to-1", "3", "16Gi", nil), framework.Node("to-2", "3", "16Gi", nil), framework.Node("to-3", "3", "16Gi", nil))
+	nodes := []cluster.Node{onDemandNode("to-1", "3", "zone-a"), spotNode("to-2", "3", "zone-a"), spotNode("to-3", "3", "zone-b")}
+	framework.CreateNodes(t, nodes...)
 
 	job := testdata(t, "pytorchjob.yaml")[0]
 	created := time.Now()
@@ -137,12 +107,21 @@ func testPyTorchJobAllOrNothing(t *testing.T, op *operator, d *dyn) {
 	waitPendingGang(t, ref, "root.ml", 30*time.Second)
 
 	added := time.Now()
-	framework.CreateNodes(t, framework.Node("to-4", "3", "16Gi", nil))
+	extra := spotNode("to-4", "3", "zone-c")
+	framework.CreateNodes(t, extra)
 	bound := pods.waitBound(t, 4, time.Minute)
 	t.Logf("all %d bound %s after the node was added (first bind after %s)", len(bound),
 		bound[len(bound)-1].Bound.Sub(added).Round(time.Millisecond), bound[0].Bound.Sub(added).Round(time.Millisecond))
+	types := capacityTypes(t, append(nodes, extra)...)
 	for _, p := range bound {
 		assert.Contains(t, admittedTo(t, ns, p.Name, 30*time.Second), "root.ml", "pod %s admitted to its namespace's queue", p.Name)
+		// The roles' defaults, from the operator's replica-type label: the
+		// master prefers on-demand, the workers spot.
+		want := capacity.Spot
+		if p.Labels["training.kubeflow.org/replica-type"] == "master" {
+			want = capacity.OnDemand
+		}
+		assert.Equal(t, want, types[p.Node], "pod %s on %s", p.Name, p.Node)
 	}
 	framework.WaitFor(t, 30*time.Second, "the PodGroup's status to say Running with 4 running", func(ctx context.Context) (bool, error) {
 		pg, err = pgs.Get(ctx, "pytorch-simple", metav1.GetOptions{})

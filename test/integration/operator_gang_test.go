@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
+	"muster.dev/muster/pkg/capacity"
 	"muster.dev/muster/pkg/cluster"
 	"muster.dev/muster/pkg/controlplane"
 	"muster.dev/muster/pkg/gang"
@@ -195,4 +196,73 @@ func mustGet(t *testing.T, ns, name string) *v1.Pod {
 	p, err := env.cp.Client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
 	require.NoError(t, err)
 	return p
+}
+
+// TestRayClusterGangUnlikeMembers: a gang of unlike members is planned
+// member by member. The Ray head (prefer-on-demand, its role's default)
+// lands on on-demand and the workers (prefer-spot, constrained to their
+// pool by a node selector) on spot, whichever member admits the gang, in
+// one admission: no member is planned with another's constraints and
+// released for not fitting its slot.
+func TestRayClusterGangUnlikeMembers(t *testing.T) {
+	installCRD(t, operatorCRD(gang.ResourceRayCluster, "RayCluster"))
+	ns := newNamespace(t)
+	spot := func(zone string) map[string]string {
+		return map[string]string{capacity.LabelKarpenter: "spot", cluster.LabelZone: zone, cluster.LabelInstanceType: "m5.2xlarge", "pool": "ray-workers"}
+	}
+	createNodes(t, capNode("unlike-od", "4", map[string]string{capacity.LabelKarpenter: "on-demand"}),
+		capNode("unlike-spot-a", "8", spot("a")), capNode("unlike-spot-b", "8", spot("b")))
+	startMuster(t)
+	createObject(t, gang.ResourceRayCluster, ns, `
+apiVersion: ray.io/v1
+kind: RayCluster
+metadata: {name: ray}
+spec:
+  headGroupSpec: {rayStartParams: {}, template: {spec: {schedulerName: muster}}}
+  workerGroupSpecs:
+  - {groupName: workers, replicas: 3, minReplicas: 3, maxReplicas: 3}
+`)
+	pods := operatorPods(ns, "ray", "4",
+		map[string]string{gang.LabelRayCluster: "ray", gang.LabelRayNodeType: "worker"},
+		map[string]string{gang.LabelRayCluster: "ray", gang.LabelRayNodeType: "worker"},
+		map[string]string{gang.LabelRayCluster: "ray", gang.LabelRayNodeType: "worker"},
+		map[string]string{gang.LabelRayCluster: "ray", gang.LabelRayNodeType: "head"})
+	pods[3].Requests = cpu("2")
+	for i, p := range pods { // the head last
+		obj, err := p.Object()
+		require.NoError(t, err)
+		if i < 3 {
+			obj.Spec.NodeSelector = map[string]string{"pool": "ray-workers"}
+		}
+		_, err = env.cp.Client.CoreV1().Pods(ns).Create(testContext(t), obj, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	waitFor(t, 30*time.Second, "all members bound", func(context.Context) (bool, error) { return countBound(t, ns) == len(pods), nil })
+
+	assert.Equal(t, "unlike-od", mustGet(t, ns, "ray-3").Spec.NodeName, "the head on on-demand")
+	perNode := map[string]int{}
+	for i := range 3 {
+		n := mustGet(t, ns, pods[i].Name).Spec.NodeName
+		assert.Contains(t, n, "unlike-spot-", "worker %s on spot", pods[i].Name)
+		perNode[n]++
+	}
+	assert.Len(t, perNode, 2, "the workers spread over both spot pools: %v", perNode)
+	assert.Equal(t, 1, eventCount(t, ns, "ray", "GangAdmitted"), "admitted once, never released and admitted again")
+}
+
+// eventCount is how many times the Event of reason was recorded about
+// name, repeats included.
+func eventCount(t *testing.T, ns, name, reason string) int {
+	t.Helper()
+	list, err := env.cp.Client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{
+		FieldSelector: "involvedObject.name=" + name + ",reason=" + reason})
+	require.NoError(t, err)
+	n := 0
+	for _, e := range list.Items {
+		n += max(int(e.Count), 1)
+		if e.Series != nil {
+			n = max(n, int(e.Series.Count))
+		}
+	}
+	return n
 }

@@ -53,12 +53,13 @@ func can(t *testing.T, namespace, verb, group, resource, name string) (bool, str
 // writing nodes, no writing any ConfigMap but its status, no other lease,
 // no RBAC, no tokens, no exec.
 func TestSecurityLeastPrivilege(t *testing.T) {
-	applyManifests(t)
+	framework.ApplyManifests(t)
 	const (
 		core = ""
 		ns   = "team-a" // any tenant namespace
 		sys  = metav1.NamespaceSystem
 		pgs  = "scheduling.x-k8s.io"
+		wl   = "scheduling.k8s.io"
 	)
 	for _, tc := range []struct {
 		namespace, verb, group, resource, name string
@@ -75,10 +76,19 @@ func TestSecurityLeastPrivilege(t *testing.T) {
 		{musterNamespace, "create", core, "events", "", true},
 		{ns, "list", pgs, "podgroups", "", true},
 		{ns, "update", pgs, "podgroups/status", "g", true},
+		{ns, "list", wl, "podgroups", "", true}, // Workload API pod groups
+		{ns, "watch", wl, "podgroups", "", true},
+		{ns, "list", wl, "workloads", "", true},
+		{ns, "patch", wl, "podgroups/status", "g", true}, // PodGroupInitiallyScheduled
+		{ns, "update", wl, "podgroups/status", "g", true},
 		{ns, "list", "ray.io", "rayclusters", "", true},
 		{ns, "watch", "ray.io", "rayclusters", "", true},
 		{ns, "list", "jobset.x-k8s.io", "jobsets", "", true},
 		{ns, "watch", "jobset.x-k8s.io", "jobsets", "", true},
+		{ns, "list", "sparkoperator.k8s.io", "sparkapplications", "", true},
+		{ns, "watch", "sparkoperator.k8s.io", "sparkapplications", "", true},
+		{ns, "list", "kubeflow.org", "mpijobs", "", true},
+		{ns, "watch", "kubeflow.org", "mpijobs", "", true},
 		{musterNamespace, "get", "coordination.k8s.io", "leases", leaseName, true},
 		{musterNamespace, "update", "coordination.k8s.io", "leases", leaseName, true},
 		{musterNamespace, "watch", core, "configmaps", "", true},
@@ -132,6 +142,13 @@ func TestSecurityLeastPrivilege(t *testing.T) {
 		{ns, "create", pgs, "podgroups", "", false},
 		{ns, "update", pgs, "podgroups", "g", false},
 		{ns, "delete", pgs, "podgroups", "g", false},
+		{ns, "create", wl, "podgroups", "", false},
+		{ns, "update", wl, "podgroups", "g", false},
+		{ns, "patch", wl, "podgroups", "g", false},
+		{ns, "delete", wl, "podgroups", "g", false},
+		{ns, "create", wl, "workloads", "", false},
+		{ns, "update", wl, "workloads", "w", false},
+		{ns, "update", wl, "workloads/status", "w", false},
 		// Operators' objects: read only.
 		{ns, "update", "ray.io", "rayclusters", "r", false},
 		{ns, "delete", "ray.io", "rayclusters", "r", false},
@@ -139,6 +156,9 @@ func TestSecurityLeastPrivilege(t *testing.T) {
 		{ns, "create", "ray.io", "rayjobs", "", false},
 		{ns, "update", "jobset.x-k8s.io", "jobsets", "j", false},
 		{ns, "patch", "jobset.x-k8s.io", "jobsets/status", "j", false},
+		{ns, "update", "sparkoperator.k8s.io", "sparkapplications", "s", false},
+		{ns, "create", "kubeflow.org", "mpijobs", "", false},
+		{ns, "create", "sparkoperator.k8s.io", "sparkapplications", "", false},
 		// Identity and authority.
 		{musterNamespace, "create", core, "serviceaccounts/token", serviceAccount, false},
 		{ns, "create", core, "serviceaccounts/token", "default", false},
@@ -175,7 +195,7 @@ func TestSecurityLeastPrivilege(t *testing.T) {
 
 	// And with its own token, as a compromised scheduler pod would try.
 	ctx := context.Background()
-	sa := clientFor(t, tokenConfig(t, musterNamespace, serviceAccount))
+	sa := clientFor(t, framework.TokenConfig(t, musterNamespace, serviceAccount))
 	_, err := sa.CoreV1().Secrets(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
 	assert.True(t, apierrors.IsForbidden(err), "listing Secrets: %v", err)
 	_, err = sa.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
@@ -355,5 +375,5 @@ func metricsReaders(t *testing.T, ns string) (reader, nobody string) {
 		_ = c.RbacV1().ClusterRoleBindings().Delete(context.Background(), role, metav1.DeleteOptions{})
 		_ = c.RbacV1().ClusterRoles().Delete(context.Background(), role, metav1.DeleteOptions{})
 	})
-	return tokenConfig(t, ns, "reader").BearerToken, tokenConfig(t, ns, "nobody").BearerToken
+	return framework.TokenConfig(t, ns, "reader").BearerToken, framework.TokenConfig(t, ns, "nobody").BearerToken
 }

@@ -30,6 +30,11 @@ type MusterGangArgs struct {
 	// BackoffSeconds is how long a gang that timed out waits before it is
 	// tried again.
 	BackoffSeconds int32
+	// ReadSparkConfigMaps lets a Spark driver without muster's annotations
+	// have its executors reserved from its spark.properties ConfigMap (the
+	// configuration spark-submit mounts into it): muster then reads
+	// ConfigMaps in every namespace. Off by default (docs/security.md).
+	ReadSparkConfigMaps bool
 }
 
 // MusterCapacityArgs configures the MusterCapacity plugin's scoring. The

@@ -47,7 +47,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	if perr != nil {
 		return nil, pl.refuse(pod, perr.Code, fmt.Sprintf("%s: %s", ref, perr.Msg))
 	}
-	pl.observe(ctx, ref, gs.spec, leaf.Path, memberPod(pod), pod.UID)
+	pl.observe(ctx, ref, gs.spec, leaf.Path, pl.memberPod(pod), pod.UID)
 
 	info, _ := pl.reg.Get(ref)
 	cs := &cycleState{ref: ref, member: true}
@@ -69,7 +69,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 		cs.slots = true
 		state.Write(stateKey, cs)
 		pl.rt.Admitted(pod, leaf.Path)
-		return &fwk.PreFilterResult{NodeNames: sets.New(pl.reg.SlotNodes(ref)...)}, nil
+		return &fwk.PreFilterResult{NodeNames: sets.New(pl.reg.SlotNodesFor(ref, profile.Key(pod))...)}, nil
 	}
 	// Beyond the reservation (a bound gang's extra members, a Spark app's
 	// executors past min-executors): admitted one by one in the queue.

@@ -32,8 +32,15 @@ type admission struct {
 	gs   gangSpec
 	leaf *queue.Queue
 
-	members  []gang.Member
-	policies []capacity.Policy
+	// members are the gang's members to place; Class indexes the member
+	// classes below: one per shape among them (a Ray head and its workers
+	// are two), plus the executors a Spark driver reserves.
+	members []gang.Member
+	// Per class: its capacity policy, a pod whose constraints it has, and
+	// the shape its slots are planned for ("" for reserved executors).
+	policies  []capacity.Policy
+	classPods []*v1.Pod
+	shapes    []string
 	// total is what the gang takes from its queue: its members' requests,
 	// and at least its minResources.
 	total resources.Vector
@@ -61,7 +68,7 @@ type refusal struct {
 // reserved in the queue and on the nodes, and the members are activated.
 func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gang.Ref, gs gangSpec, leaf *queue.Queue) *fwk.Status {
 	a := &admission{pl: pl, pod: pod, ref: ref, gs: gs, leaf: leaf}
-	if r := a.gather(); r != nil {
+	if r := a.gather(ctx); r != nil {
 		return pl.hold(pod, ref, gs, r)
 	}
 	for _, check := range []func() *refusal{a.queueLimits, a.fairShare} {
@@ -85,24 +92,54 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gang.Ref, gs gangS
 }
 
 // gather lists the members to place (the pending ones, and a Spark
-// driver's executors while nothing of its app is placed), their policies
-// and the gang's total.
-func (a *admission) gather() *refusal {
+// driver's executors while nothing of its app is placed), their classes
+// and policies, and the gang's total.
+func (a *admission) gather(ctx context.Context) *refusal {
 	names, reqs := a.pl.reg.PendingMembers(a.ref)
-	a.members = make([]gang.Member, 0, len(reqs)+int(a.gs.spec.Executors))
-	for i, r := range reqs {
-		a.members = append(a.members, gang.Member{Name: names[i], Request: r, Class: classPod})
-	}
-	if info, _ := a.pl.reg.Get(a.ref); info.Bound+info.Assumed == 0 {
-		for i := int32(0); i < a.gs.spec.Executors; i++ {
-			a.members = append(a.members, gang.Member{Name: fmt.Sprintf("executor-%d", i), Request: a.gs.spec.ExecutorRequest, Class: classExecutor})
+	pods := map[string]*v1.Pod{a.pod.Name: a.pod}
+	if len(names) > 1 || (len(names) == 1 && names[0] != a.pod.Name) {
+		for _, p := range a.pl.sources.members(ctx, a.ref) {
+			if p.UID != a.pod.UID {
+				pods[p.Name] = p
+			}
 		}
 	}
-	policies, err := a.pl.policies(a.pod, a.leaf)
-	if err != nil {
-		return &refusal{waitreason.InvalidCapacityPolicy, err.Error()}
+	a.members = make([]gang.Member, 0, len(reqs)+int(a.gs.spec.Executors))
+	classOf := map[string]int{}
+	for i, r := range reqs {
+		p := pods[names[i]]
+		if p == nil { // not in the informer yet: planned as the admitting pod
+			p = a.pod
+		}
+		shape := a.pl.shapeOf(p)
+		c, ok := classOf[shape]
+		if !ok {
+			pol, _, err := a.pl.rt.PolicyOf(p)
+			if err != nil {
+				if p != a.pod {
+					err = fmt.Errorf("member %s: %w", p.Name, err)
+				}
+				return &refusal{waitreason.InvalidCapacityPolicy, err.Error()}
+			}
+			c = a.addClass(pol, p, shape)
+			classOf[shape] = c
+		}
+		a.members = append(a.members, gang.Member{Name: names[i], Request: r, Class: c})
 	}
-	a.policies = policies
+	if info, _ := a.pl.reg.Get(a.ref); info.Bound+info.Assumed == 0 && a.gs.spec.Executors > 0 {
+		role := a.gs.spec.ExecutorRole
+		if role == "" {
+			role = capacity.RoleExecutor
+		}
+		pol, _, err := capacity.PolicyFor(nil, role, a.leaf.CapacityPolicy)
+		if err != nil {
+			return &refusal{waitreason.InvalidCapacityPolicy, err.Error()}
+		}
+		c := a.addClass(pol, a.pod, "") // the admitting pod's constraints: these members are not written yet
+		for i := int32(0); i < a.gs.spec.Executors; i++ {
+			a.members = append(a.members, gang.Member{Name: fmt.Sprintf("%s-%d", role, i), Request: a.gs.spec.ExecutorRequest, Class: c})
+		}
+	}
 	a.total = resources.Vector{}
 	for _, m := range a.members {
 		a.total.Add(m.Request)
@@ -113,6 +150,13 @@ func (a *admission) gather() *refusal {
 		}
 	}
 	return nil
+}
+
+func (a *admission) addClass(pol capacity.Policy, p *v1.Pod, shape string) int {
+	a.policies = append(a.policies, pol)
+	a.classPods = append(a.classPods, p)
+	a.shapes = append(a.shapes, shape)
+	return len(a.policies) - 1
 }
 
 // queueLimits: the queue first, cheap, and a gang above its queue's max
@@ -143,7 +187,7 @@ func (a *admission) readNodes() error {
 	if err != nil {
 		return err
 	}
-	a.base = eligibility(a.pod, a.objs)
+	a.base = eligibility(a.classPods, a.objs)
 	a.views = viewsOf(a.objs)
 	return nil
 }
@@ -218,10 +262,12 @@ func (a *admission) reserve(ctx context.Context, plan gang.Plan) *fwk.Status {
 	}
 	slotNodes := make([]string, len(a.members))
 	slotReqs := make([]resources.Vector, len(a.members))
+	slotShapes := make([]string, len(a.members))
 	for i, n := range plan.Node {
-		slotNodes[i], slotReqs[i] = a.objs[n].Name, a.members[i].Request
+		m := a.members[i]
+		slotNodes[i], slotReqs[i], slotShapes[i] = a.objs[n].Name, m.Request, a.shapes[m.Class]
 	}
-	if !pl.reg.Admit(ref, slotNodes, slotReqs) {
+	if !pl.reg.Admit(ref, slotNodes, slotReqs, slotShapes) {
 		pl.rt.Ledger.Remove(gangKey(ref))
 		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: admission raced with a change; retrying", ref))
 	}
@@ -253,14 +299,14 @@ func planOn(objs []*v1.Node, names []string) gang.Plan {
 	return plan
 }
 
-// Member classes: the gang's pods share the admitting pod's constraints and
-// policy; a Spark driver's virtual executors have the executors' policy.
+// Member classes of the plans for a Spark driver's reserved executors (the
+// driver's, and its executors', with the driver's constraints).
 const (
 	classPod = iota
 	classExecutor
 )
 
-// policies returns the capacity policy of each member class.
+// policies returns the capacity policy of each of those member classes.
 func (pl *Plugin) policies(pod *v1.Pod, leaf *queue.Queue) ([]capacity.Policy, error) {
 	pol, _, err := pl.rt.PolicyOf(pod)
 	if err != nil {

@@ -79,8 +79,8 @@ func (pl *Plugin) afterPodGroupChange(_ klog.Logger, pod *v1.Pod, _, newObj any)
 	if !ok {
 		return fwk.Queue, nil // the dynamic informer may hand over unstructured objects
 	}
-	if ref, ok := pl.rt.GangOf(pod); ok && ref.Kind == gang.KindPodGroup && ref.Namespace == pg.Namespace && ref.Name == pg.Name {
-		return fwk.Queue, nil
+	if pod.Namespace == pg.Namespace && gang.PodGroupOf(pod) == pg.Name {
+		return fwk.Queue, nil // its gang's PodGroup, or one it composes with
 	}
 	return fwk.QueueSkip, nil
 }

@@ -67,19 +67,26 @@ func (pl *Plugin) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.
 	return nil, fwk.NewStatus(fwk.Unschedulable)
 }
 
-// eligibility tells the planner which nodes the gang's members may use:
-// those the admitting pod tolerates and selects (cordon, taints, node
-// selector, required node affinity). Members are assumed to share these
-// constraints, as a gang's pods come from one template; a member that does
-// not fit its slot releases the admission (PostFilter) rather than bind
-// part of the gang.
-func eligibility(pod *v1.Pod, nodes []*v1.Node) func(class, node int) bool {
-	affinity := nodeaffinity.GetRequiredNodeAffinity(pod)
-	ok := make([]bool, len(nodes))
-	for i, n := range nodes {
-		ok[i] = nodeAllows(pod, n, affinity)
+// eligibility tells the planner which nodes the members of each class may
+// use: those the class's pod (pods[class]) tolerates and selects (cordon,
+// taints, node selector, required node affinity). The members of a class
+// share its constraints (its shape); a member that does not fit its slot
+// anyway releases the admission (PostFilter) rather than bind part of the
+// gang.
+func eligibility(pods []*v1.Pod, nodes []*v1.Node) func(class, node int) bool {
+	ok := make([][]bool, len(pods))
+	for c, pod := range pods {
+		if c > 0 && pod == pods[c-1] { // the same constraints (a driver and its executors)
+			ok[c] = ok[c-1]
+			continue
+		}
+		affinity := nodeaffinity.GetRequiredNodeAffinity(pod)
+		ok[c] = make([]bool, len(nodes))
+		for i, n := range nodes {
+			ok[c][i] = nodeAllows(pod, n, affinity)
+		}
 	}
-	return func(_ int, node int) bool { return ok[node] }
+	return func(class int, node int) bool { return ok[class][node] }
 }
 
 func nodeAllows(pod *v1.Pod, n *v1.Node, affinity nodeaffinity.RequiredNodeAffinity) bool {

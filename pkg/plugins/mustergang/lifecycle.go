@@ -32,7 +32,7 @@ func (pl *Plugin) onPod(obj any) {
 		pl.sources.askDiscovery(p)
 		return
 	}
-	pl.markStatus(ref)
+	pl.markStatusOf(p, ref)
 	if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed || p.DeletionTimestamp != nil {
 		pl.forget(p, ref, role)
 		return
@@ -46,7 +46,7 @@ func (pl *Plugin) onPod(obj any) {
 	if perr == nil {
 		queuePath = leaf.Path
 	}
-	m := memberPod(p)
+	m := pl.memberPod(p)
 	if p.Spec.NodeName != "" && pl.reg.BoundElsewhere(ref, m.Key, p.Spec.NodeName, m.Request) {
 		// Not placed by this scheduler (another replica bound it during a
 		// leadership change): the gang no longer holds its share for it;
@@ -74,16 +74,6 @@ func (pl *Plugin) observe(ctx context.Context, ref gang.Ref, spec gang.Spec, que
 	}
 }
 
-// memberPod is a member pod as the registry records it.
-func memberPod(p *v1.Pod) gang.Pod {
-	var gates []string
-	for _, g := range p.Spec.SchedulingGates {
-		gates = append(gates, g.Name)
-	}
-	return gang.Pod{Key: profile.Key(p), Name: p.Name, Request: profile.PodRequest(p), Created: p.CreationTimestamp.Time,
-		Bound: p.Spec.NodeName != "", Gates: gates}
-}
-
 func (pl *Plugin) onPodDelete(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
@@ -93,7 +83,7 @@ func (pl *Plugin) onPodDelete(obj any) {
 		return
 	}
 	if ref, role, ok := pl.sources.identify(p); ok {
-		pl.markStatus(ref)
+		pl.markStatusOf(p, ref)
 		pl.forget(p, ref, role)
 	}
 }

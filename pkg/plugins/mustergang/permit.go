@@ -97,6 +97,7 @@ func (pl *Plugin) Permit(ctx context.Context, state fwk.CycleState, pod *v1.Pod,
 			wp.Allow(Name)
 		}
 	})
+	pl.markScheduled(cs.ref, held)
 	klog.FromContext(ctx).V(2).Info("Gang quorum placed; binding", "gang", cs.ref.String(), "members", held)
 	return nil, 0
 }

@@ -151,12 +151,15 @@ func (e *gangEnv) stepPastTimeout(t *testing.T) {
 
 // waitTickers waits until the periodic work on the fake clock has started:
 // the status writer, the timeout check, the PodGroup status sync when
-// PodGroups are served, and the discovery of gang sources while one is not.
+// PodGroups are served, the Workload pod groups' when those are, and the discovery of gang sources while one is not.
 func (e *gangEnv) waitTickers(t *testing.T) {
 	t.Helper()
 	want := 2
 	if e.pl.sources.pgs() != nil {
 		want++
+	}
+	if e.pl.sources.workloadInformer != nil {
+		want++ // the Workload API's pod group conditions
 	}
 	if e.discovering {
 		want++

@@ -84,6 +84,10 @@ type Plugin struct {
 	neverFits map[gang.Ref]string
 	// statusDirty: PodGroups whose status may need an update (runStatus).
 	statusDirty map[gang.Ref]bool
+	// workloadScheduled: Workload API gangs whose quorum was let through
+	// at Permit, with its size, until their condition is written
+	// (runWorkloadStatus).
+	workloadScheduled map[gang.Ref]int
 	// displacedFrom names, per gang, the nodes its displaced slots came
 	// off and why, for the Event that says where they went.
 	displacedFrom map[gang.Ref][]string
@@ -153,7 +157,7 @@ func newPlugin(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profil
 	pl := &Plugin{
 		args: *args, handle: h, rt: rt, reg: rt.Gangs, clock: rt.Clock, sources: src, podGroupClient: o.podGroups,
 		recorder: h.EventRecorder(), neverFits: map[gang.Ref]string{}, statusDirty: map[gang.Ref]bool{},
-		displacedFrom: map[gang.Ref][]string{}, ctx: ctx,
+		workloadScheduled: map[gang.Ref]int{}, displacedFrom: map[gang.Ref][]string{}, ctx: ctx,
 	}
 	rt.GangOf = func(p *v1.Pod) (gang.Ref, bool) {
 		ref, _, ok := pl.sources.identify(p)
@@ -177,6 +181,7 @@ func newPlugin(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profil
 		}); err != nil {
 			return nil, fmt.Errorf("%s: watching the Workload API's pod groups: %w", Name, err)
 		}
+		go pl.runWorkloadStatus(ctx)
 	}
 	pending, err := pl.startSources(ctx)
 	if err != nil {

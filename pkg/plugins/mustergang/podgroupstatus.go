@@ -26,17 +26,7 @@ const statusInterval = 2 * time.Second
 // Failed, is written. Only the leading replica writes; a standby keeps its
 // marks for when it leads. It runs once PodGroups are served.
 func (pl *Plugin) runStatus(ctx context.Context) {
-	ticker := pl.clock.NewTicker(statusInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C():
-		}
-		if !pl.rt.Leading(ctx) {
-			continue
-		}
+	pl.whileLeading(ctx, func() {
 		pl.mu.Lock()
 		refs := make([]gang.Ref, 0, len(pl.statusDirty))
 		for ref := range pl.statusDirty {
@@ -54,6 +44,23 @@ func (pl *Plugin) runStatus(ctx context.Context) {
 				klog.FromContext(ctx).V(2).Info("Updating PodGroup status", "podGroup", ref.String(), "err", err)
 			}
 		}
+	})
+}
+
+// whileLeading runs sync every statusInterval while this replica leads,
+// until ctx ends.
+func (pl *Plugin) whileLeading(ctx context.Context, sync func()) {
+	ticker := pl.clock.NewTicker(statusInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C():
+		}
+		if pl.rt.Leading(ctx) {
+			sync()
+		}
 	}
 }
 
@@ -65,6 +72,16 @@ func (pl *Plugin) markStatus(ref gang.Ref) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	pl.statusDirty[ref] = true
+}
+
+// markStatusOf notes a member's change: its gang's PodGroup, and the
+// PodGroup a pod names without being its gang (a Spark application's, see
+// gang.PodGroupOf), whose status muster writes too.
+func (pl *Plugin) markStatusOf(p *v1.Pod, ref gang.Ref) {
+	pl.markStatus(ref)
+	if name := gang.PodGroupOf(p); name != "" && ref.Kind != gang.KindPodGroup {
+		pl.markStatus(gang.Ref{Kind: gang.KindPodGroup, Namespace: p.Namespace, Name: name})
+	}
 }
 
 // unmarkStatus forgets a PodGroup that is gone.
@@ -84,7 +101,17 @@ func (pl *Plugin) syncPodGroupStatus(ctx context.Context, ref gang.Ref) error {
 	if err != nil {
 		return err
 	}
-	info, _ := pl.reg.Get(ref) // zero once forgotten: the start time written stays
+	info, known := pl.reg.Get(ref) // zero once forgotten: the start time written stays
+	for _, p := range pods {
+		if known {
+			break
+		}
+		// A PodGroup that is not its pods' gang (a Spark application's):
+		// the gang it composes with started the schedule.
+		if r, _, ok := pl.sources.identify(p); ok && r != ref {
+			info, known = pl.reg.Get(r)
+		}
+	}
 	want := podGroupStatus(pg, pods, info)
 	if apiequality.Semantic.DeepEqual(pg.Status, want) {
 		return nil

@@ -107,7 +107,7 @@ func (pl *Plugin) restore(ctx context.Context, driver *v1.Pod, ref gang.Ref, sin
 	if err != nil {
 		return err
 	}
-	plan, short := gang.PlanWithPolicies(nodes, members, eligibility(driver, objs), viewsOf(objs), policies)
+	plan, short := gang.PlanWithPolicies(nodes, members, eligibility([]*v1.Pod{classPod: driver, classExecutor: driver}, objs), viewsOf(objs), policies)
 	if short != nil {
 		return fmt.Errorf("not enough room: %s", short.Reason)
 	}
@@ -345,7 +345,7 @@ func (pl *Plugin) planSlots(pod *v1.Pod, ref gang.Ref, gs gangSpec, reqs []resou
 	if err != nil {
 		return nil, err.Error()
 	}
-	plan, short := gang.PlanWithPolicies(nodes, members, eligibility(pod, objs), viewsOf(objs), policies)
+	plan, short := gang.PlanWithPolicies(nodes, members, eligibility([]*v1.Pod{classPod: pod, classExecutor: pod}, objs), viewsOf(objs), policies)
 	if short != nil {
 		return nil, short.Reason
 	}

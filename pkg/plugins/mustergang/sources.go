@@ -154,7 +154,7 @@ func (s *sources) Object(_ context.Context, resource schema.GroupVersionResource
 	get := s.objects[resource]
 	s.mu.RUnlock()
 	if get == nil {
-		return nil, fmt.Errorf("%s is not served", resource)
+		return nil, fmt.Errorf("%s: %w", resource, gang.ErrNotServed)
 	}
 	return get(namespace, name)
 }

@@ -49,16 +49,33 @@ type sourceWatch struct {
 	// start starts the source's informers and returns what tells that they
 	// have synced and what makes the source usable then.
 	start func(ctx context.Context, w sourceWatch) (synced []cache.InformerSynced, ready func() error, err error)
+	// onAdd, if set, is told of each object added (startUnstructured);
+	// by default the members of the gang of the object's name are observed.
+	// A watch with onAdd reads a resource that a source's gangs read (a
+	// SparkApplication, an MPIJob), not a gang source of its own.
+	onAdd func(obj any)
 }
 
 // watches are the gang sources muster reads through informers of its own;
-// a new operator's kind read as unstructured is one more line.
+// a new operator's kind read as unstructured is one more line. Spark's
+// gangs read the Spark operator's SparkApplications (a driver it created
+// has its executors sized by one) and, where the admin allows it, the
+// drivers' spark.properties ConfigMaps; neither defines a gang of its own
+// (kind Spark: a late CRD retries the Spark pods waiting). PodGroups the
+// MPI operator made read their MPIJob (when it creates its launcher only
+// once the workers run).
 func (pl *Plugin) watches() []sourceWatch {
-	return []sourceWatch{
+	w := []sourceWatch{
 		{kind: gang.KindPodGroup, resource: gang.ResourcePodGroup, start: pl.startPodGroups},
 		{kind: gang.KindRayCluster, resource: gang.ResourceRayCluster, start: pl.startUnstructured},
 		{kind: gang.KindJobSet, resource: gang.ResourceJobSet, start: pl.startUnstructured},
+		{kind: gang.KindSpark, resource: gang.ResourceSparkApplication, start: pl.startUnstructured, onAdd: func(any) {}},
+		{kind: gang.KindPodGroup, resource: gang.ResourceMPIJob, start: pl.startUnstructured, onAdd: func(any) {}},
 	}
+	if pl.sources.args.ReadSparkConfigMaps {
+		w = append(w, sourceWatch{kind: gang.KindSpark, resource: gang.ResourceConfigMap, start: pl.startSparkConfigMaps})
+	}
+	return w
 }
 
 // startSources starts the watches of the sources the cluster serves and
@@ -72,8 +89,13 @@ func (pl *Plugin) startSources(ctx context.Context) ([]sourceWatch, error) {
 			return nil, err
 		}
 		if !ok {
-			klog.FromContext(ctx).Info("Gang source not served; its pods are scheduled one by one until it is",
-				"kind", w.kind, "resource", w.resource.String(), "checkEvery", discoveryInterval)
+			if w.onAdd != nil { // read by a source's gangs, not a source of its own
+				klog.FromContext(ctx).Info("Resource not served; the gangs that read it do without it until it is",
+					"kind", w.kind, "resource", w.resource.String(), "checkEvery", discoveryInterval)
+			} else {
+				klog.FromContext(ctx).Info("Gang source not served; its pods are scheduled one by one until it is",
+					"kind", w.kind, "resource", w.resource.String(), "checkEvery", discoveryInterval)
+			}
 			pending = append(pending, w)
 			continue
 		}
@@ -116,7 +138,11 @@ func (pl *Plugin) startLate(ctx context.Context, w sourceWatch) error {
 			logger.Error(err, "Starting a gang source", "kind", w.kind)
 			return
 		}
-		logger.Info("Gang source served now; its gangs are scheduled all or nothing from now on", "kind", w.kind, "resource", w.resource.String())
+		if w.onAdd != nil {
+			logger.Info("Resource served now; the gangs that read it use it from now on", "kind", w.kind, "resource", w.resource.String())
+		} else {
+			logger.Info("Gang source served now; its gangs are scheduled all or nothing from now on", "kind", w.kind, "resource", w.resource.String())
+		}
 		pl.retryWaiting(ctx, w.kind)
 	}()
 	return nil
@@ -252,7 +278,11 @@ func (pl *Plugin) startUnstructured(ctx context.Context, w sourceWatch) ([]cache
 		pl.sources.serve(w.resource, func(ns, name string) (runtime.Object, error) {
 			return lister.ByNamespace(ns).Get(name)
 		})
-		_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj any) { pl.onSourceObjectAdd(w.kind, obj) }})
+		onAdd := w.onAdd
+		if onAdd == nil {
+			onAdd = func(obj any) { pl.onSourceObjectAdd(w.kind, obj) }
+		}
+		_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: onAdd})
 		if err != nil {
 			return fmt.Errorf("watching %s: %w", w.resource, err)
 		}

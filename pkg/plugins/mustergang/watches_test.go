@@ -274,12 +274,12 @@ func TestDiscoveryNudgesAreSpaced(t *testing.T) {
 	start := asked()
 	pods := rayPods("ray", 4)
 	e.CreatePod(t, pods[0])
-	e.WaitFor(t, "discovery asked at once", func() bool { return asked() == start+3 }) // the three sources not served
+	e.WaitFor(t, "discovery asked at once", func() bool { return asked() == start+5 }) // the five resources not served (PodGroup, RayCluster, JobSet, SparkApplication, MPIJob)
 	for _, p := range pods[1:] {
 		e.CreatePod(t, p)
 	}
 	e.WaitFor(t, "the next check waiting out the gap", func() bool { return e.Clock.Waiters() > 3 })
-	assert.Equal(t, start+3, asked(), "not asked again before the gap")
+	assert.Equal(t, start+5, asked(), "not asked again before the gap")
 	e.Clock.Step(discoveryMinGap)
-	e.WaitFor(t, "asked again after the gap", func() bool { return asked() == start+6 })
+	e.WaitFor(t, "asked again after the gap", func() bool { return asked() == start+10 })
 }

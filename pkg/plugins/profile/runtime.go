@@ -336,7 +336,7 @@ func (rt *Runtime) PolicyOf(p *v1.Pod) (capacity.Policy, capacity.Source, error)
 	if q, err := rt.Place(p); err == nil {
 		queuePolicy, queueName = q.CapacityPolicy, q.Path
 	}
-	pol, src, err := capacity.PolicyFor(p.Annotations, capacity.RoleOf(p.Labels), queuePolicy)
+	pol, src, err := capacity.PolicyOf(p.Annotations, p.Labels, queuePolicy)
 	if src == capacity.SourceQueue {
 		src = src.WithQueue(queueName)
 	}

@@ -70,6 +70,17 @@ func TestArgsDecoding(t *testing.T) {
 			wantGang:     config.MusterGangArgs{DefaultTimeoutSeconds: 60, BackoffSeconds: 10},
 			wantCapacity: config.MusterCapacityArgs{PolicyWeight: 60, SpreadWeight: 30, DisruptionWeight: 10},
 		},
+		"reading Spark's ConfigMaps turned on": {
+			pluginConfig: `
+    pluginConfig:
+      - name: MusterGang
+        args:
+          readSparkConfigMaps: true
+`,
+			wantQueue:    config.MusterQueueArgs{Namespace: "muster-system", QueuesConfigMap: "muster-queues", StatusConfigMap: "muster-queue-status", StatusIntervalSeconds: 5},
+			wantGang:     config.MusterGangArgs{DefaultTimeoutSeconds: 300, BackoffSeconds: 10, ReadSparkConfigMaps: true},
+			wantCapacity: config.MusterCapacityArgs{PolicyWeight: 60, SpreadWeight: 30, DisruptionWeight: 10},
+		},
 		"one capacity weight set: the others are 0": {
 			pluginConfig: `
     pluginConfig:

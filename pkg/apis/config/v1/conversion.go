@@ -33,6 +33,7 @@ func addConversionFuncs(s *runtime.Scheme) error {
 			in, out := a.(*config.MusterGangArgs), b.(*MusterGangArgs)
 			out.DefaultTimeoutSeconds = ptr.To(in.DefaultTimeoutSeconds)
 			out.BackoffSeconds = ptr.To(in.BackoffSeconds)
+			out.ReadSparkConfigMaps = ptr.To(in.ReadSparkConfigMaps)
 			return nil
 		}},
 		{(*MusterCapacityArgs)(nil), (*config.MusterCapacityArgs)(nil), func(a, b any, _ conversion.Scope) error {
@@ -66,6 +67,7 @@ func ConvertQueueArgs(in *MusterQueueArgs, out *config.MusterQueueArgs) {
 func ConvertGangArgs(in *MusterGangArgs, out *config.MusterGangArgs) {
 	out.DefaultTimeoutSeconds = ptr.Deref(in.DefaultTimeoutSeconds, 0)
 	out.BackoffSeconds = ptr.Deref(in.BackoffSeconds, 0)
+	out.ReadSparkConfigMaps = ptr.Deref(in.ReadSparkConfigMaps, false)
 }
 
 // ConvertCapacityArgs converts defaulted v1 args to the internal type.

@@ -39,6 +39,9 @@ func SetDefaults_MusterGangArgs(obj *MusterGangArgs) {
 	if obj.BackoffSeconds == nil {
 		obj.BackoffSeconds = ptr.To[int32](DefaultGangBackoffSeconds)
 	}
+	if obj.ReadSparkConfigMaps == nil {
+		obj.ReadSparkConfigMaps = ptr.To(false)
+	}
 }
 
 // SetDefaults_MusterCapacityArgs fills unset fields. The weights are

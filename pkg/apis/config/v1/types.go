@@ -29,6 +29,11 @@ type MusterGangArgs struct {
 	DefaultTimeoutSeconds *int32 `json:"defaultTimeoutSeconds,omitempty"`
 	// BackoffSeconds is how long a timed-out gang waits before it is retried. Default 10.
 	BackoffSeconds *int32 `json:"backoffSeconds,omitempty"`
+	// ReadSparkConfigMaps sizes a Spark driver's executor reservation, when
+	// the driver carries no muster annotation and no SparkApplication
+	// names it, from its spark.properties ConfigMap; muster then reads
+	// ConfigMaps in every namespace. Default false.
+	ReadSparkConfigMaps *bool `json:"readSparkConfigMaps,omitempty"`
 }
 
 // MusterCapacityArgs configures the MusterCapacity plugin's scoring weights (0-100 each).
@@ -59,6 +64,7 @@ func (in *MusterGangArgs) DeepCopyObject() runtime.Object {
 		TypeMeta:              in.TypeMeta,
 		DefaultTimeoutSeconds: copyPtr(in.DefaultTimeoutSeconds),
 		BackoffSeconds:        copyPtr(in.BackoffSeconds),
+		ReadSparkConfigMaps:   copyPtr(in.ReadSparkConfigMaps),
 	}
 }
 
