@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -102,6 +103,12 @@ func printTree(w io.Writer, t *queue.Tree) {
 		}
 		if q.CapacityPolicy != "" && (q.Parent == nil || q.Parent.CapacityPolicy != q.CapacityPolicy) {
 			attrs = append(attrs, "capacityPolicy "+string(q.CapacityPolicy))
+		}
+		if q.Parent != nil && q.Ordering != q.Parent.Ordering {
+			attrs = append(attrs, "ordering "+string(q.Ordering))
+		}
+		if q.MinRuntime > 0 && (q.Parent == nil || q.Parent.MinRuntime != q.MinRuntime) {
+			attrs = append(attrs, fmt.Sprintf("minRuntimeSeconds %d", int64(q.MinRuntime/time.Second)))
 		}
 		if len(attrs) > 0 {
 			line += "  (" + strings.Join(attrs, "; ") + ")"

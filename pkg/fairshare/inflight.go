@@ -160,6 +160,19 @@ func (f *InFlight) Adjust(usage map[string]resources.Vector, self string, now ti
 	return claims
 }
 
+// Claims is what the preemptors of leaf other than self wait to hold at
+// now, the ledger not holding it yet (held): room their victims free is
+// theirs, and a queue's max counts it before anyone else may take it.
+func (f *InFlight) Claims(leaf, self string, now time.Time, held func(key string) bool) resources.Vector {
+	out := resources.Vector{}
+	for key, p := range f.preemptors {
+		if key != self && p.claims && p.queue == leaf && now.Before(p.until) && !held(key) {
+			out.Add(p.request)
+		}
+	}
+	return out
+}
+
 // Waiting reports whether the preemptor has victims that are still exiting
 // at now: it should not preempt more meanwhile.
 func (f *InFlight) Waiting(preemptor string, now time.Time) bool {

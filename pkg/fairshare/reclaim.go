@@ -33,6 +33,13 @@ type Victim struct {
 	// DisruptionAllowed is false when a PodDisruptionBudget forbids evicting
 	// it now; such victims are taken only when nothing else will do.
 	DisruptionAllowed bool
+	// Young is set when the victim has run less than its queue's
+	// minRuntimeSeconds: it is taken only when nothing else frees the room
+	// (after every older candidate, before PodDisruptionBudgets).
+	Young bool
+	// Lead marks the member its gang cannot run without (a Spark driver,
+	// a Ray head): it goes only with its whole gang, never as a spare.
+	Lead bool
 }
 
 // GangQuorum is a running gang's quorum and bound member count.
@@ -54,6 +61,11 @@ type ReclaimInput struct {
 	Nodes   []gang.Node
 	Victims []Victim
 	Gangs   map[string]GangQuorum
+	// UnderMax is set when the preemptor's queue (or an ancestor) is at
+	// its max: only lower-priority pods of its own queue may go, and enough
+	// of them that UnderMax holds for what they free; capacity reclaimed
+	// from other queues would not lower the max's count.
+	UnderMax func(freed resources.Vector) bool
 }
 
 // ReclaimPlan is the chosen victims and where the preemptor's members go.
@@ -134,7 +146,7 @@ func (r *ReclaimRefusal) Error() string { return r.Msg }
 // candidates, gangUnits, order, take (the greedy choice) and spare.
 func Reclaim(in ReclaimInput) (*ReclaimPlan, *ReclaimRefusal) {
 	r := newReclaimer(in)
-	if _, ok := r.fits(); ok {
+	if _, ok := r.fits(); ok && in.UnderMax == nil {
 		return nil, &ReclaimRefusal{Code: RefusalNotNeeded, Msg: "the pod fits without preempting anything"}
 	}
 	chosen, plan, ok := r.take(r.order(r.gangUnits(r.candidates())))
@@ -181,6 +193,8 @@ type reclaimUnit struct {
 	prio    int32
 	started time.Time
 	pdb     bool // every disruption allowed
+	young   bool // some victim ran less than its queue's minRuntimeSeconds
+	lead    bool // a gang's lead member: it goes with its whole gang only
 	key     string
 	gang    string
 	whole   bool // the rest of a gang
@@ -258,6 +272,9 @@ func (r *reclaimer) mayReclaimFrom(victimQueue string) bool {
 // queue, ReasonReclaim across queues; "" when it may not.
 func (r *reclaimer) reason(v Victim) string {
 	switch {
+	case r.in.UnderMax != nil && v.Queue != r.in.Queue.Path:
+		r.notOwed[v.Queue] = true
+		return ""
 	case v.Queue == r.in.Queue.Path && v.Priority < r.in.Priority:
 		return ReasonPriority
 	case v.Queue != r.in.Queue.Path && r.mayReclaimFrom(v.Queue):
@@ -297,7 +314,7 @@ func (r *reclaimer) candidates() []reclaimUnit {
 			continue
 		}
 		u := reclaimUnit{victims: []Victim{v}, reasons: []string{reason}, prio: v.Priority,
-			started: v.Started, pdb: v.DisruptionAllowed, key: v.Key, gang: v.Gang}
+			started: v.Started, pdb: v.DisruptionAllowed, young: v.Young, lead: v.Lead && v.Gang != "", key: v.Key, gang: v.Gang}
 		if v.Gang != "" {
 			gs := r.gang(v.Gang)
 			gs.members = append(gs.members, u)
@@ -347,13 +364,15 @@ func wholeGang(name string, members []reclaimUnit) reclaimUnit {
 			w.started = m.started
 		}
 		w.pdb = w.pdb && m.pdb
+		w.young = w.young || m.young
 	}
 	return w
 }
 
 // order sorts the units in the order they are tried: those whose
-// PodDisruptionBudgets allow it first, then the lowest priority, then the
-// newest; ties by key.
+// PodDisruptionBudgets allow it first, then those that have run their
+// queue's minRuntimeSeconds, then the lowest priority, then the newest, a
+// gang's lead member after its other members; ties by key.
 func (r *reclaimer) order(units []reclaimUnit) []reclaimUnit {
 	sort.Slice(units, func(i, j int) bool { return units[i].before(units[j]) })
 	return units
@@ -363,8 +382,14 @@ func (u reclaimUnit) before(o reclaimUnit) bool {
 	if u.pdb != o.pdb {
 		return u.pdb
 	}
+	if u.young != o.young {
+		return o.young
+	}
 	if u.prio != o.prio {
 		return u.prio < o.prio
+	}
+	if u.lead != o.lead {
+		return o.lead
 	}
 	if !u.started.Equal(o.started) {
 		return u.started.After(o.started)
@@ -409,7 +434,8 @@ func (r *reclaimer) take(units []reclaimUnit) ([]reclaimUnit, gang.Plan, bool) {
 // no gang, a whole gang or a spare member. Beyond the spares, the whole
 // rest of the gang goes, as one unit: the spare members chosen so far are
 // given back and join it, so that sparing can never leave part of the gang
-// taken. false: u may not be taken (its gang went whole already, or taking
+// taken; so does a lead member, never a spare. false: u may not be taken
+// (its gang went whole already, or taking
 // it would break a gang that cannot go whole).
 func (r *reclaimer) forGang(u reclaimUnit, chosen []reclaimUnit) (reclaimUnit, []reclaimUnit, bool) {
 	if u.gang == "" || u.whole {
@@ -419,7 +445,7 @@ func (r *reclaimer) forGang(u reclaimUnit, chosen []reclaimUnit) (reclaimUnit, [
 	switch {
 	case gs.whole:
 		return u, chosen, false
-	case gs.taken < gs.spare:
+	case gs.taken < gs.spare && !u.lead:
 		return u, chosen, true // its gang keeps its quorum
 	case !gs.complete():
 		return u, chosen, false
@@ -451,8 +477,17 @@ func (r *reclaimer) spare(chosen []reclaimUnit, plan gang.Plan) ([]reclaimUnit, 
 	return chosen, plan
 }
 
-// fits reports whether the members fit in what is free now, and where.
+// fits reports whether the members fit in what is free now, and where;
+// at a max, the victims taken must also free enough of it.
 func (r *reclaimer) fits() (gang.Plan, bool) {
+	if r.in.UnderMax != nil {
+		own, freed := r.in.Queue.Path, resources.Vector{}
+		freed.Add(r.in.Usage[own])
+		freed.Sub(r.usage[own])
+		if !r.in.UnderMax(freed) {
+			return gang.Plan{}, false
+		}
+	}
 	if len(r.in.Members) == 1 { // a single pod: a scan, not a packing
 		return gang.FitOne(r.free, r.in.Members[0], r.in.Eligible)
 	}
@@ -513,6 +548,10 @@ func (r *reclaimer) keepsGuarantees(v Victim, taking bool) bool {
 
 // refusal says why taking every unit it may did not make room.
 func (r *reclaimer) refusal() *ReclaimRefusal {
+	if r.in.UnderMax != nil {
+		return &ReclaimRefusal{Code: RefusalNoRoom, Msg: fmt.Sprintf(
+			"queue %s is at its max, and preempting every lower-priority pod of it would not make room", r.in.Queue.Path)}
+	}
 	if !r.mayReclaimFrom("") {
 		return &ReclaimRefusal{Code: RefusalNotBelowGuarantee, Msg: fmt.Sprintf(
 			"queue %s is not below its guaranteed with this request, so it may not reclaim from other queues", r.in.Queue.Path)}

@@ -53,6 +53,8 @@ func (b *vic) age(minutes int) *vic {
 }
 func (b *vic) gang(g string) *vic                   { b.v.Gang = g; return b }
 func (b *vic) pdb() *vic                            { b.v.DisruptionAllowed = false; return b }
+func (b *vic) young() *vic                          { b.v.Young = true; return b }
+func (b *vic) lead() *vic                           { b.v.Lead = true; return b }
 func (b *vic) also(r v1.ResourceName, n int64) *vic { b.v.Request[r] = n; return b }
 
 // member is one pod of the preemptor, asking for whole cpus.
@@ -209,7 +211,15 @@ func checkPlan(t *testing.T, in ReclaimInput, p *ReclaimPlan) {
 			}
 		}
 		_, short := gang.Pack(freeAfter(in.Nodes, rest), in.Members, in.Eligible)
-		assert.NotNil(t, short, "%s was not needed", k)
+		underMax := true
+		if in.UnderMax != nil {
+			freed := resources.Vector{}
+			for _, v := range rest {
+				freed.Add(v.Request)
+			}
+			underMax = in.UnderMax(freed)
+		}
+		assert.True(t, short != nil || !underMax, "%s was not needed", k)
 	}
 }
 
@@ -248,6 +258,7 @@ func TestReclaim(t *testing.T) {
 		victims  []*vic
 		gangs    map[string]GangQuorum
 		eligible func(class, node int) bool
+		maxCPUs  float64 // the preemptor's queue's max, at which it is: 0 none
 
 		want      map[string]string // victim key -> reason; nil: no plan
 		wantNodes []int             // the plan's node per member, when it matters
@@ -457,6 +468,72 @@ func TestReclaim(t *testing.T) {
 			gangs: map[string]GangQuorum{"c/spark": {Min: 2, Bound: 3}},
 			want:  map[string]string{"g1": ReasonReclaim, "c1": ReasonReclaim},
 		},
+		// A Spark app loses executors before its driver, even the driver
+		// being newer; the driver goes only with its whole app.
+		"a gang's executors go before its driver": {
+			members: []gang.Member{member("p", 2)},
+			victims: []*vic{
+				pod("drv", "c", 0, 1).gang("c/spark").lead().age(9), pod("e1", "c", 0, 1).gang("c/spark").age(5),
+				pod("e2", "c", 0, 1).gang("c/spark").age(5), pod("e3", "c", 0, 1).gang("c/spark").age(5),
+			},
+			gangs: map[string]GangQuorum{"c/spark": {Min: 1, Bound: 4}},
+			want:  map[string]string{"e1": ReasonReclaim, "e2": ReasonReclaim},
+		},
+		// Without the driver's lead mark the newest pod, the driver, would go
+		// first as a spare member and leave its executors without it.
+		"a newest driver is not taken as a spare member": {
+			members: []gang.Member{member("p", 3)},
+			victims: []*vic{
+				pod("drv", "c", 0, 1).gang("c/spark").lead().age(9), pod("e1", "c", 0, 1).gang("c/spark").age(5),
+				pod("e2", "c", 0, 1).gang("c/spark").age(5), pod("c1", "c", 0, 1).age(7),
+			},
+			gangs: map[string]GangQuorum{"c/spark": {Min: 1, Bound: 3}},
+			want:  map[string]string{"c1": ReasonReclaim, "e1": ReasonReclaim, "e2": ReasonReclaim},
+		},
+		"a driver goes with its whole app when more than its executors are needed": {
+			members: []gang.Member{member("p", 4)},
+			victims: []*vic{
+				pod("drv", "c", 0, 1).gang("c/spark").lead(), pod("e1", "c", 0, 1).gang("c/spark"),
+				pod("e2", "c", 0, 1).gang("c/spark"), pod("c1", "c", 0, 1).age(-1),
+			},
+			gangs: map[string]GangQuorum{"c/spark": {Min: 1, Bound: 3}},
+			want:  map[string]string{"drv": ReasonReclaim, "e1": ReasonReclaim, "e2": ReasonReclaim, "c1": ReasonReclaim},
+		},
+
+		// At the queue's max: priority within the queue only.
+		"at its max, a higher-priority pod takes one lower-priority pod of its queue though nodes have room": {
+			priority: 5, maxCPUs: 4, free: cpuFree(4),
+			victims: []*vic{pod("a1", "a", 0, 2).age(1), pod("a2", "a", 0, 2).age(2), pod("c1", "c", 0, 2).prio(-9)},
+			want:    map[string]string{"a2": ReasonPriority},
+		},
+		"at its max, a pod of another queue is never taken": {
+			priority: 5, maxCPUs: 4, free: cpuFree(0),
+			extra:   map[string]resources.Vector{"a": {cpu: cores(4)}},
+			victims: []*vic{pod("c1", "c", 0, 2).prio(-9)},
+			why:     "queue root.a is at its max, and preempting every lower-priority pod of it would not make room",
+		},
+		"at its max, pods of equal priority are not taken": {
+			priority: 5, maxCPUs: 4, free: cpuFree(4),
+			victims: []*vic{pod("a1", "a", 0, 2).prio(5), pod("a2", "a", 0, 2).prio(5)},
+			why:     "is at its max",
+		},
+		"at its max, the victims must also make room on a node": {
+			priority: 5, maxCPUs: 4, free: cpuFree(0, 0),
+			victims: []*vic{pod("a1", "a", 0, 1), pod("a2", "a", 1, 1), pod("a3", "a", 0, 2).prio(1)},
+			want:    map[string]string{"a3": ReasonPriority},
+		},
+
+		// minRuntimeSeconds.
+		"a young pod is spared while an older one frees the room": {
+			victims: []*vic{pod("young", "c", 0, 2).young().prio(-5), pod("old", "c", 0, 2).prio(3)},
+			want:    map[string]string{"old": ReasonReclaim},
+		},
+		"a young pod is taken when nothing else frees the room": {
+			members: []gang.Member{member("p", 4)},
+			victims: []*vic{pod("young", "c", 0, 2).young(), pod("old", "c", 0, 2)},
+			want:    map[string]string{"young": ReasonReclaim, "old": ReasonReclaim},
+		},
+
 		"a gang with a member the preemptor may not take is not taken": {
 			priority: 5,
 			victims: []*vic{
@@ -610,6 +687,16 @@ func TestReclaim(t *testing.T) {
 			}
 			in := reclaimInput(t, tree, leaf, tc.priority, members, free, tc.victims, tc.extra)
 			in.Gangs, in.Eligible = tc.gangs, tc.eligible
+			if tc.maxCPUs > 0 {
+				used, limit := in.Usage[in.Queue.Path][cpu], cores(tc.maxCPUs)
+				in.UnderMax = func(freed resources.Vector) bool {
+					need := int64(0)
+					for _, m := range members {
+						need += m.Request[cpu]
+					}
+					return used-freed[cpu]+need <= limit
+				}
+			}
 			before := fmt.Sprint(in)
 
 			p, why := Reclaim(in)

@@ -8,6 +8,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -32,6 +33,8 @@ type spec struct {
 	max            resources.Vector // nil when absent
 	namespaces     []string         // nil when absent (inherited)
 	capacityPolicy capacity.Policy
+	ordering       Ordering
+	minRuntime     *time.Duration // nil when absent (inherited)
 	children       []*spec
 }
 
@@ -84,7 +87,7 @@ func parse(data []byte, e *errs) *file {
 	return f
 }
 
-var queueFields = "name, weight, guaranteed, max, namespaces, capacityPolicy, queues"
+var queueFields = "name, weight, guaranteed, max, namespaces, capacityPolicy, ordering, minRuntimeSeconds, queues"
 
 func parseQueues(v any, parent string, e *errs) []*spec {
 	list, ok := v.([]any)
@@ -134,6 +137,10 @@ func parseQueues(v any, parent string, e *errs) []*spec {
 				s.namespaces = parseGlobs(val, s.path+".namespaces", e)
 			case "capacityPolicy":
 				s.capacityPolicy = parsePolicy(val, s.path+".capacityPolicy", e)
+			case "ordering":
+				s.ordering = parseOrdering(val, s.path+".ordering", e)
+			case "minRuntimeSeconds":
+				s.minRuntime = parseSeconds(val, s.path+".minRuntimeSeconds", e)
 			case "queues":
 				s.children = parseQueues(val, s.path, e)
 			default:
@@ -271,6 +278,36 @@ func parsePolicy(v any, p string, e *errs) capacity.Policy {
 		e.add(p, "%v", err)
 	}
 	return pol
+}
+
+func parseOrdering(v any, p string, e *errs) Ordering {
+	s, _ := v.(string)
+	for _, o := range Orderings {
+		if Ordering(s) == o {
+			return o
+		}
+	}
+	e.add(p, "must be one of %v, got %s", Orderings, describe(v))
+	return ""
+}
+
+// maxMinRuntime bounds minRuntimeSeconds: a week protects any batch pod;
+// more is a typo (milliseconds, say).
+const maxMinRuntime = 7 * 24 * time.Hour
+
+func parseSeconds(v any, p string, e *errs) *time.Duration {
+	n, ok := v.(json.Number)
+	if !ok {
+		e.add(p, "must be a whole number of seconds, got %s", describe(v))
+		return nil
+	}
+	i, err := n.Int64()
+	if err != nil || i < 0 || time.Duration(i)*time.Second > maxMinRuntime {
+		e.add(p, "must be a whole number of seconds from 0 to %d, got %s", int64(maxMinRuntime/time.Second), n)
+		return nil
+	}
+	d := time.Duration(i) * time.Second
+	return &d
 }
 
 func parseNamespaceQueues(v any, e *errs) (map[string]string, []string) {

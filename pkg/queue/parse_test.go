@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -251,7 +252,7 @@ queues:
       - name: b
         Weight: 2
 `, []fieldErr{
-			{"root.a.children", "unknown field (known: name, weight, guaranteed, max, namespaces, capacityPolicy, queues)"},
+			{"root.a.children", "unknown field (known: name, weight, guaranteed, max, namespaces, capacityPolicy, ordering, minRuntimeSeconds, queues)"},
 			{"root.a.guarantee", "unknown field"},
 			{"root.a.maximum", "unknown field"},
 			{"root.a.b.Weight", "unknown field"},
@@ -304,11 +305,60 @@ queues:
 			{"root.c.capacityPolicy", "must be one of"},
 			{"root.d.capacityPolicy", `"Prefer-Spot" is not a capacity policy`},
 		}},
+		"orderings and run times": {`
+queues:
+  - {name: a, ordering: lifo}
+  - {name: b, ordering: FIFO}
+  - {name: c, ordering: 1}
+  - {name: d, minRuntimeSeconds: -1}
+  - {name: e, minRuntimeSeconds: 1.5}
+  - {name: f, minRuntimeSeconds: "600"}
+  - {name: g, minRuntimeSeconds: 604801}
+`, []fieldErr{
+			{"root.a.ordering", `must be one of [priority fifo], got "lifo"`},
+			{"root.b.ordering", `must be one of [priority fifo], got "FIFO"`},
+			{"root.c.ordering", "must be one of [priority fifo], got 1"},
+			{"root.d.minRuntimeSeconds", "must be a whole number of seconds from 0 to 604800, got -1"},
+			{"root.e.minRuntimeSeconds", "must be a whole number of seconds from 0 to 604800, got 1.5"},
+			{"root.f.minRuntimeSeconds", `must be a whole number of seconds, got "600"`},
+			{"root.g.minRuntimeSeconds", "must be a whole number of seconds from 0 to 604800, got 604801"},
+		}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			requireConfigErrors(t, tc.config, tc.want...)
 		})
+	}
+}
+
+func TestOrderingAndMinRuntimeInherit(t *testing.T) {
+	tr, err := Parse([]byte(`
+queues:
+  - name: ml
+    ordering: fifo
+    minRuntimeSeconds: 600
+    queues:
+      - {name: train}
+      - {name: serve, ordering: priority, minRuntimeSeconds: 0}
+  - name: etl
+`))
+	require.NoError(t, err)
+	cases := []struct {
+		path       string
+		ordering   Ordering
+		minRuntime time.Duration
+	}{
+		{"root", OrderPriority, 0},
+		{"root.ml", OrderFIFO, 10 * time.Minute},
+		{"root.ml.train", OrderFIFO, 10 * time.Minute},
+		{"root.ml.serve", OrderPriority, 0},
+		{"root.etl", OrderPriority, 0},
+	}
+	for _, tc := range cases {
+		q := tr.Get(tc.path)
+		require.NotNil(t, q, tc.path)
+		assert.Equal(t, tc.ordering, q.Ordering, tc.path)
+		assert.Equal(t, tc.minRuntime, q.MinRuntime, tc.path)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -39,9 +40,30 @@ type Queue struct {
 	// CapacityPolicy is the default placement of the queue's pods, inherited
 	// from the nearest ancestor that sets one; empty when none does.
 	CapacityPolicy capacity.Policy
+	// Ordering is how the queue's pods are served among themselves
+	// (OrderPriority, the default, or OrderFIFO), inherited from the nearest
+	// ancestor that sets one.
+	Ordering Ordering
+	// MinRuntime protects the queue's pods that have run less than it from
+	// preemption unless nothing else frees the room; inherited like
+	// Ordering; 0: no protection.
+	MinRuntime time.Duration
 	// Depth is 0 for root.
 	Depth int
 }
+
+// Ordering is how a leaf queue's pods are served among themselves.
+type Ordering string
+
+const (
+	// OrderPriority serves higher pod priority first, then first come.
+	OrderPriority Ordering = "priority"
+	// OrderFIFO serves first come first, whatever the priority.
+	OrderFIFO Ordering = "fifo"
+)
+
+// Orderings are the values the ordering field accepts.
+var Orderings = []Ordering{OrderPriority, OrderFIFO}
 
 // IsLeaf reports whether pods may be admitted to the queue.
 func (q *Queue) IsLeaf() bool { return len(q.Children) == 0 }
@@ -125,7 +147,7 @@ func Default() *Tree {
 
 func build(f *file, e *errs) *Tree {
 	t := &Tree{byPath: map[string]*Queue{}, byName: map[string][]*Queue{}, namespaceQueues: map[string]*Queue{}}
-	t.Root = &Queue{Name: RootName, Path: RootName, Weight: 1}
+	t.Root = &Queue{Name: RootName, Path: RootName, Weight: 1, Ordering: OrderPriority}
 	t.add(t.Root)
 	t.addChildren(t.Root, f.queues, e)
 	t.resolveNamespaceQueues(f, e)
@@ -152,9 +174,16 @@ func (t *Tree) addChildren(parent *Queue, specs []*spec, e *errs) {
 			Name: s.name, Path: s.path, Parent: parent, Weight: s.weight,
 			Guaranteed: s.guaranteed, Max: s.max, Namespaces: s.namespaces,
 			CapacityPolicy: s.capacityPolicy, Depth: parent.Depth + 1,
+			Ordering: s.ordering, MinRuntime: parent.MinRuntime,
 		}
 		if q.CapacityPolicy == "" {
 			q.CapacityPolicy = parent.CapacityPolicy
+		}
+		if q.Ordering == "" {
+			q.Ordering = parent.Ordering
+		}
+		if s.minRuntime != nil {
+			q.MinRuntime = *s.minRuntime
 		}
 		// max may not exceed the parent's (effective) max.
 		for _, r := range s.max.Names() {

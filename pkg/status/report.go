@@ -87,6 +87,10 @@ type Queue struct {
 	DominantShare float64           `json:"dominantShare"`
 	// CapacityPolicy is the queue's default pod placement, if it sets one.
 	CapacityPolicy string `json:"capacityPolicy,omitempty"`
+	// Ordering is how the queue serves its own pods (priority or fifo);
+	// MinRuntimeSeconds how long its pods are protected from preemption.
+	Ordering          string `json:"ordering,omitempty"`
+	MinRuntimeSeconds int64  `json:"minRuntimeSeconds,omitempty"`
 }
 
 // Build assembles the report from a tree, its usage and its fair shares
@@ -104,7 +108,8 @@ func Build(t *queue.Tree, usage map[string]queue.Usage, fair map[string]resource
 			Allocated: quantities(u.Allocated), Reserved: quantities(u.Reserved), Pending: quantities(u.Pending),
 			RunningPods: u.Running, PendingPods: u.Waiting,
 			CapacityPolicy: string(q.CapacityPolicy),
-			FairShare:      quantities(fair[q.Path]), DominantShare: round3(dominant[q.Path]),
+			Ordering:       string(q.Ordering), MinRuntimeSeconds: int64(q.MinRuntime / time.Second),
+			FairShare: quantities(fair[q.Path]), DominantShare: round3(dominant[q.Path]),
 		})
 	}
 	return r

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/cache"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -40,6 +41,8 @@ type Plugin struct {
 	// (or the placement problem) stopped them; they are retried when that
 	// queue's usage drops or the configuration changes.
 	waiting map[types.UID]waitingPod
+	// ranks are the running pods by leaf, for priority at a max.
+	ranks *ranks
 }
 
 type waitingPod struct {
@@ -71,15 +74,18 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profile.Runt
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
 	rt.SetQueueArgs(*args)
-	pl := &Plugin{args: *args, rt: rt, waiting: map[types.UID]waitingPod{}}
+	pl := &Plugin{args: *args, rt: rt, waiting: map[types.UID]waitingPod{}, ranks: newRanks()}
 	rt.OnTreeChange(func(*queue.Tree) { pl.activateAll(ctx) })
 	if _, err := h.SharedInformerFactory().Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { pl.observe(obj) },
+		UpdateFunc: func(_, obj any) { pl.observe(obj) },
 		DeleteFunc: func(obj any) {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
 			}
 			if p, ok := obj.(*v1.Pod); ok {
 				pl.done(p)
+				pl.ranks.forget(p.UID)
 			}
 		},
 	}); err != nil {
@@ -97,6 +103,9 @@ func (pl *Plugin) Args() config.MusterQueueArgs { return pl.args }
 type cycleState struct {
 	leaf *queue.Queue
 	req  resources.Vector
+	// atMax is set when the pod was refused at a max that lower-priority
+	// pods of its own queue hold enough to lift: PostFilter preempts them.
+	atMax bool
 }
 
 func (s *cycleState) Clone() fwk.StateData { return s }
@@ -122,10 +131,22 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 		return nil, pl.refuse(pod, perr.Code, perr.Msg)
 	}
 	req := profile.PodRequest(pod)
-	if lerr := pl.rt.Ledger.Check(leaf, req); lerr != nil {
+	if lerr := pl.rt.Ledger.Check(leaf, req); lerr == nil && !pl.clearOfClaims(pod, leaf, req) {
+		pl.rt.HoldBack(pod)
+		msg := fmt.Sprintf("queue %s is at its max with the room that pods preempted for another pod of it leave", leaf.Path)
+		logger.V(4).Info("Pod waits behind a preemptor of its queue", "pod", klog.KObj(pod), "queue", leaf.Path)
+		return nil, pl.refuse(pod, waitreason.ReclaimUnderWay, msg)
+	} else if lerr != nil {
 		pl.wait(pod, lerr.Queue)
 		logger.V(4).Info("Pod over its queue's limit", "pod", klog.KObj(pod), "queue", lerr.Queue, "resource", lerr.Resource)
-		return nil, pl.refuse(pod, lerr.Code(), lerr.Error())
+		st := pl.refuse(pod, lerr.Code(), lerr.Error())
+		if pl.mayPreemptAtMax(pod, leaf, req) {
+			// Lower-priority pods of its own queue hold enough: PostFilter
+			// may preempt them (UnschedulableAndUnresolvable would skip it).
+			state.Write(stateKey, &cycleState{leaf: leaf, req: req, atMax: true})
+			st = fwk.NewStatus(fwk.Unschedulable, st.Reasons()...)
+		}
+		return nil, st
 	}
 	if ref := pl.rt.FairShareAdmit(leaf, req); ref != nil {
 		pl.waitFair(pod)
@@ -250,6 +271,52 @@ func (pl *Plugin) isSchedulableAfterPodLabelChange(_ klog.Logger, pod *v1.Pod, o
 		return fwk.Queue, nil
 	}
 	return fwk.QueueSkip, nil
+}
+
+// clearOfClaims reports whether the request fits under the maxes on the
+// leaf's path with what other preemptors of the leaf wait to hold: the
+// room their victims leave is theirs.
+func (pl *Plugin) clearOfClaims(pod *v1.Pod, leaf *queue.Queue, req resources.Vector) bool {
+	claims := pl.rt.ClaimsIn(leaf.Path, profile.Key(pod))
+	return claims.IsZero() || pl.rt.Ledger.Check(leaf, req.Plus(claims)) == nil
+}
+
+// observe keeps the index of running pods current.
+func (pl *Plugin) observe(obj any) {
+	p, ok := obj.(*v1.Pod)
+	if !ok || p.Spec.SchedulerName != pl.rt.Profile {
+		return
+	}
+	leaf := ""
+	if p.Spec.NodeName != "" && p.DeletionTimestamp == nil && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
+		if q, perr := pl.rt.Place(p); perr == nil {
+			leaf = q.Path
+		}
+	}
+	pl.ranks.set(p, leaf, profile.PodRequest(p))
+}
+
+// mayPreemptAtMax reports whether the pod, refused at a max, may preempt
+// lower-priority pods of its own leaf: its preemption policy allows it, and
+// without them the request would fit under every max on its path.
+func (pl *Plugin) mayPreemptAtMax(pod *v1.Pod, leaf *queue.Queue, req resources.Vector) bool {
+	if pod.Spec.PreemptionPolicy != nil && *pod.Spec.PreemptionPolicy == v1.PreemptNever {
+		return false
+	}
+	below := pl.ranks.below(leaf.Path, corev1helpers.PodPriority(pod))
+	return !below.IsZero() && pl.underMax(leaf, req)(below)
+}
+
+// underMax says whether the request fits under every max on the leaf's
+// path once pods holding freed have gone.
+func (pl *Plugin) underMax(leaf *queue.Queue, req resources.Vector) func(freed resources.Vector) bool {
+	return func(freed resources.Vector) bool {
+		rest := req.Clone()
+		for r, a := range freed {
+			rest[r] -= a
+		}
+		return pl.rt.Ledger.Check(leaf, rest) == nil
+	}
 }
 
 func (pl *Plugin) waitFair(pod *v1.Pod) {

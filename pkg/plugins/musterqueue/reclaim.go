@@ -34,10 +34,14 @@ func (pl *Plugin) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.
 	if len(nodes) == 0 {
 		return nil, fwk.NewStatus(fwk.Unschedulable, "preemption cannot help: no node would take the pod even if emptied")
 	}
-	node, err := pl.rt.Reclaim(ctx, profile.ReclaimRequest{
+	rr := profile.ReclaimRequest{
 		Key: string(pod.UID), Pod: pod, Queue: cs.leaf, Priority: corev1helpers.PodPriority(pod),
 		Members: []gang.Member{{Name: pod.Name, Request: cs.req}}, Nodes: nodes,
-	})
+	}
+	if cs.atMax {
+		rr.UnderMax = pl.underMax(cs.leaf, cs.req)
+	}
+	node, err := pl.rt.Reclaim(ctx, rr)
 	if err != nil {
 		klog.FromContext(ctx).V(4).Info("No reclaim", "pod", klog.KObj(pod), "queue", cs.leaf.Path, "reason", err)
 		return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("no preemption: %v", err))

@@ -2,7 +2,9 @@ package profile
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -15,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
+	"muster.dev/muster/pkg/capacity"
 	"muster.dev/muster/pkg/fairshare"
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/metrics"
@@ -37,6 +40,9 @@ type ReclaimRequest struct {
 	// Eligible says which of Nodes the members may use (nil: all).
 	Eligible func(class, node int) bool
 	Nodes    []fwk.NodeInfo
+	// UnderMax, when set, says the preemptor is at its queue's max: see
+	// fairshare.ReclaimInput.UnderMax.
+	UnderMax func(freed resources.Vector) bool
 }
 
 // Reclaim preempts the victims fairshare.Reclaim chooses for the request
@@ -126,6 +132,7 @@ func (r *reclaim) gatherUsage() error {
 	r.in = fairshare.ReclaimInput{
 		Tree: t, Usage: usage, Queue: r.req.Queue, Priority: r.req.Priority,
 		Members: r.req.Members, Eligible: r.req.Eligible, Gangs: map[string]fairshare.GangQuorum{},
+		UnderMax: r.req.UnderMax,
 	}
 	return nil
 }
@@ -201,8 +208,12 @@ func (r *reclaim) addVictims(ni fwk.NodeInfo, node int) {
 		if p.Status.StartTime != nil {
 			v.Started = p.Status.StartTime.Time
 		}
+		if q := r.in.Tree.Get(leaf); q != nil && q.MinRuntime > 0 {
+			v.Young = r.now.Sub(v.Started) < q.MinRuntime
+		}
 		if ref, ok := rt.GangOf(p); ok {
 			v.Gang = ref.String()
+			v.Lead = capacity.RoleOf(p.Labels) == capacity.RoleDriver
 			if info, ok := rt.Gangs.Get(ref); ok {
 				r.in.Gangs[v.Gang] = fairshare.GangQuorum{Min: int(info.Spec.MinMember), Bound: info.Bound}
 			}
@@ -231,21 +242,66 @@ func (r *reclaim) preempt(ctx context.Context, plan *fairshare.ReclaimPlan) erro
 	// it held back.
 	rt.Clock.AfterFunc(until.Sub(r.now), func() { rt.expireReclaims(until) })
 	logger := klog.FromContext(ctx)
+	beneficiary := rt.describePreemptor(req)
+	names := make([]string, 0, len(plan.Victims))
 	for i, v := range plan.Victims {
 		p := r.pods[v.Key]
+		reason := plan.Reasons[i]
+		msg := fmt.Sprintf("Preempted by muster to make room for %s of queue %s: it has higher priority in the same queue", beneficiary, req.Queue.Path)
+		if reason == fairshare.ReasonReclaim {
+			msg = fmt.Sprintf("Preempted by muster to make room for %s: queue %s reclaims its guaranteed capacity from queue %s", beneficiary, req.Queue.Path, v.Queue)
+		}
+		if err := rt.markDisruptionTarget(ctx, p, msg); err != nil {
+			return err
+		}
 		uid := types.UID(v.Key)
 		err := rt.Handle.ClientSet().CoreV1().Pods(v.Namespace).Delete(ctx, v.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("preempting %s/%s: %w", v.Namespace, v.Name, err)
 		}
-		reason := plan.Reasons[i]
 		metrics.Preemptions.WithLabelValues(req.Queue.Path, reason).Inc()
-		msg := fmt.Sprintf("Preempted by muster (%s) to make room for queue %s", reason, req.Queue.Path)
-		if reason == fairshare.ReasonReclaim {
-			msg = fmt.Sprintf("Preempted by muster: queue %s reclaims its guaranteed capacity from queue %s", req.Queue.Path, v.Queue)
-		}
 		rt.Handle.EventRecorder().Eventf(p, req.Pod, v1.EventTypeNormal, "Preempted", "Preempting", "%s", msg)
+		names = append(names, v.Namespace+"/"+v.Name)
 		logger.V(2).Info("Preempted a pod", "victim", klog.KObj(p), "victimQueue", v.Queue, "preemptor", klog.KObj(req.Pod), "queue", req.Queue.Path, "reason", reason)
+	}
+	if req.Pod != nil && len(names) > 0 {
+		rt.Handle.EventRecorder().Eventf(req.Pod, nil, v1.EventTypeNormal, "Preempting", "Preempting",
+			"Preempting %d pod(s) to make room for %s: %s", len(names), beneficiary, strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// describePreemptor names what a reclaim makes room for: a gang, or a pod.
+func (rt *Runtime) describePreemptor(req ReclaimRequest) string {
+	if req.Pod == nil {
+		return "queue " + req.Queue.Path
+	}
+	if ref, ok := rt.GangOf(req.Pod); ok {
+		return "gang " + ref.String()
+	}
+	return "pod " + req.Pod.Namespace + "/" + req.Pod.Name
+}
+
+// markDisruptionTarget sets the victim's DisruptionTarget condition before
+// it is deleted, as kube-scheduler's own preemption does: a Job's
+// podFailurePolicy and an operator can tell a preemption from a crash. A
+// victim already gone needs nothing.
+func (rt *Runtime) markDisruptionTarget(ctx context.Context, p *v1.Pod, msg string) error {
+	cond := v1.PodCondition{
+		Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: v1.PodReasonPreemptionByScheduler,
+		Message: msg, LastTransitionTime: metav1.NewTime(rt.Clock.Now()),
+	}
+	// The UID makes the patch fail on a new pod of the same name.
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"uid": p.UID},
+		"status":   map[string]any{"conditions": []v1.PodCondition{cond}},
+	})
+	if err != nil {
+		return fmt.Errorf("marking %s/%s as a disruption target: %w", p.Namespace, p.Name, err)
+	}
+	_, err = rt.Handle.ClientSet().CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("marking %s/%s as a disruption target: %w", p.Namespace, p.Name, err)
 	}
 	return nil
 }
@@ -266,6 +322,23 @@ func (rt *Runtime) holdBack(p *v1.Pod) {
 		rt.inflight()
 		rt.heldBack[p.UID] = p
 	}
+}
+
+// ClaimsIn is what other preemptors of the leaf queue wait to hold (see
+// fairshare.InFlight.Claims).
+func (rt *Runtime) ClaimsIn(leaf, self string) resources.Vector {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.inflight().Claims(leaf, self, rt.Clock.Now(),
+		func(key string) bool { state, _, ok := rt.Ledger.Lookup(key); return ok && state != queue.Pending })
+}
+
+// HoldBack keeps a pod refused because of reclaims under way, to be retried
+// when one of them ends.
+func (rt *Runtime) HoldBack(p *v1.Pod) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.holdBack(p)
 }
 
 // Reclaiming reports whether the preemptor key preempted pods that are still

@@ -1,0 +1,218 @@
+package integration
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"muster.dev/muster/pkg/cluster"
+	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/test/framework"
+)
+
+// priorityClasses creates the priority classes the policy tests use (once
+// for the whole run; they are cluster-scoped).
+func priorityClasses(t *testing.T) {
+	t.Helper()
+	never := v1.PreemptNever
+	for _, pc := range []schedulingv1.PriorityClass{
+		{ObjectMeta: metav1.ObjectMeta{Name: "muster-policy-low"}, Value: 10},
+		{ObjectMeta: metav1.ObjectMeta{Name: "muster-policy-high"}, Value: 1000},
+		{ObjectMeta: metav1.ObjectMeta{Name: "muster-policy-high-never"}, Value: 1000, PreemptionPolicy: &never},
+	} {
+		_, err := env.cp.Client.SchedulingV1().PriorityClasses().Create(context.Background(), &pc, metav1.CreateOptions{})
+		if !apierrors.IsAlreadyExists(err) {
+			require.NoError(t, err)
+		}
+	}
+}
+
+// victimWatch records, through a watch, which pods of a namespace were
+// deleted and whether each carried DisruptionTarget=True (reason
+// PreemptionByScheduler) on some version seen before its deletion.
+type victimWatch struct {
+	mu      sync.Mutex
+	marked  map[string]string // pod name -> the condition's message
+	deleted []string
+}
+
+func watchVictims(t *testing.T, ns string) *victimWatch {
+	t.Helper()
+	w := &victimWatch{marked: map[string]string{}}
+	see := func(o any) {
+		p, ok := o.(*v1.Pod)
+		if !ok {
+			return
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == v1.DisruptionTarget && c.Status == v1.ConditionTrue && c.Reason == v1.PodReasonPreemptionByScheduler {
+				w.mu.Lock()
+				w.marked[p.Name] = c.Message
+				w.mu.Unlock()
+			}
+		}
+	}
+	framework.WatchPods(t, cache.ResourceEventHandlerFuncs{
+		AddFunc:    see,
+		UpdateFunc: func(_, o any) { see(o) },
+		DeleteFunc: func(o any) {
+			if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+				o = d.Obj
+			}
+			if p, ok := o.(*v1.Pod); ok {
+				see(p)
+				w.mu.Lock()
+				w.deleted = append(w.deleted, p.Name)
+				w.mu.Unlock()
+			}
+		},
+	}, ns)
+	return w
+}
+
+// Deleted returns the pods deleted so far, and for each the
+// DisruptionTarget message it carried before ("" if none).
+func (w *victimWatch) Deleted() map[string]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]string{}
+	for _, n := range w.deleted {
+		out[n] = w.marked[n]
+	}
+	return out
+}
+
+// TestPolicyPriorityAtMax: a queue at its max, with room on the nodes: a
+// higher-priority pod of the queue preempts exactly one lower-priority pod
+// of its own queue (the newest), never a pod of another queue, and the
+// victim carries DisruptionTarget before it goes; with preemptionPolicy
+// Never it waits instead.
+func TestPolicyPriorityAtMax(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	priorityClasses(t)
+	setQueues(t, `
+queues:
+  - name: team
+    max: {cpu: "4"}
+  - name: other
+`)
+	createNodes(t, node("prio-max-0", "16", "64Gi", nil))
+	startMuster(t)
+	victims := watchVictims(t, ns)
+
+	low := musterPods(ns, "low", 4, "1", 0, map[string]string{queue.LabelQueue: "team"})
+	others := musterPods(ns, "other", 2, "1", 0, map[string]string{queue.LabelQueue: "other"})
+	for i := range low {
+		low[i].PriorityClassName = "muster-policy-low"
+	}
+	for i := range others {
+		others[i].PriorityClassName = "muster-policy-low"
+	}
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, append(low[:3], others...)))
+	waitFor(t, time.Minute, "5 pods running", func(context.Context) (bool, error) { return countRunning(t, ns) == 5, nil })
+	// Start times are kept to the second: the first three started an
+	// hour ago, so that low-3 is the newest by far.
+	for _, p := range low[:3] {
+		startedAgo(t, ns, p.Name, time.Hour)
+	}
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, low[3:]))
+	waitFor(t, time.Minute, "low-3 running", func(context.Context) (bool, error) { return countRunning(t, ns) == 6, nil })
+
+	// preemptionPolicy Never: the queue is at its max, the pod waits.
+	never := musterPods(ns, "never", 1, "1", 0, map[string]string{queue.LabelQueue: "team"})
+	never[0].PriorityClassName = "muster-policy-high-never"
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, never))
+	waitUnschedulable(t, ns, "never-0", 30*time.Second, "root.team")
+
+	high := musterPods(ns, "high", 1, "1", 0, map[string]string{queue.LabelQueue: "team"})
+	high[0].PriorityClassName = "muster-policy-high"
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, high))
+	waitBound(t, ns, "high-0", time.Minute)
+
+	got := victims.Deleted()
+	require.Len(t, got, 1, "exactly one victim: %v", got)
+	require.Contains(t, got, "low-3", "the newest low-priority pod of the queue")
+	assert.Contains(t, got["low-3"], "pod "+ns+"/high-0", "DisruptionTarget names what it made room for")
+	assert.NotEmpty(t, framework.EventsFor(t, ns, "low-3", "Preempted"), "an Event on the victim")
+	assert.NotEmpty(t, framework.EventsFor(t, ns, "high-0", "Preempting"), "an Event on the beneficiary")
+	assert.Equal(t, 2, boundIn(t, ns, "other"), "another queue's pods are never taken for priority")
+	p, err := env.cp.Client.CoreV1().Pods(ns).Get(ctx, "never-0", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, p.Spec.NodeName, "preemptionPolicy Never preempts nothing")
+}
+
+// TestPolicyMinRuntime: a reclaim takes pods that have run their queue's
+// minRuntimeSeconds before younger ones, though the younger are the newest
+// (which it would take first otherwise); every victim is marked
+// DisruptionTarget before it goes.
+func TestPolicyMinRuntime(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	setQueues(t, `
+queues:
+  - name: borrower
+    minRuntimeSeconds: 3600
+  - name: owner
+    guaranteed: {cpu: "2"}
+`)
+	createNodes(t, node("min-runtime-0", "6", "64Gi", nil))
+	startMuster(t)
+	victims := watchVictims(t, ns)
+
+	old := musterPods(ns, "old", 3, "1", 0, map[string]string{queue.LabelQueue: "borrower"})
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, old))
+	waitFor(t, time.Minute, "the old pods running", func(context.Context) (bool, error) { return countRunning(t, ns) == 3, nil })
+	// They started two hours ago, as far as the API says.
+	for _, p := range old {
+		startedAgo(t, ns, p.Name, 2*time.Hour)
+	}
+	young := musterPods(ns, "young", 3, "1", 0, map[string]string{queue.LabelQueue: "borrower"})
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, young))
+	waitFor(t, time.Minute, "the young pods running", func(context.Context) (bool, error) { return countRunning(t, ns) == 6, nil })
+
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, musterPods(ns, "own", 2, "1", 0, map[string]string{queue.LabelQueue: "owner"})))
+	waitFor(t, time.Minute, "the owner's guarantee", func(context.Context) (bool, error) { return boundIn(t, ns, "owner") == 2, nil })
+
+	got := victims.Deleted()
+	require.Len(t, got, 2, "victims: %v", got)
+	for name, msg := range got {
+		assert.Contains(t, []string{"old-0", "old-1", "old-2"}, name, "a young pod was taken while old ones could go")
+		assert.Contains(t, msg, "queue root.owner reclaims its guaranteed capacity from queue root.borrower", "%s: DisruptionTarget before deletion", name)
+	}
+}
+
+// countRunning counts the pods of ns the simulated kubelet runs.
+func countRunning(t *testing.T, ns string) int {
+	t.Helper()
+	list, err := env.cp.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	require.NoError(t, err)
+	n := 0
+	for _, p := range list.Items {
+		if p.Status.Phase == v1.PodRunning && p.Status.StartTime != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// startedAgo moves a running pod's status.startTime into the past.
+func startedAgo(t *testing.T, ns, name string, ago time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	p, err := env.cp.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	require.NoError(t, err)
+	start := metav1.NewTime(time.Now().Add(-ago))
+	p.Status.StartTime = &start
+	_, err = env.cp.Client.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	require.NoError(t, err)
+}
