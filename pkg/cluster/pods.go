@@ -29,6 +29,8 @@ type Pod struct {
 	Duration time.Duration
 	// PriorityClassName sets the pod's priority through the Priority admission plugin.
 	PriorityClassName string
+	// Tolerations of the pod.
+	Tolerations []v1.Toleration
 }
 
 // Object returns the Pod API object.
@@ -53,6 +55,7 @@ func (p Pod) Object() (*v1.Pod, error) {
 		Spec: v1.PodSpec{
 			SchedulerName:                 p.SchedulerName,
 			PriorityClassName:             p.PriorityClassName,
+			Tolerations:                   p.Tolerations,
 			TerminationGracePeriodSeconds: new(int64),
 			Containers: []v1.Container{{
 				Name: "main", Image: "registry.k8s.io/pause:3.10",

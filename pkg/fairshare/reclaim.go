@@ -126,7 +126,8 @@ func (r *ReclaimRefusal) Error() string { return r.Msg }
 //     parent's guarantee); and a victim's queue, with each ancestor the
 //     preemptor does not share, must stay at or above its guaranteed after
 //     losing the victim.
-//   - Within the preemptor's own queue, only lower-priority pods (priority).
+//   - Within the preemptor's own queue, only lower-priority pods (priority),
+//     and none in a queue whose ordering is fifo.
 //   - Lowest priority first, then the newest; victims whose
 //     PodDisruptionBudget forbids it last.
 //   - A gang is never left below its quorum: members beyond it may go one
@@ -275,8 +276,8 @@ func (r *reclaimer) reason(v Victim) string {
 	case r.in.UnderMax != nil && v.Queue != r.in.Queue.Path:
 		r.notOwed[v.Queue] = true
 		return ""
-	case v.Queue == r.in.Queue.Path && v.Priority < r.in.Priority:
-		return ReasonPriority
+	case v.Queue == r.in.Queue.Path && v.Priority < r.in.Priority && r.in.Queue.Ordering != queue.OrderFIFO:
+		return ReasonPriority // a fifo queue serves by arrival: priority takes nothing there
 	case v.Queue != r.in.Queue.Path && r.mayReclaimFrom(v.Queue):
 		return ReasonReclaim
 	}

@@ -335,3 +335,11 @@ func units(x float64) int64 {
 	}
 	return int64(math.Floor(x))
 }
+
+// Standing is a queue's usage measured against its fair share: the
+// largest, over resources, of usage divided by fair share. Below 1 the
+// queue holds less than it should; a queue that uses what its fair share
+// has none of stands at +Inf.
+func (s Shares) Standing(path string, usage resources.Vector) float64 {
+	return dominant(usage, s.Fair[path])
+}

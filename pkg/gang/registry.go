@@ -840,3 +840,15 @@ func (r *Registry) Members() map[Ref]map[string]string {
 	}
 	return out
 }
+
+// Order returns what a gang is ordered by in its queue: the queue, and when
+// its first member arrived.
+func (r *Registry) Order(ref Ref) (queue string, first time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.gangs[ref]
+	if g == nil {
+		return "", time.Time{}, false
+	}
+	return g.Queue, g.FirstSeen, true
+}

@@ -216,3 +216,74 @@ func startedAgo(t *testing.T, ns, name string, ago time.Duration) {
 	_, err = env.cp.Client.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
 	require.NoError(t, err)
 }
+
+// TestPolicyOrderWithinQueue: three pods wait in a queue with no node to
+// run on, a low-priority one first, then a high-priority one, then another
+// low-priority one; a node with room for one appears. With ordering
+// priority (the default) the high-priority pod gets it; with ordering fifo
+// the first to arrive does.
+func TestPolicyOrderWithinQueue(t *testing.T) {
+	priorityClasses(t)
+	setQueues(t, `
+queues:
+  - name: by-priority
+  - name: by-arrival
+    ordering: fifo
+`)
+	s := startMuster(t)
+	for name, tc := range map[string]struct {
+		queue, want string
+	}{
+		"priority": {"by-priority", "high-0"},
+		"fifo":     {"by-arrival", "first-0"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := testContext(t)
+			ns := newNamespace(t)
+			labels := map[string]string{queue.LabelQueue: tc.queue}
+			// Room for one pod, on a node only this namespace's pods tolerate.
+			taint := v1.Taint{Key: "muster-test/order", Value: ns, Effect: v1.TaintEffectNoSchedule}
+			var pods []cluster.Pod
+			for _, p := range []struct{ name, class string }{
+				{"first", "muster-policy-low"}, {"high", "muster-policy-high"}, {"last", "muster-policy-low"},
+			} {
+				pod := musterPods(ns, p.name, 1, "1", 0, labels)[0]
+				pod.PriorityClassName = p.class
+				pod.Tolerations = []v1.Toleration{{Key: taint.Key, Value: taint.Value, Effect: taint.Effect}}
+				pods = append(pods, pod)
+			}
+			// A node none of them tolerates: they fail to fit and wait in the
+			// scheduler's unschedulable pool.
+			other := node("order-"+name+"-other", "1", "8Gi", nil)
+			other.Taints = []v1.Taint{{Key: "muster-test/nobody", Effect: v1.TaintEffectNoSchedule}}
+			createNodes(t, other)
+			for _, p := range pods {
+				require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, []cluster.Pod{p}))
+				waitUnschedulable(t, ns, p.Name, 30*time.Second)
+			}
+			// Every pod out of its backoff (podMaxBackoffSeconds: 2), so that
+			// the node's arrival moves them all to the active queue at once,
+			// where the order applies: no attempt for longer than that.
+			quietSince(t, s.Addr, 2500*time.Millisecond)
+			n := node("order-"+name, "1", "8Gi", nil)
+			n.Taints = []v1.Taint{taint}
+			createNodes(t, n)
+			waitFor(t, time.Minute, "one pod bound", func(context.Context) (bool, error) { return countBound(t, ns) == 1, nil })
+			waitBound(t, ns, tc.want, time.Second)
+		})
+	}
+}
+
+// quietSince waits until the scheduler has made no scheduling attempt for
+// quiet.
+func quietSince(t *testing.T, addr string, quiet time.Duration) {
+	t.Helper()
+	last, changed := -1.0, time.Now()
+	waitFor(t, time.Minute, "no scheduling attempt for "+quiet.String(), func(context.Context) (bool, error) {
+		n := sumMetric(scrape(t, addr), "scheduler_schedule_attempts_total", nil)
+		if n != last {
+			last, changed = n, time.Now()
+		}
+		return time.Since(changed) >= quiet, nil
+	})
+}

@@ -43,6 +43,7 @@ type Plugin struct {
 	waiting map[types.UID]waitingPod
 	// ranks are the running pods by leaf, for priority at a max.
 	ranks *ranks
+	order *order
 }
 
 type waitingPod struct {
@@ -74,10 +75,15 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profile.Runt
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
 	rt.SetQueueArgs(*args)
-	pl := &Plugin{args: *args, rt: rt, waiting: map[types.UID]waitingPod{}, ranks: newRanks()}
+	pl := &Plugin{args: *args, rt: rt, waiting: map[types.UID]waitingPod{}, ranks: newRanks(), order: newOrder()}
 	rt.OnTreeChange(func(*queue.Tree) { pl.activateAll(ctx) })
 	if _, err := h.SharedInformerFactory().Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { pl.observe(obj) },
+		AddFunc: func(obj any) {
+			if p, ok := obj.(*v1.Pod); ok {
+				pl.arrive(p)
+			}
+			pl.observe(obj)
+		},
 		UpdateFunc: func(_, obj any) { pl.observe(obj) },
 		DeleteFunc: func(obj any) {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -86,11 +92,13 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profile.Runt
 			if p, ok := obj.(*v1.Pod); ok {
 				pl.done(p)
 				pl.ranks.forget(p.UID)
+				pl.order.forget(p.UID)
 			}
 		},
 	}); err != nil {
 		return nil, fmt.Errorf("%s: watching pods: %w", Name, err)
 	}
+	go pl.runStandings(ctx)
 	return pl, nil
 }
 
@@ -294,13 +302,17 @@ func (pl *Plugin) observe(obj any) {
 		}
 	}
 	pl.ranks.set(p, leaf, profile.PodRequest(p))
+	if p.Spec.NodeName != "" {
+		pl.order.forget(p.UID) // ordered no more
+	}
 }
 
 // mayPreemptAtMax reports whether the pod, refused at a max, may preempt
-// lower-priority pods of its own leaf: its preemption policy allows it, and
+// lower-priority pods of its own leaf: its preemption policy allows it, its
+// queue is not served first come first served (ordering fifo), and
 // without them the request would fit under every max on its path.
 func (pl *Plugin) mayPreemptAtMax(pod *v1.Pod, leaf *queue.Queue, req resources.Vector) bool {
-	if pod.Spec.PreemptionPolicy != nil && *pod.Spec.PreemptionPolicy == v1.PreemptNever {
+	if pod.Spec.PreemptionPolicy != nil && *pod.Spec.PreemptionPolicy == v1.PreemptNever || leaf.Ordering == queue.OrderFIFO {
 		return false
 	}
 	below := pl.ranks.below(leaf.Path, corev1helpers.PodPriority(pod))

@@ -170,6 +170,11 @@ func (e *Env) profileConfig(o Options) *schedulerconfig.KubeSchedulerProfile {
 		Bind:      schedulerconfig.PluginSet{Enabled: []schedulerconfig.Plugin{{Name: defaultbinder.Name}}},
 	}}
 	for _, p := range o.Plugins {
+		if p.Name == "MusterQueue" { // its own QueueSort replaces PrioritySort
+			prof.Plugins.QueueSort = schedulerconfig.PluginSet{}
+		}
+	}
+	for _, p := range o.Plugins {
 		prof.Plugins.MultiPoint.Enabled = append(prof.Plugins.MultiPoint.Enabled, schedulerconfig.Plugin{Name: p.Name, Weight: max(p.Weight, 1)})
 		if p.Args != nil {
 			prof.PluginConfig = append(prof.PluginConfig, schedulerconfig.PluginConfig{Name: p.Name, Args: p.Args})

@@ -62,6 +62,9 @@ func (rt *Runtime) Reclaim(ctx context.Context, req ReclaimRequest) (string, err
 // leave: otherwise pods waiting longer could take it before the gang is
 // retried.
 func (rt *Runtime) ReclaimNodes(ctx context.Context, req ReclaimRequest) ([]string, error) {
+	if p := req.Pod; p != nil && p.Spec.PreemptionPolicy != nil && *p.Spec.PreemptionPolicy == v1.PreemptNever {
+		return nil, fmt.Errorf("its preemptionPolicy is Never")
+	}
 	r := &reclaim{rt: rt, req: req, now: rt.Clock.Now(), pods: map[string]*v1.Pod{}}
 	if err := r.gatherUsage(); err != nil {
 		return nil, err
