@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"fmt"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"muster.dev/muster/pkg/cluster"
+	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/test/framework"
 )
@@ -286,4 +289,107 @@ func quietSince(t *testing.T, addr string, quiet time.Duration) {
 		}
 		return time.Since(changed) >= quiet, nil
 	})
+}
+
+// lifeWatch records, through a watch, when each pod of a namespace was first
+// seen bound and when it was first seen finished.
+type lifeWatch struct {
+	mu              sync.Mutex
+	bound, finished map[string]time.Time
+}
+
+func watchLives(t *testing.T, ns string) *lifeWatch {
+	t.Helper()
+	w := &lifeWatch{bound: map[string]time.Time{}, finished: map[string]time.Time{}}
+	see := func(o any) {
+		p, ok := o.(*v1.Pod)
+		if !ok {
+			return
+		}
+		now := time.Now()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if _, seen := w.bound[p.Name]; !seen && p.Spec.NodeName != "" {
+			w.bound[p.Name] = now
+		}
+		if _, seen := w.finished[p.Name]; !seen && p.Status.Phase == v1.PodSucceeded {
+			w.finished[p.Name] = now
+		}
+	}
+	framework.WatchPods(t, cache.ResourceEventHandlerFuncs{AddFunc: see, UpdateFunc: func(_, o any) { see(o) }}, ns)
+	return w
+}
+
+func (w *lifeWatch) boundAt(name string) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := w.bound[name]
+	return at, ok
+}
+
+// TestPolicyNoStarvation: a node full of one queue's small pods that finish
+// one at a time, a gang of that queue waiting for four of them, and new
+// small pods of the same queue arriving all the while. The gang holds the
+// room it waits for: it is bound before any of the new pods, within seconds
+// of its room freeing.
+func TestPolicyNoStarvation(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	setQueues(t, "queues:\n  - name: batch\n")
+	createNodes(t, node("starve-0", "8", "64Gi", nil))
+	startMuster(t)
+	lives := watchLives(t, ns)
+	labels := map[string]string{queue.LabelQueue: "batch"}
+
+	var small []cluster.Pod
+	for i := range 8 {
+		small = append(small, musterPods(ns, fmt.Sprintf("small-%d", i), 1, "1", 3*time.Second+time.Duration(i)*time.Second, labels)[0])
+	}
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, small))
+	waitFor(t, time.Minute, "the node full", func(context.Context) (bool, error) { return countRunning(t, ns) == 8, nil })
+
+	gangLabels := map[string]string{queue.LabelQueue: "batch", gang.LabelGang: "train"}
+	members := gangPods(ns, "train", 4, "1", 10*time.Minute, gangLabels, map[string]string{gang.AnnotationMinMember: "4"})
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, members))
+	waitUnschedulable(t, ns, "train-0", 30*time.Second)
+
+	// New small pods of the queue keep coming until the gang is bound.
+	late, lastLate := 0, time.Time{}
+	waitFor(t, time.Minute, "the gang bound", func(ctx context.Context) (bool, error) {
+		if time.Since(lastLate) >= 200*time.Millisecond {
+			require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, musterPods(ns, fmt.Sprintf("late-%d", late), 1, "1", 10*time.Minute, labels)))
+			late, lastLate = late+1, time.Now()
+		}
+		for _, m := range members {
+			if _, ok := lives.boundAt(m.Name); !ok {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+
+	var gangBound time.Time
+	for _, m := range members {
+		at, _ := lives.boundAt(m.Name)
+		if at.After(gangBound) {
+			gangBound = at
+		}
+	}
+	for i := range late {
+		if at, ok := lives.boundAt(fmt.Sprintf("late-%d-0", i)); ok {
+			assert.False(t, at.Before(gangBound), "late-%d-0 bound before the gang", i)
+		}
+	}
+	// Its room was free once the fourth small pod finished.
+	lives.mu.Lock()
+	var finishes []time.Time
+	for _, at := range lives.finished {
+		finishes = append(finishes, at)
+	}
+	lives.mu.Unlock()
+	sort.Slice(finishes, func(i, j int) bool { return finishes[i].Before(finishes[j]) })
+	require.GreaterOrEqual(t, len(finishes), 4)
+	wait := gangBound.Sub(finishes[3])
+	t.Logf("gang bound %s after its room freed; %d new pods arrived meanwhile", wait.Round(time.Millisecond), late)
+	assert.Less(t, wait, 5*time.Second)
 }

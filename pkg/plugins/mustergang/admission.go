@@ -13,6 +13,7 @@ import (
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/plugins/profile"
 	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/resources"
 	"muster.dev/muster/pkg/waitreason"
 )
 
@@ -30,10 +31,10 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	pl.maintain(ctx)
 	ref, _, ok := pl.sources.identify(pod)
 	if !ok {
-		if !pl.reg.AnyReserved() {
+		if !pl.reg.AnyReserved() && pl.holds.Len() == 0 {
 			return nil, fwk.NewStatus(fwk.Skip)
 		}
-		state.Write(stateKey, &cycleState{})
+		state.Write(stateKey, &cycleState{held: pl.heldFrom(pod, gang.Ref{})})
 		return nil, nil
 	}
 	gs, err := pl.sources.specOf(ctx, pod, ref)
@@ -76,6 +77,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	if lerr := pl.rt.Ledger.Check(leaf, profile.PodRequest(pod)); lerr != nil {
 		return nil, pl.refuse(pod, lerr.Code(), lerr.Error())
 	}
+	cs.held = pl.heldFrom(pod, ref)
 	state.Write(stateKey, cs)
 	pl.rt.Admitted(pod, leaf.Path)
 	return nil, nil
@@ -95,8 +97,9 @@ func (pl *Plugin) place(pod *v1.Pod, gs gangSpec) (*queue.Queue, *queue.Placemen
 }
 
 // nodes builds the planner's view: per node what is free for this gang (what
-// other gangs hold counts as used), and its full allocatable.
-func (pl *Plugin) nodes(ref gang.Ref) (free, allocatable []gang.Node, objs []*v1.Node, kept []fwk.NodeInfo, err error) {
+// other gangs hold, admitted or at the head of their queues (held), counts
+// as used), and its full allocatable.
+func (pl *Plugin) nodes(ref gang.Ref, held map[string]resources.Vector) (free, allocatable []gang.Node, objs []*v1.Node, kept []fwk.NodeInfo, err error) {
 	infos, err := pl.handle.SnapshotSharedLister().NodeInfos().List()
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("listing nodes: %w", err)
@@ -111,6 +114,7 @@ func (pl *Plugin) nodes(ref gang.Ref) (free, allocatable []gang.Node, objs []*v1
 		}
 		alloc, used := profile.NodeUsage(ni)
 		used.Add(pl.reg.ReservedOnNode(n.Name, ref))
+		used.Add(held[n.Name])
 		f := alloc.Clone()
 		f.Sub(used)
 		free = append(free, gang.Node{Name: n.Name, Free: f})

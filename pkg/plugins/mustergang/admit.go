@@ -86,6 +86,9 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gang.Ref, gs gangS
 	}
 	plan, r := a.place(ctx)
 	if r != nil {
+		if r.code == waitreason.NotEnoughRoom {
+			a.offerHold(ctx)
+		}
 		return pl.hold(pod, ref, gs, r)
 	}
 	return a.reserve(ctx, plan)
@@ -183,7 +186,12 @@ func (a *admission) fairShare() *refusal {
 // readNodes takes the planner's view of the nodes from the snapshot.
 func (a *admission) readNodes() error {
 	var err error
-	a.free, a.allocatable, a.objs, a.infos, err = a.pl.nodes(a.ref)
+	var held map[string]resources.Vector
+	if a.pl.holds.Len() > 0 {
+		info, _ := a.pl.reg.Get(a.ref)
+		held = a.pl.holds.For(a.pl.subject(a.pod, a.ref, a.leaf, info.FirstSeen))
+	}
+	a.free, a.allocatable, a.objs, a.infos, err = a.pl.nodes(a.ref, held)
 	if err != nil {
 		return err
 	}
@@ -272,6 +280,7 @@ func (a *admission) reserve(ctx context.Context, plan gang.Plan) *fwk.Status {
 		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: admission raced with a change; retrying", ref))
 	}
 	pl.rt.ReclaimAdmitted(gangKey(ref)) // the ledger holds the gang's room from now on
+	pl.holds.Drop(ref)                  // its slots hold its room now
 	info, _ := pl.reg.Get(ref)
 	metrics.GangAdmissionWait.WithLabelValues(a.leaf.Path).Observe(pl.clock.Since(info.FirstSeen).Seconds())
 	msg := fmt.Sprintf("Admitted %s to queue %s: %d member(s) reserved on %d node(s), %s", ref, a.leaf.Path, len(a.members), countDistinct(slotNodes), a.total)

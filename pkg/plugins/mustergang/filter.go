@@ -20,7 +20,8 @@ import (
 const ErrReasonReserved = "the node's free capacity is reserved for admitted gangs"
 
 // Filter keeps every pod off the capacity that admitted gangs (other than
-// its own) hold on the node: that capacity is spoken for.
+// its own) hold on the node, and off the room gangs at the head of their
+// queues hold against it: that capacity is spoken for.
 func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
 	n := ni.Node()
 	if n == nil {
@@ -28,6 +29,9 @@ func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *v1.Pod,
 	}
 	cs := readState(state)
 	reserved := pl.reg.ReservedOnNode(n.Name, cs.ref)
+	if held := cs.held[n.Name]; len(held) > 0 {
+		reserved = reserved.Plus(held)
+	}
 	if len(reserved) == 0 {
 		return nil
 	}

@@ -212,7 +212,9 @@ func (pl *Plugin) runTimeouts(ctx context.Context) {
 		if tick%10 == 0 {
 			pl.reconcileMembers()
 		}
+		pl.keepHolds()
 		for _, info := range pl.reg.TimedOut(pl.clock.Now()) {
+			pl.holds.Drop(info.Ref) // past its timeout, a gang yields its place
 			switch info.Phase {
 			case gang.PhaseBound:
 				// A Spark driver's executors did not all come: free their room.

@@ -49,6 +49,7 @@ import (
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/plugins"
 	"muster.dev/muster/pkg/plugins/profile"
+	"muster.dev/muster/pkg/resources"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration profile.
@@ -65,10 +66,12 @@ const (
 
 // Plugin admits gangs all or nothing.
 type Plugin struct {
-	args    config.MusterGangArgs
-	handle  fwk.Handle
-	rt      *profile.Runtime
-	reg     *gang.Registry
+	args   config.MusterGangArgs
+	handle fwk.Handle
+	rt     *profile.Runtime
+	reg    *gang.Registry
+	// holds: the room the gangs at the head of their queues wait for.
+	holds   *gang.Holds
 	clock   clock.WithTickerAndDelayedExecution
 	sources *sources
 	// podGroupClient reads and writes PodGroups (nil: one is built from
@@ -155,7 +158,7 @@ func newPlugin(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profil
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
 	pl := &Plugin{
-		args: *args, handle: h, rt: rt, reg: rt.Gangs, clock: rt.Clock, sources: src, podGroupClient: o.podGroups,
+		args: *args, handle: h, rt: rt, reg: rt.Gangs, holds: gang.NewHolds(), clock: rt.Clock, sources: src, podGroupClient: o.podGroups,
 		recorder: h.EventRecorder(), neverFits: map[gang.Ref]string{}, statusDirty: map[gang.Ref]bool{},
 		workloadScheduled: map[gang.Ref]int{}, displacedFrom: map[gang.Ref][]string{}, ctx: ctx,
 	}
@@ -205,6 +208,9 @@ type cycleState struct {
 	ref    gang.Ref
 	member bool // the pod is a member of a gang
 	slots  bool // the gang holds slots this pod may take
+	// held is the room, by node, that gangs at the head of their queues
+	// hold against this pod.
+	held map[string]resources.Vector
 }
 
 func (s *cycleState) Clone() fwk.StateData { return s }

@@ -103,7 +103,7 @@ func (pl *Plugin) restore(ctx context.Context, driver *v1.Pod, ref gang.Ref, sin
 	if lerr := pl.rt.Ledger.Check(leaf, total); lerr != nil {
 		return lerr
 	}
-	nodes, _, objs, _, err := pl.nodes(ref)
+	nodes, _, objs, _, err := pl.nodes(ref, nil)
 	if err != nil {
 		return err
 	}
@@ -341,7 +341,7 @@ func (pl *Plugin) planSlots(pod *v1.Pod, ref gang.Ref, gs gangSpec, reqs []resou
 		}
 		members[i] = gang.Member{Name: fmt.Sprintf("slot-%d", i), Request: r, Class: class}
 	}
-	nodes, _, objs, _, err := pl.nodes(gang.Ref{})
+	nodes, _, objs, _, err := pl.nodes(gang.Ref{}, nil)
 	if err != nil {
 		return nil, err.Error()
 	}

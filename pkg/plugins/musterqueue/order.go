@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -23,16 +22,13 @@ var _ fwk.QueueSortPlugin = &Plugin{}
 // and popped after it, so it is kept coarse.
 const standingsEvery = time.Second
 
-// order is what MusterQueue's QueueSort reads: when each pod arrived, and
-// how each leaf queue stands against its fair share.
+// order is when each pod arrived, for MusterQueue's QueueSort (which reads
+// the queues' standings from the runtime).
 type order struct {
 	mu sync.Mutex
 	// arrived is when each pod was first seen: a creation time is kept to
 	// the second, too coarse for first come first served.
 	arrived map[types.UID]time.Time
-	// standings by leaf path (below 1: below its fair share); nil until
-	// first computed.
-	standings atomic.Pointer[map[string]float64]
 }
 
 func newOrder() *order { return &order{arrived: map[types.UID]time.Time{}} }
@@ -57,18 +53,11 @@ func (o *order) arrival(uid types.UID) time.Time {
 	return o.arrived[uid]
 }
 
-func (o *order) standing(leaf string) float64 {
-	if m := o.standings.Load(); m != nil {
-		return (*m)[leaf]
-	}
-	return 0
-}
-
 // runStandings refreshes the standings while ctx lasts.
 func (pl *Plugin) runStandings(ctx context.Context) {
 	var seen uint64
 	for {
-		if v := pl.rt.Ledger.Version(); v != seen || pl.order.standings.Load() == nil {
+		if v := pl.rt.Ledger.Version(); v != seen || !pl.rt.Standings() {
 			seen = v
 			pl.refreshStandings()
 		}
@@ -91,7 +80,7 @@ func (pl *Plugin) refreshStandings() {
 			m[q.Path] = shares.Standing(q.Path, in.Usage[q.Path])
 		}
 	}
-	pl.order.standings.Store(&m)
+	pl.rt.SetStandings(m)
 }
 
 // orderKey is where an entity stands in the scheduling queue.
@@ -171,7 +160,7 @@ func (pl *Plugin) keyOf(e fwk.QueuedEntityInfo) orderKey {
 	if q.Ordering == queue.OrderFIFO {
 		k.priority = 0
 	}
-	k.standing = pl.order.standing(q.Path)
+	k.standing = pl.rt.Standing(q.Path)
 	if math.IsNaN(k.standing) {
 		k.standing = 0
 	}

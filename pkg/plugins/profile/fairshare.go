@@ -143,3 +143,20 @@ func withoutPods(v resources.Vector) resources.Vector {
 	delete(out, v1.ResourcePods)
 	return out
 }
+
+// SetStandings records each leaf queue's standing against its fair share
+// (fairshare.Shares.Standing), as last computed for the scheduling queue's
+// order.
+func (rt *Runtime) SetStandings(m map[string]float64) { rt.standings.Store(&m) }
+
+// Standing is a leaf queue's standing as last recorded: below 1 it holds
+// less than its fair share; 0 when not computed yet.
+func (rt *Runtime) Standing(leaf string) float64 {
+	if m := rt.standings.Load(); m != nil {
+		return (*m)[leaf]
+	}
+	return 0
+}
+
+// Standings reports whether any standing was recorded yet.
+func (rt *Runtime) Standings() bool { return rt.standings.Load() != nil }

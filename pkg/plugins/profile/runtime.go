@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -57,6 +58,8 @@ type Runtime struct {
 	startOnce sync.Once
 	startErr  error
 	shares    shareCache
+	// standings of the leaf queues against their fair shares, by path.
+	standings atomic.Pointer[map[string]float64]
 	// reclaims: the reclaims under way (preemptors waiting for their room,
 	// their victims until they are gone); heldBack: pods refused because of
 	// them, retried when one ends. Both under mu.

@@ -1,0 +1,169 @@
+package gang
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"muster.dev/muster/pkg/resources"
+)
+
+// Hold is the room the gang at the head of a leaf queue waits for, while it
+// does not fit yet: on each node of its plan, what its members need there.
+// Pods behind it in its queue, and pods of queues above their fair share,
+// may not take that room; they may take what is free beyond it. One gang
+// holds per leaf queue.
+type Hold struct {
+	Ref  Ref
+	Leaf string
+	// Where the gang stands in its queue: fewer timeouts first (a gang that
+	// waited past its timeout yields its place), then higher priority (0 in
+	// a fifo queue), then earlier arrival.
+	Timeouts int
+	Priority int32
+	Arrived  time.Time
+	// Need is the room held on each node, by node name.
+	Need map[string]resources.Vector
+}
+
+// ahead reports whether h stands before o in their queue.
+func (h *Hold) ahead(o *Hold) bool {
+	if h.Timeouts != o.Timeouts {
+		return h.Timeouts < o.Timeouts
+	}
+	if h.Priority != o.Priority {
+		return h.Priority > o.Priority
+	}
+	if !h.Arrived.Equal(o.Arrived) {
+		return h.Arrived.Before(o.Arrived)
+	}
+	return h.Ref.String() < o.Ref.String()
+}
+
+// Holds are the holds in force, one per leaf queue. Safe for concurrent use.
+type Holds struct {
+	mu     sync.Mutex
+	byLeaf map[string]*Hold
+}
+
+// NewHolds returns an empty set of holds.
+func NewHolds() *Holds { return &Holds{byLeaf: map[string]*Hold{}} }
+
+// Offer makes h its leaf's hold if the leaf has none, if h is the same
+// gang's (a new plan), or if h stands before the holder; it reports whether
+// h holds now.
+func (s *Holds) Offer(h Hold) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.byLeaf[h.Leaf]
+	if cur != nil && cur.Ref != h.Ref && !h.ahead(cur) {
+		return false
+	}
+	for leaf, o := range s.byLeaf { // a gang holds in one leaf at most
+		if o.Ref == h.Ref && leaf != h.Leaf {
+			delete(s.byLeaf, leaf)
+		}
+	}
+	s.byLeaf[h.Leaf] = &h
+	return true
+}
+
+// Drop ends the gang's hold, if it has one; it reports whether it had.
+func (s *Holds) Drop(ref Ref) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for leaf, h := range s.byLeaf {
+		if h.Ref == ref {
+			delete(s.byLeaf, leaf)
+			return true
+		}
+	}
+	return false
+}
+
+// Keep drops every hold whose gang keep refuses (gone, admitted, no longer
+// waiting for room).
+func (s *Holds) Keep(keep func(Ref) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for leaf, h := range s.byLeaf {
+		if !keep(h.Ref) {
+			delete(s.byLeaf, leaf)
+		}
+	}
+}
+
+// Of returns the gang's hold.
+func (s *Holds) Of(ref Ref) (Hold, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range s.byLeaf {
+		if h.Ref == ref {
+			return *h, true
+		}
+	}
+	return Hold{}, false
+}
+
+// List returns the holds in force, by leaf.
+func (s *Holds) List() []Hold {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Hold, 0, len(s.byLeaf))
+	for _, h := range s.byLeaf {
+		out = append(out, *h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Leaf < out[j].Leaf })
+	return out
+}
+
+// Len is the number of holds in force.
+func (s *Holds) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byLeaf)
+}
+
+// Subject is a pod or gang about to take room: which holds it must leave
+// alone.
+type Subject struct {
+	Ref      Ref // its gang, if any
+	Leaf     string
+	Priority int32 // 0 in a fifo queue
+	Arrived  time.Time
+	// AboveFairShare: its queue holds more than its fair share.
+	AboveFairShare bool
+}
+
+// For sums, by node, the room the holds keep from the subject: a hold of
+// its own queue that stands before it, and every other queue's hold when
+// the subject's queue is above its fair share. Nil when none does.
+func (s *Holds) For(sub Subject) map[string]resources.Vector {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out map[string]resources.Vector
+	for _, h := range s.byLeaf {
+		if h.Ref == sub.Ref && sub.Ref != (Ref{}) {
+			continue
+		}
+		if h.Leaf == sub.Leaf {
+			if sub.Priority > h.Priority || sub.Arrived.Before(h.Arrived) {
+				continue // ahead of the holder
+			}
+		} else if !sub.AboveFairShare {
+			continue
+		}
+		if out == nil {
+			out = map[string]resources.Vector{}
+		}
+		for node, need := range h.Need {
+			v := out[node]
+			if v == nil {
+				v = resources.Vector{}
+				out[node] = v
+			}
+			v.Add(need)
+		}
+	}
+	return out
+}
