@@ -449,6 +449,25 @@ func gangLine(g *GangFacts, gs *status.Gang) string {
 		if gs.Timeouts > 0 {
 			parts = append(parts, fmt.Sprintf("timed out %d time(s)", gs.Timeouts))
 		}
+		if gs.Position > 0 {
+			parts = append(parts, fmt.Sprintf("number %d among the gangs waiting for room in %s", gs.Position, gs.Queue))
+		}
+		if len(gs.Holding) > 0 {
+			parts = append(parts, fmt.Sprintf("holds %s on %d node(s) as the head of its queue", compactQuantities(gs.Holding), gs.HoldingNodes))
+		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// compactQuantities renders quantities as "cpu=4,memory=16Gi".
+func compactQuantities(q map[string]string) string {
+	names := make([]string, 0, len(q))
+	for n := range q {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for i, n := range names {
+		names[i] = n + "=" + q[n]
+	}
+	return strings.Join(names, ",")
 }

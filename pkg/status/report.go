@@ -48,6 +48,13 @@ type Gang struct {
 	ReasonCode waitreason.Code `json:"reasonCode,omitempty"`
 	Reason     string          `json:"reason,omitempty"`
 	Timeouts   int             `json:"timeouts,omitempty"`
+	// Position is the gang's place among its queue's gangs waiting for
+	// room, oldest first (1: the first).
+	Position int `json:"position,omitempty"`
+	// Holding is the room the gang holds as the head of its queue, on
+	// HoldingNodes nodes: later pods of its queue may not take it.
+	Holding      map[string]string `json:"holding,omitempty"`
+	HoldingNodes int               `json:"holdingNodes,omitempty"`
 }
 
 // Config says which queue configuration is in force.
@@ -189,3 +196,6 @@ func Decode(data []byte) (Report, error) {
 	}
 	return r, nil
 }
+
+// Quantities renders amounts as Kubernetes quantities, by resource name.
+func Quantities(v resources.Vector) map[string]string { return quantities(v) }

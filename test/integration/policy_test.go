@@ -19,6 +19,7 @@ import (
 	"muster.dev/muster/pkg/cluster"
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/status"
 	"muster.dev/muster/test/framework"
 )
 
@@ -343,7 +344,7 @@ func TestPolicyNoStarvation(t *testing.T) {
 
 	var small []cluster.Pod
 	for i := range 8 {
-		small = append(small, musterPods(ns, fmt.Sprintf("small-%d", i), 1, "1", 3*time.Second+time.Duration(i)*time.Second, labels)[0])
+		small = append(small, musterPods(ns, fmt.Sprintf("small-%d", i), 1, "1", 8*time.Second+time.Duration(i)*time.Second, labels)[0])
 	}
 	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, small))
 	waitFor(t, time.Minute, "the node full", func(context.Context) (bool, error) { return countRunning(t, ns) == 8, nil })
@@ -352,6 +353,26 @@ func TestPolicyNoStarvation(t *testing.T) {
 	members := gangPods(ns, "train", 4, "1", 10*time.Minute, gangLabels, map[string]string{gang.AnnotationMinMember: "4"})
 	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, members))
 	waitUnschedulable(t, ns, "train-0", 30*time.Second)
+
+	// The status shows the gang holding the room while it waits (written
+	// every 5 s; it waits about 10).
+	holding := make(chan string, 1)
+	go func() {
+		for ctx.Err() == nil {
+			cm, err := env.cp.Client.CoreV1().ConfigMaps(framework.MusterNamespace).Get(ctx, framework.StatusConfigMap, metav1.GetOptions{})
+			if err == nil {
+				if r, err := status.Decode([]byte(cm.Data[status.Key])); err == nil {
+					for _, g := range r.PendingGangs {
+						if g.Gang == string(gang.KindAnnotation)+" "+ns+"/train" && g.Holding["cpu"] != "" {
+							holding <- fmt.Sprintf("%s on %d node(s), position %d", g.Holding["cpu"], g.HoldingNodes, g.Position)
+							return
+						}
+					}
+				}
+			}
+			time.Sleep(100 * time.Millisecond) // a poll interval, not a wait for state
+		}
+	}()
 
 	// New small pods of the queue keep coming until the gang is bound.
 	late, lastLate := 0, time.Time{}
@@ -392,4 +413,11 @@ func TestPolicyNoStarvation(t *testing.T) {
 	wait := gangBound.Sub(finishes[3])
 	t.Logf("gang bound %s after its room freed; %d new pods arrived meanwhile", wait.Round(time.Millisecond), late)
 	assert.Less(t, wait, 5*time.Second)
+	select {
+	case h := <-holding:
+		t.Logf("status while it waited: holding %s", h)
+		assert.Contains(t, h, "4 on 1 node(s), position 1")
+	default:
+		t.Error("the status never showed the gang holding its room")
+	}
 }

@@ -158,7 +158,7 @@ func newPlugin(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profil
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
 	pl := &Plugin{
-		args: *args, handle: h, rt: rt, reg: rt.Gangs, holds: gang.NewHolds(), clock: rt.Clock, sources: src, podGroupClient: o.podGroups,
+		args: *args, handle: h, rt: rt, reg: rt.Gangs, holds: rt.Holds, clock: rt.Clock, sources: src, podGroupClient: o.podGroups,
 		recorder: h.EventRecorder(), neverFits: map[gang.Ref]string{}, statusDirty: map[gang.Ref]bool{},
 		workloadScheduled: map[gang.Ref]int{}, displacedFrom: map[gang.Ref][]string{}, ctx: ctx,
 	}

@@ -88,7 +88,7 @@ func newGangPlugin(t *testing.T, queues string, podGroups []*schedv1alpha1.PodGr
 	var pl *Plugin
 	c := profiletest.New(t, queues, func(c *profiletest.Cluster) {
 		args := configv1.DefaultGangArgs()
-		pl = &Plugin{args: args, handle: c.Handle, rt: c.Runtime, reg: c.Runtime.Gangs, holds: gang.NewHolds(), clock: c.Clock,
+		pl = &Plugin{args: args, handle: c.Handle, rt: c.Runtime, reg: c.Runtime.Gangs, holds: c.Runtime.Holds, clock: c.Clock,
 			sources: &sources{args: args, pods: c.Factory.Core().V1().Pods().Lister(),
 				objects: map[schema.GroupVersionResource]getter{}},
 			recorder: &events.FakeRecorder{}, neverFits: map[gang.Ref]string{}, statusDirty: map[gang.Ref]bool{},

@@ -143,7 +143,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 		pl.rt.HoldBack(pod)
 		msg := fmt.Sprintf("queue %s is at its max with the room that pods preempted for another pod of it leave", leaf.Path)
 		logger.V(4).Info("Pod waits behind a preemptor of its queue", "pod", klog.KObj(pod), "queue", leaf.Path)
-		return nil, pl.refuse(pod, waitreason.ReclaimUnderWay, msg)
+		return nil, pl.refuse(pod, waitreason.QueueAtMax, msg)
 	} else if lerr != nil {
 		pl.wait(pod, lerr.Queue)
 		logger.V(4).Info("Pod over its queue's limit", "pod", klog.KObj(pod), "queue", lerr.Queue, "resource", lerr.Resource)

@@ -43,6 +43,8 @@ type Runtime struct {
 	Clock   clock.WithTickerAndDelayedExecution
 	// Gangs is every gang and the capacity reserved for admitted ones.
 	Gangs *gang.Registry
+	// Holds is the room the gangs at the head of their queues wait for.
+	Holds *gang.Holds
 	// GangOf, set by the gang plugin, reports the gang a pod belongs to.
 	// Pods of gangs get their queue admission from the gang plugin, as a
 	// whole, instead of one by one from the queue plugin.
@@ -137,6 +139,7 @@ func New(ctx context.Context, h fwk.Handle, opts ...Option) *Runtime {
 		o(rt)
 	}
 	rt.Gangs = gang.NewRegistry(rt.Clock)
+	rt.Holds = gang.NewHolds()
 	rt.GangOf = func(*v1.Pod) (gang.Ref, bool) { return gang.Ref{}, false }
 	rt.Ledger = queue.NewLedger(nil, queue.WithClock(rt.Clock))
 	// Asked for now, while the plugins are built: kube-scheduler starts the
@@ -359,15 +362,32 @@ func (rt *Runtime) Report(now time.Time) status.Report {
 	}
 	shares, _ := rt.Shares()
 	r := status.Build(t, usage, shares.Fair, shares.Dominant, cfg, now)
+	holds := map[gang.Ref]gang.Hold{}
+	for _, h := range rt.Holds.List() {
+		holds[h.Ref] = h
+	}
+	position := map[string]int{} // by queue: pending gangs seen so far
 	for _, g := range rt.Gangs.List() {
 		if g.Phase == gang.PhaseBound {
 			continue
 		}
-		r.PendingGangs = append(r.PendingGangs, status.Gang{
+		sg := status.Gang{
 			Gang: g.Ref.String(), Queue: g.Queue, Phase: string(g.Phase), Members: g.Members, MinMember: g.Spec.MinMember,
 			Placed: g.Assumed + g.Bound, Since: g.FirstSeen.UTC().Format(time.RFC3339),
 			ReasonCode: g.ReasonCode, Reason: g.Reason, Timeouts: g.Timeouts,
-		})
+		}
+		if g.Phase == gang.PhasePending {
+			position[g.Queue]++
+			sg.Position = position[g.Queue]
+		}
+		if h, ok := holds[g.Ref]; ok {
+			total := resources.Vector{}
+			for _, need := range h.Need {
+				total.Add(need)
+			}
+			sg.Holding, sg.HoldingNodes = status.Quantities(total), len(h.Need)
+		}
+		r.PendingGangs = append(r.PendingGangs, sg)
 	}
 	return r
 }
