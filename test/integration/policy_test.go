@@ -421,3 +421,38 @@ func TestPolicyNoStarvation(t *testing.T) {
 		t.Error("the status never showed the gang holding its room")
 	}
 }
+
+// TestPolicyElasticReclaim: a gang's member beyond its quorum, arriving
+// after the gang is bound, reclaims within its queue's guarantee like a pod
+// of its own would.
+func TestPolicyElasticReclaim(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	setQueues(t, `
+queues:
+  - name: borrower
+  - name: owner
+    guaranteed: {cpu: "4"}
+`)
+	createNodes(t, node("elastic-0", "8", "64Gi", nil))
+	startMuster(t)
+	victims := watchVictims(t, ns)
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, musterPods(ns, "borrow", 8, "1", 0, map[string]string{queue.LabelQueue: "borrower"})))
+	waitFor(t, time.Minute, "the borrower to fill the node", func(context.Context) (bool, error) { return boundIn(t, ns, "borrower") == 8, nil })
+
+	labels := map[string]string{queue.LabelQueue: "owner", gang.LabelGang: "job"}
+	members := gangPods(ns, "job", 3, "1", 0, labels, map[string]string{gang.AnnotationMinMember: "2"})
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, members[:2]))
+	waitBound(t, ns, "job-0", time.Minute)
+	waitBound(t, ns, "job-1", time.Minute)
+	require.Len(t, victims.Deleted(), 2, "the gang reclaimed its two members' room")
+
+	// The third member comes after the gang is bound: it is elastic.
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, members[2:]))
+	waitBound(t, ns, "job-2", time.Minute)
+	got := victims.Deleted()
+	assert.Len(t, got, 3, "one more borrower pod reclaimed for the elastic member: %v", got)
+	for name, msg := range got {
+		assert.Contains(t, msg, "queue root.owner reclaims its guaranteed capacity from queue root.borrower", name)
+	}
+}

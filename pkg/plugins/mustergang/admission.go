@@ -77,7 +77,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	if lerr := pl.rt.Ledger.Check(leaf, profile.PodRequest(pod)); lerr != nil {
 		return nil, pl.refuse(pod, lerr.Code(), lerr.Error())
 	}
-	cs.held = pl.heldFrom(pod, ref)
+	cs.held, cs.elastic = pl.heldFrom(pod, ref), leaf
 	state.Write(stateKey, cs)
 	pl.rt.Admitted(pod, leaf.Path)
 	return nil, nil

@@ -43,6 +43,7 @@ func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	if lerr := pl.rt.Ledger.Reserve(key, q, req); lerr != nil {
 		return fwk.NewStatus(fwk.Unschedulable, lerr.Error())
 	}
+	pl.rt.ReclaimAdmitted(key) // if it reclaimed, the ledger holds its room now
 	pl.reg.Assume(cs.ref, key)
 	return nil
 }

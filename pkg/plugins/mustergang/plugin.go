@@ -49,6 +49,7 @@ import (
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/plugins"
 	"muster.dev/muster/pkg/plugins/profile"
+	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/resources"
 )
 
@@ -211,6 +212,11 @@ type cycleState struct {
 	// held is the room, by node, that gangs at the head of their queues
 	// hold against this pod.
 	held map[string]resources.Vector
+	// elastic is the leaf queue of a member admitted beyond its gang's
+	// reservation (a bound gang's extra member, a Spark executor past
+	// min-executors): it reclaims within its queue's guarantee as a pod of
+	// its own.
+	elastic *queue.Queue
 }
 
 func (s *cycleState) Clone() fwk.StateData { return s }
