@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -122,7 +123,7 @@ queues:
 	for i := range others {
 		others[i].PriorityClassName = "muster-policy-low"
 	}
-	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, append(low[:3], others...)))
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, slices.Concat(low[:3], others)))
 	waitFor(t, time.Minute, "5 pods running", func(context.Context) (bool, error) { return countRunning(t, ns) == 5, nil })
 	// Start times are kept to the second: the first three started an
 	// hour ago, so that low-3 is the newest by far.
@@ -455,4 +456,54 @@ queues:
 	for name, msg := range got {
 		assert.Contains(t, msg, "queue root.owner reclaims its guaranteed capacity from queue root.borrower", name)
 	}
+}
+
+// TestPolicyGangPriorityAtMax: a higher-priority gang of a queue at its
+// max preempts the fewest newest lower-priority pods of its queue, never a
+// pod of another queue, and is bound once they are gone.
+func TestPolicyGangPriorityAtMax(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	priorityClasses(t)
+	setQueues(t, `
+queues:
+  - name: team
+    max: {cpu: "4"}
+  - name: other
+`)
+	createNodes(t, node("gang-prio-max-0", "16", "64Gi", nil))
+	startMuster(t)
+	victims := watchVictims(t, ns)
+	low := musterPods(ns, "low", 4, "1", 0, map[string]string{queue.LabelQueue: "team"})
+	others := musterPods(ns, "other", 2, "1", 0, map[string]string{queue.LabelQueue: "other"})
+	for i := range low {
+		low[i].PriorityClassName = "muster-policy-low"
+	}
+	for i := range others {
+		others[i].PriorityClassName = "muster-policy-low"
+	}
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, slices.Concat(low[:2], others)))
+	waitFor(t, time.Minute, "4 pods running", func(context.Context) (bool, error) { return countRunning(t, ns) == 4, nil })
+	for _, p := range low[:2] {
+		startedAgo(t, ns, p.Name, time.Hour)
+	}
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, low[2:]))
+	waitFor(t, time.Minute, "6 pods running", func(context.Context) (bool, error) { return countRunning(t, ns) == 6, nil })
+
+	members := gangPods(ns, "train", 2, "1", 0, map[string]string{queue.LabelQueue: "team", gang.LabelGang: "train"},
+		map[string]string{gang.AnnotationMinMember: "2"})
+	for i := range members {
+		members[i].PriorityClassName = "muster-policy-high"
+	}
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, members))
+	waitBound(t, ns, "train-0", time.Minute)
+	waitBound(t, ns, "train-1", time.Minute)
+
+	got := victims.Deleted()
+	require.Len(t, got, 2, "victims: %v", got)
+	for _, name := range []string{"low-2", "low-3"} {
+		require.Contains(t, got, name, "the newest low-priority pods of the queue")
+		assert.Contains(t, got[name], "gang "+string(gang.KindAnnotation)+" "+ns+"/train", "DisruptionTarget names the gang")
+	}
+	assert.Equal(t, 2, boundIn(t, ns, "other"), "another queue's pods are never taken for priority")
 }

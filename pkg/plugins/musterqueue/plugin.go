@@ -41,9 +41,7 @@ type Plugin struct {
 	// (or the placement problem) stopped them; they are retried when that
 	// queue's usage drops or the configuration changes.
 	waiting map[types.UID]waitingPod
-	// ranks are the running pods by leaf, for priority at a max.
-	ranks *ranks
-	order *order
+	order   *order
 }
 
 type waitingPod struct {
@@ -75,7 +73,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profile.Runt
 		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
 	}
 	rt.SetQueueArgs(*args)
-	pl := &Plugin{args: *args, rt: rt, waiting: map[types.UID]waitingPod{}, ranks: newRanks(), order: newOrder()}
+	pl := &Plugin{args: *args, rt: rt, waiting: map[types.UID]waitingPod{}, order: newOrder()}
 	rt.OnTreeChange(func(*queue.Tree) { pl.activateAll(ctx) })
 	if _, err := h.SharedInformerFactory().Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
@@ -91,7 +89,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profile.Runt
 			}
 			if p, ok := obj.(*v1.Pod); ok {
 				pl.done(p)
-				pl.ranks.forget(p.UID)
+				pl.rt.Ranks.Forget(p.UID)
 				pl.order.forget(p.UID)
 			}
 		},
@@ -301,7 +299,7 @@ func (pl *Plugin) observe(obj any) {
 			leaf = q.Path
 		}
 	}
-	pl.ranks.set(p, leaf, profile.PodRequest(p))
+	pl.rt.Ranks.Set(p, leaf, profile.PodRequest(p))
 	if p.Spec.NodeName != "" {
 		pl.order.forget(p.UID) // ordered no more
 	}
@@ -315,7 +313,7 @@ func (pl *Plugin) mayPreemptAtMax(pod *v1.Pod, leaf *queue.Queue, req resources.
 	if pod.Spec.PreemptionPolicy != nil && *pod.Spec.PreemptionPolicy == v1.PreemptNever || leaf.Ordering == queue.OrderFIFO {
 		return false
 	}
-	below := pl.ranks.below(leaf.Path, corev1helpers.PodPriority(pod))
+	below := pl.rt.Ranks.Below(leaf.Path, corev1helpers.PodPriority(pod))
 	return !below.IsZero() && pl.underMax(leaf, req)(below)
 }
 

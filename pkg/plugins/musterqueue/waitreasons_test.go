@@ -71,7 +71,7 @@ func TestQueueWaitReasons(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			c := profiletest.New(t, tc.queues, nil, append(cluster, tc.pod)...)
-			pl := &Plugin{args: configv1.DefaultQueueArgs(), rt: c.Runtime, waiting: map[types.UID]waitingPod{}, ranks: newRanks(), order: newOrder()}
+			pl := &Plugin{args: configv1.DefaultQueueArgs(), rt: c.Runtime, waiting: map[types.UID]waitingPod{}, order: newOrder()}
 			_, st := pl.PreFilter(c.Ctx, framework.NewCycleState(), tc.pod, nil)
 			got := c.Reasons.Of(tc.pod)
 			assert.Equal(t, tc.want, got.Code, "status: %v", st)

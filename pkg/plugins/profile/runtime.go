@@ -45,6 +45,9 @@ type Runtime struct {
 	Gangs *gang.Registry
 	// Holds is the room the gangs at the head of their queues wait for.
 	Holds *gang.Holds
+	// Ranks are the running pods by leaf queue and priority (kept by
+	// MusterQueue), for priority at a max.
+	Ranks *Ranks
 	// GangOf, set by the gang plugin, reports the gang a pod belongs to.
 	// Pods of gangs get their queue admission from the gang plugin, as a
 	// whole, instead of one by one from the queue plugin.
@@ -140,6 +143,7 @@ func New(ctx context.Context, h fwk.Handle, opts ...Option) *Runtime {
 	}
 	rt.Gangs = gang.NewRegistry(rt.Clock)
 	rt.Holds = gang.NewHolds()
+	rt.Ranks = newRanks()
 	rt.GangOf = func(*v1.Pod) (gang.Ref, bool) { return gang.Ref{}, false }
 	rt.Ledger = queue.NewLedger(nil, queue.WithClock(rt.Clock))
 	// Asked for now, while the plugins are built: kube-scheduler starts the

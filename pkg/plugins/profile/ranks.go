@@ -1,4 +1,4 @@
-package musterqueue
+package profile
 
 import (
 	"sync"
@@ -10,12 +10,12 @@ import (
 	"muster.dev/muster/pkg/resources"
 )
 
-// ranks indexes the profile's running pods by leaf queue with their
-// priority and request, so that a pod refused at its queue's max can tell
-// at once whether lower-priority pods of its own queue hold enough to make
-// room: only then is preemption tried (PostFilter), and a queue at its max
-// full of pods as important as the newcomer costs nothing more than before.
-type ranks struct {
+// Ranks indexes the profile's running pods by leaf queue with their
+// priority and request, so that a pod or gang refused at its queue's max can
+// tell at once whether lower-priority pods of its own queue hold enough to
+// make room: only then is preemption tried, and a queue at its max full of
+// pods as important as the newcomer costs nothing more than before.
+type Ranks struct {
 	mu     sync.Mutex
 	byLeaf map[string]map[types.UID]rank
 	leafOf map[types.UID]string
@@ -26,13 +26,13 @@ type rank struct {
 	request  resources.Vector
 }
 
-func newRanks() *ranks {
-	return &ranks{byLeaf: map[string]map[types.UID]rank{}, leafOf: map[types.UID]string{}}
+func newRanks() *Ranks {
+	return &Ranks{byLeaf: map[string]map[types.UID]rank{}, leafOf: map[types.UID]string{}}
 }
 
-// set records a running pod in its leaf (leaf "": not running or not
+// Set records a running pod in its leaf (leaf "": not running or not
 // placeable: forgotten).
-func (r *ranks) set(p *v1.Pod, leaf string, request resources.Vector) {
+func (r *Ranks) Set(p *v1.Pod, leaf string, request resources.Vector) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old, ok := r.leafOf[p.UID]; ok && old != leaf {
@@ -50,8 +50,8 @@ func (r *ranks) set(p *v1.Pod, leaf string, request resources.Vector) {
 	r.leafOf[p.UID] = leaf
 }
 
-// forget drops a pod that is gone.
-func (r *ranks) forget(uid types.UID) {
+// Forget drops a pod that is gone.
+func (r *Ranks) Forget(uid types.UID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if leaf, ok := r.leafOf[uid]; ok {
@@ -59,7 +59,7 @@ func (r *ranks) forget(uid types.UID) {
 	}
 }
 
-func (r *ranks) dropLocked(uid types.UID, leaf string) {
+func (r *Ranks) dropLocked(uid types.UID, leaf string) {
 	delete(r.leafOf, uid)
 	if pods := r.byLeaf[leaf]; pods != nil {
 		delete(pods, uid)
@@ -69,9 +69,9 @@ func (r *ranks) dropLocked(uid types.UID, leaf string) {
 	}
 }
 
-// below is what the leaf's running pods of lower priority than prio hold
+// Below is what the leaf's running pods of lower priority than prio hold
 // together.
-func (r *ranks) below(leaf string, prio int32) resources.Vector {
+func (r *Ranks) Below(leaf string, prio int32) resources.Vector {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := resources.Vector{}
@@ -83,8 +83,8 @@ func (r *ranks) below(leaf string, prio int32) resources.Vector {
 	return out
 }
 
-// len is the number of pods indexed (for tests).
-func (r *ranks) len() int {
+// Len is the number of pods indexed.
+func (r *Ranks) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.leafOf)
