@@ -507,3 +507,51 @@ queues:
 	}
 	assert.Equal(t, 2, boundIn(t, ns, "other"), "another queue's pods are never taken for priority")
 }
+
+// TestPolicyExecutorsBeforeDriver: a reclaim that finds a Spark app among
+// its victims takes executors, never the driver alone, though the driver is
+// the newest pod (which it would take first otherwise).
+func TestPolicyExecutorsBeforeDriver(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	setQueues(t, `
+queues:
+  - name: borrower
+  - name: owner
+    guaranteed: {cpu: "2"}
+`)
+	createNodes(t, node("spark-victim-0", "8", "64Gi", nil))
+	startMuster(t)
+	victims := watchVictims(t, ns)
+	plain := musterPods(ns, "plain", 3, "1", 0, map[string]string{queue.LabelQueue: "borrower"})
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, plain))
+	app := "spark-" + ns
+	driver := sparkPod(ns, "app-driver", app, "driver", "", "1")
+	driver.Labels[queue.LabelQueue] = "borrower"
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, []cluster.Pod{driver}))
+	waitFor(t, time.Minute, "the driver running", func(context.Context) (bool, error) { return countRunning(t, ns) == 4, nil })
+	var executors []cluster.Pod
+	for i := range 4 {
+		e := sparkPod(ns, fmt.Sprintf("app-exec-%d", i), app, "executor", "", "1")
+		e.Labels[queue.LabelQueue] = "borrower"
+		executors = append(executors, e)
+	}
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, executors))
+	waitFor(t, time.Minute, "the node full", func(context.Context) (bool, error) { return countRunning(t, ns) == 8, nil })
+	// The plain pods are the oldest, then the executors; the driver is the
+	// newest.
+	for _, p := range plain {
+		startedAgo(t, ns, p.Name, 2*time.Hour)
+	}
+	for _, e := range executors {
+		startedAgo(t, ns, e.Name, time.Hour)
+	}
+
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, musterPods(ns, "own", 2, "1", 0, map[string]string{queue.LabelQueue: "owner"})))
+	waitFor(t, time.Minute, "the owner's guarantee", func(context.Context) (bool, error) { return boundIn(t, ns, "owner") == 2, nil })
+	got := victims.Deleted()
+	require.Len(t, got, 2, "victims: %v", got)
+	for name := range got {
+		assert.Contains(t, name, "app-exec-", "executors go before the driver and before older pods")
+	}
+}
