@@ -104,34 +104,7 @@ func (w *victimWatch) Deleted() map[string]string {
 func TestPolicyPriorityAtMax(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
-	priorityClasses(t)
-	setQueues(t, `
-queues:
-  - name: team
-    max: {cpu: "4"}
-  - name: other
-`)
-	createNodes(t, node("prio-max-0", "16", "64Gi", nil))
-	startMuster(t)
-	victims := watchVictims(t, ns)
-
-	low := musterPods(ns, "low", 4, "1", 0, map[string]string{queue.LabelQueue: "team"})
-	others := musterPods(ns, "other", 2, "1", 0, map[string]string{queue.LabelQueue: "other"})
-	for i := range low {
-		low[i].PriorityClassName = "muster-policy-low"
-	}
-	for i := range others {
-		others[i].PriorityClassName = "muster-policy-low"
-	}
-	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, slices.Concat(low[:3], others)))
-	waitFor(t, time.Minute, "5 pods running", func(context.Context) (bool, error) { return countRunning(t, ns) == 5, nil })
-	// Start times are kept to the second: the first three started an
-	// hour ago, so that low-3 is the newest by far.
-	for _, p := range low[:3] {
-		startedAgo(t, ns, p.Name, time.Hour)
-	}
-	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, low[3:]))
-	waitFor(t, time.Minute, "low-3 running", func(context.Context) (bool, error) { return countRunning(t, ns) == 6, nil })
+	victims := teamAtMax(t, ns, "prio-max-0", 1)
 
 	// preemptionPolicy Never: the queue is at its max, the pod waits.
 	never := musterPods(ns, "never", 1, "1", 0, map[string]string{queue.LabelQueue: "team"})
@@ -464,31 +437,7 @@ queues:
 func TestPolicyGangPriorityAtMax(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
-	priorityClasses(t)
-	setQueues(t, `
-queues:
-  - name: team
-    max: {cpu: "4"}
-  - name: other
-`)
-	createNodes(t, node("gang-prio-max-0", "16", "64Gi", nil))
-	startMuster(t)
-	victims := watchVictims(t, ns)
-	low := musterPods(ns, "low", 4, "1", 0, map[string]string{queue.LabelQueue: "team"})
-	others := musterPods(ns, "other", 2, "1", 0, map[string]string{queue.LabelQueue: "other"})
-	for i := range low {
-		low[i].PriorityClassName = "muster-policy-low"
-	}
-	for i := range others {
-		others[i].PriorityClassName = "muster-policy-low"
-	}
-	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, slices.Concat(low[:2], others)))
-	waitFor(t, time.Minute, "4 pods running", func(context.Context) (bool, error) { return countRunning(t, ns) == 4, nil })
-	for _, p := range low[:2] {
-		startedAgo(t, ns, p.Name, time.Hour)
-	}
-	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, low[2:]))
-	waitFor(t, time.Minute, "6 pods running", func(context.Context) (bool, error) { return countRunning(t, ns) == 6, nil })
+	victims := teamAtMax(t, ns, "gang-prio-max-0", 2)
 
 	members := gangPods(ns, "train", 2, "1", 0, map[string]string{queue.LabelQueue: "team", gang.LabelGang: "train"},
 		map[string]string{gang.AnnotationMinMember: "2"})
@@ -554,4 +503,41 @@ queues:
 	for name := range got {
 		assert.Contains(t, name, "app-exec-", "executors go before the driver and before older pods")
 	}
+}
+
+// teamAtMax sets up a queue team at its max of 4 CPU on a 16-CPU node, with
+// four low-priority pods running, low-0 to low-3, the last newest ones the
+// newest by far (start times are kept to the second: the others started an
+// hour ago), and two low-priority pods of queue other; it returns a watch
+// of the victims.
+func teamAtMax(t *testing.T, ns, nodeName string, newest int) *victimWatch {
+	t.Helper()
+	ctx := testContext(t)
+	priorityClasses(t)
+	setQueues(t, `
+queues:
+  - name: team
+    max: {cpu: "4"}
+  - name: other
+`)
+	createNodes(t, node(nodeName, "16", "64Gi", nil))
+	startMuster(t)
+	victims := watchVictims(t, ns)
+	low := musterPods(ns, "low", 4, "1", 0, map[string]string{queue.LabelQueue: "team"})
+	others := musterPods(ns, "other", 2, "1", 0, map[string]string{queue.LabelQueue: "other"})
+	for i := range low {
+		low[i].PriorityClassName = "muster-policy-low"
+	}
+	for i := range others {
+		others[i].PriorityClassName = "muster-policy-low"
+	}
+	old := len(low) - newest
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, slices.Concat(low[:old], others)))
+	waitFor(t, time.Minute, "the older pods running", func(context.Context) (bool, error) { return countRunning(t, ns) == old+len(others), nil })
+	for _, p := range low[:old] {
+		startedAgo(t, ns, p.Name, time.Hour)
+	}
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, low[old:]))
+	waitFor(t, time.Minute, "every pod running", func(context.Context) (bool, error) { return countRunning(t, ns) == len(low)+len(others), nil })
+	return victims
 }
