@@ -22,35 +22,72 @@ var _ fwk.QueueSortPlugin = &Plugin{}
 // and popped after it, so it is kept coarse.
 const standingsEvery = time.Second
 
-// order is when each pod arrived, for MusterQueue's QueueSort (which reads
-// the queues' standings from the runtime).
+// order is what MusterQueue's QueueSort knows of each pending pod: when it
+// arrived, and the part of its place in the order that does not change
+// while it waits (cached: Less runs many times per pod; the queues'
+// standings come from the runtime at each comparison).
 type order struct {
-	mu sync.Mutex
-	// arrived is when each pod was first seen: a creation time is kept to
-	// the second, too coarse for first come first served.
-	arrived map[types.UID]time.Time
+	mu      sync.Mutex
+	entries map[types.UID]*orderEntry
 }
 
-func newOrder() *order { return &order{arrived: map[types.UID]time.Time{}} }
+type orderEntry struct {
+	// seen is when muster first saw the pod: a creation time is kept to
+	// the second, too coarse for first come first served.
+	seen time.Time
+	// key is the cached part of its key, computed under tree (nil: not
+	// computed yet).
+	key  *orderKey
+	tree *queue.Tree
+}
+
+func newOrder() *order { return &order{entries: map[types.UID]*orderEntry{}} }
 
 func (o *order) arrive(uid types.UID, now time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if _, ok := o.arrived[uid]; !ok {
-		o.arrived[uid] = now
+	if _, ok := o.entries[uid]; !ok {
+		o.entries[uid] = &orderEntry{seen: now}
+	}
+}
+
+// changed drops the cached key of a pod that changed (its labels may place
+// it elsewhere).
+func (o *order) changed(uid types.UID) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if e, ok := o.entries[uid]; ok {
+		e.key = nil
 	}
 }
 
 func (o *order) forget(uid types.UID) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	delete(o.arrived, uid)
+	delete(o.entries, uid)
 }
 
-func (o *order) arrival(uid types.UID) time.Time {
+// cached returns the pod's cached key under tree, and when it was first
+// seen.
+func (o *order) cached(uid types.UID, tree *queue.Tree) (*orderKey, time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.arrived[uid]
+	e, ok := o.entries[uid]
+	if !ok {
+		return nil, time.Time{}
+	}
+	if e.key != nil && e.tree == tree {
+		return e.key, e.seen
+	}
+	return nil, e.seen
+}
+
+func (o *order) store(uid types.UID, tree *queue.Tree, k orderKey) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if e, ok := o.entries[uid]; ok {
+		e.key, e.tree = &k, tree
+	}
 }
 
 // runStandings refreshes the standings while ctx lasts.
@@ -85,6 +122,7 @@ func (pl *Plugin) refreshStandings() {
 
 // orderKey is where an entity stands in the scheduling queue.
 type orderKey struct {
+	leaf     string // not compared: the standing is the leaf's
 	standing float64
 	priority int32 // 0 in a fifo queue
 	// arrived: the pod's creation, or its gang's first member's; then when
@@ -130,23 +168,47 @@ func (k orderKey) before(o orderKey) bool {
 type podEntity interface{ GetPodInfo() fwk.PodInfo }
 
 func (pl *Plugin) keyOf(e fwk.QueuedEntityInfo) orderKey {
-	k := orderKey{priority: e.GetPriority(), queued: e.GetTimestamp(), arrived: e.GetTimestamp()}
 	pe, ok := e.(podEntity)
 	if !ok || pe.GetPodInfo() == nil {
-		return k
+		return orderKey{priority: e.GetPriority(), queued: e.GetTimestamp(), arrived: e.GetTimestamp()}
 	}
 	p := pe.GetPodInfo().GetPod()
-	k.priority = corev1helpers.PodPriority(p)
-	k.arrived, k.seen, k.group = p.CreationTimestamp.Time, pl.order.arrival(p.UID), "pod/"+string(p.UID)
-	leaf := ""
+	t := pl.rt.Tree()
+	c, seen := pl.order.cached(p.UID, t)
+	var k orderKey
+	if c != nil {
+		k = *c
+	} else {
+		var cache bool
+		k, cache = pl.staticKey(p, t, seen)
+		if cache {
+			pl.order.store(p.UID, t, k)
+		}
+	}
+	k.queued = e.GetTimestamp()
+	if k.leaf != "" {
+		if k.standing = pl.rt.Standing(k.leaf); math.IsNaN(k.standing) {
+			k.standing = 0
+		}
+	}
+	return k
+}
+
+// staticKey is the part of a pod's key that does not change while it
+// waits; false when it may still change (a gang member whose gang muster
+// has not recorded yet, a pod it cannot place).
+func (pl *Plugin) staticKey(p *v1.Pod, t *queue.Tree, seen time.Time) (orderKey, bool) {
+	k := orderKey{priority: corev1helpers.PodPriority(p), arrived: p.CreationTimestamp.Time, seen: seen, group: "pod/" + string(p.UID)}
+	leaf, settled := "", true
 	if ref, isMember := pl.rt.GangOf(p); isMember {
-		if q, first, known := pl.rt.Gangs.Order(ref); known {
+		q, first, known := pl.rt.Gangs.Order(ref)
+		if known {
 			// A gang's members stay together: by its first member, then
 			// by the gang.
 			leaf, k.arrived, k.seen, k.group = q, first, time.Time{}, "gang/"+ref.String()
 		}
+		settled = known
 	}
-	t := pl.rt.Tree()
 	var q *queue.Queue
 	if leaf != "" && t != nil {
 		q = t.Get(leaf)
@@ -154,17 +216,14 @@ func (pl *Plugin) keyOf(e fwk.QueuedEntityInfo) orderKey {
 	if q == nil {
 		var perr *queue.PlacementError
 		if q, perr = pl.rt.Place(p); perr != nil {
-			return k
+			return k, false
 		}
 	}
 	if q.Ordering == queue.OrderFIFO {
 		k.priority = 0
 	}
-	k.standing = pl.rt.Standing(q.Path)
-	if math.IsNaN(k.standing) {
-		k.standing = 0
-	}
-	return k
+	k.leaf = q.Path
+	return k, settled
 }
 
 // arrive notes a pod muster schedules when it is first seen.

@@ -302,6 +302,8 @@ func (pl *Plugin) observe(obj any) {
 	pl.rt.Ranks.Set(p, leaf, profile.PodRequest(p))
 	if p.Spec.NodeName != "" {
 		pl.order.forget(p.UID) // ordered no more
+	} else {
+		pl.order.changed(p.UID)
 	}
 }
 
