@@ -541,3 +541,40 @@ queues:
 	waitFor(t, time.Minute, "every pod running", func(context.Context) (bool, error) { return countRunning(t, ns) == len(low)+len(others), nil })
 	return victims
 }
+
+// TestPolicyOrderAcrossQueues: two queues' pods wait for room, the pod of
+// the queue holding more than its fair share first, then the pod of the
+// queue holding nothing; a node with room for one appears. The queue
+// furthest below its fair share goes first, though its pod came later
+// (kube-scheduler's PrioritySort would take the first to arrive).
+func TestPolicyOrderAcrossQueues(t *testing.T) {
+	ctx := testContext(t)
+	ns := newNamespace(t)
+	setQueues(t, `
+queues:
+  - name: ahead
+  - name: behind
+`)
+	createNodes(t, node("across-0", "2", "8Gi", nil))
+	s := startMuster(t)
+	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, musterPods(ns, "held", 2, "1", 0, map[string]string{queue.LabelQueue: "ahead"})))
+	waitFor(t, time.Minute, "queue ahead holding the node", func(context.Context) (bool, error) { return boundIn(t, ns, "ahead") == 2, nil })
+
+	// Both wait for a node only they tolerate, in the unschedulable pool.
+	taint := v1.Taint{Key: "muster-test/across", Value: ns, Effect: v1.TaintEffectNoSchedule}
+	other := node("across-other", "8", "8Gi", nil) // capacity enough that the fair-share gate admits both
+	other.Taints = []v1.Taint{{Key: "muster-test/nobody", Effect: v1.TaintEffectNoSchedule}}
+	createNodes(t, other)
+	for _, q := range []string{"ahead", "behind"} {
+		p := musterPods(ns, "late-"+q, 1, "1", 0, map[string]string{queue.LabelQueue: q})[0]
+		p.Tolerations = []v1.Toleration{{Key: taint.Key, Value: taint.Value, Effect: taint.Effect}}
+		require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, []cluster.Pod{p}))
+		waitUnschedulable(t, ns, p.Name, 30*time.Second)
+	}
+	quietSince(t, s.Addr, 2500*time.Millisecond)
+	room := node("across-room", "1", "8Gi", nil)
+	room.Taints = []v1.Taint{taint}
+	createNodes(t, room)
+	waitFor(t, time.Minute, "one late pod bound", func(context.Context) (bool, error) { return countBound(t, ns) == 3, nil })
+	waitBound(t, ns, "late-behind-0", time.Second)
+}

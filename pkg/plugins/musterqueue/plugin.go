@@ -211,14 +211,28 @@ func (pl *Plugin) SignPod(context.Context, *v1.Pod) ([]fwk.SignFragment, *fwk.St
 // EventsToRegister: a pod turned away for a limit may fit once usage of the
 // blocking queue drops: a pod of that subtree finishes or is deleted
 // (kube-scheduler reports both as a Pod Delete). A pod whose own queue label
-// changes is placed afresh. Configuration changes re-activate waiting pods
-// directly (see New).
+// changes is placed afresh; a pod held back for fair share is retried when
+// a node is added. Configuration changes re-activate waiting pods directly
+// (see New).
 func (pl *Plugin) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint, error) {
 	return []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Delete}, QueueingHintFn: pl.isSchedulableAfterPodDeleted},
 		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.UpdatePodLabel}, QueueingHintFn: pl.isSchedulableAfterPodLabelChange},
 		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Add}, QueueingHintFn: pl.isSchedulableAfterPodAdded},
+		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add}, QueueingHintFn: pl.isSchedulableAfterNodeAdded},
 	}, nil
+}
+
+// isSchedulableAfterNodeAdded: a pod held back for fair share may go once
+// the cluster grows (every queue's share grows with it).
+func (pl *Plugin) isSchedulableAfterNodeAdded(_ klog.Logger, pod *v1.Pod, _, _ any) (fwk.QueueingHint, error) {
+	pl.mu.Lock()
+	w, waiting := pl.waiting[pod.UID]
+	pl.mu.Unlock()
+	if waiting && w.fair {
+		return fwk.Queue, nil
+	}
+	return fwk.QueueSkip, nil
 }
 
 // isSchedulableAfterPodAdded: a pod held back for fair share may go once
