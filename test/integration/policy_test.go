@@ -402,15 +402,7 @@ func TestPolicyNoStarvation(t *testing.T) {
 func TestPolicyElasticReclaim(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
-	setQueues(t, `
-queues:
-  - name: borrower
-  - name: owner
-    guaranteed: {cpu: "4"}
-`)
-	createNodes(t, node("elastic-0", "8", "64Gi", nil))
-	startMuster(t)
-	victims := watchVictims(t, ns)
+	victims := borrowerAndOwner(t, ns, "elastic-0", 4)
 	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, musterPods(ns, "borrow", 8, "1", 0, map[string]string{queue.LabelQueue: "borrower"})))
 	waitFor(t, time.Minute, "the borrower to fill the node", func(context.Context) (bool, error) { return boundIn(t, ns, "borrower") == 8, nil })
 
@@ -463,15 +455,7 @@ func TestPolicyGangPriorityAtMax(t *testing.T) {
 func TestPolicyExecutorsBeforeDriver(t *testing.T) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
-	setQueues(t, `
-queues:
-  - name: borrower
-  - name: owner
-    guaranteed: {cpu: "2"}
-`)
-	createNodes(t, node("spark-victim-0", "8", "64Gi", nil))
-	startMuster(t)
-	victims := watchVictims(t, ns)
+	victims := borrowerAndOwner(t, ns, "spark-victim-0", 2)
 	plain := musterPods(ns, "plain", 3, "1", 0, map[string]string{queue.LabelQueue: "borrower"})
 	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, plain))
 	app := "spark-" + ns
@@ -577,4 +561,20 @@ queues:
 	createNodes(t, room)
 	waitFor(t, time.Minute, "one late pod bound", func(context.Context) (bool, error) { return countBound(t, ns) == 3, nil })
 	waitBound(t, ns, "late-behind-0", time.Second)
+}
+
+// borrowerAndOwner sets up queue borrower (no guarantee) and queue owner
+// (guaranteed that many CPUs) on one 8-CPU node, starts muster and returns a
+// watch of the victims.
+func borrowerAndOwner(t *testing.T, ns, nodeName string, guaranteed int) *victimWatch {
+	t.Helper()
+	setQueues(t, fmt.Sprintf(`
+queues:
+  - name: borrower
+  - name: owner
+    guaranteed: {cpu: "%d"}
+`, guaranteed))
+	createNodes(t, node(nodeName, "8", "64Gi", nil))
+	startMuster(t)
+	return watchVictims(t, ns)
 }
