@@ -73,7 +73,7 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gang.Ref, gs gangS
 	}
 	for _, check := range []func() *refusal{a.queueLimits, a.fairShare} {
 		if r := check(); r != nil {
-			if r.code == waitreason.QueueAtMax && a.mayPreemptAtMax() {
+			if r.code == waitreason.QueueAtMax && pl.rt.MayPreemptAtMax(a.pod, a.leaf, a.total) {
 				if err := a.readNodes(); err != nil {
 					return fwk.AsStatus(err)
 				}
@@ -188,28 +188,6 @@ func (a *admission) queueLimits() *refusal {
 	return &refusal{waitreason.QueueAtMax, fmt.Sprintf("waiting for quota: %v (the whole gang needs %s)", lerr, a.total)}
 }
 
-// mayPreemptAtMax reports whether the gang, refused at a max, may preempt
-// lower-priority pods of its own queue: its admitting pod's preemption
-// policy allows it, its queue is not fifo, and without those pods the gang
-// would fit under every max on its path.
-func (a *admission) mayPreemptAtMax() bool {
-	if p := a.pod.Spec.PreemptionPolicy; p != nil && *p == v1.PreemptNever || a.leaf.Ordering == queue.OrderFIFO {
-		return false
-	}
-	below := a.pl.rt.Ranks.Below(a.leaf.Path, corev1helpers.PodPriority(a.pod))
-	return !below.IsZero() && a.underMax(below)
-}
-
-// underMax says whether the gang fits under every max on its queue's path
-// once pods holding freed have gone.
-func (a *admission) underMax(freed resources.Vector) bool {
-	rest := a.total.Clone()
-	for r, q := range freed {
-		rest[r] -= q
-	}
-	return a.pl.rt.Ledger.Check(a.leaf, rest) == nil
-}
-
 // preemptAtMax preempts the fewest lower-priority pods (whole gangs) of the
 // gang's own queue that bring it under the max and make room on the nodes;
 // the gang is admitted once they are gone.
@@ -217,7 +195,7 @@ func (a *admission) preemptAtMax(ctx context.Context, atMax *refusal) *refusal {
 	_, err := a.pl.rt.ReclaimNodes(ctx, profile.ReclaimRequest{
 		Key: gangKey(a.ref), Pod: a.pod, Queue: a.leaf, Priority: corev1helpers.PodPriority(a.pod),
 		Members: a.members, Nodes: a.infos, Eligible: capacity.EligibleFor(a.base, a.views, a.policies, false),
-		UnderMax: a.underMax,
+		UnderMax: a.pl.rt.UnderMax(a.leaf, a.total),
 	})
 	if err != nil {
 		return &refusal{atMax.code, fmt.Sprintf("%s; preempting lower-priority pods of its queue could not help: %v", atMax.msg, err)}

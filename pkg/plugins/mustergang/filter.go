@@ -5,14 +5,12 @@ import (
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
-	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/plugins/profile"
-	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/resources"
 )
 
@@ -61,7 +59,10 @@ func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *v1.Pod,
 func (pl *Plugin) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, m fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
 	cs := readState(state)
 	if cs.member && cs.elastic != nil {
-		return pl.reclaimElastic(ctx, pod, cs.elastic, m)
+		// Beyond its gang's reservation: it reclaims within its queue's
+		// guarantee as a pod of its own would (MusterQueue's PostFilter,
+		// which gang members skip).
+		return pl.rt.ReclaimForPod(ctx, pod, cs.elastic, profile.PodRequest(pod), nil, m)
 	}
 	if !cs.member || !cs.slots {
 		return nil, fwk.NewStatus(fwk.Unschedulable)
@@ -74,30 +75,6 @@ func (pl *Plugin) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.
 		pl.release(ctx, cs.ref, fmt.Sprintf("member %s/%s did not fit in the gang's reserved slots; admitting the gang again", pod.Namespace, pod.Name), false)
 	}
 	return nil, fwk.NewStatus(fwk.Unschedulable)
-}
-
-// reclaimElastic: a member beyond its gang's reservation that no node can
-// take reclaims within its queue's guarantee as a pod of its own would
-// (MusterQueue's PostFilter, which gang members skip).
-func (pl *Plugin) reclaimElastic(ctx context.Context, pod *v1.Pod, leaf *queue.Queue, m fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
-	nodes, err := m.NodesForStatusCode(pl.handle.SnapshotSharedLister().NodeInfos(), fwk.Unschedulable)
-	if err != nil {
-		return nil, fwk.AsStatus(err)
-	}
-	if len(nodes) == 0 {
-		return nil, fwk.NewStatus(fwk.Unschedulable)
-	}
-	node, err := pl.rt.Reclaim(ctx, profile.ReclaimRequest{
-		Key: profile.Key(pod), Pod: pod, Queue: leaf, Priority: corev1helpers.PodPriority(pod),
-		Members: []gang.Member{{Name: pod.Name, Request: profile.PodRequest(pod)}}, Nodes: nodes,
-	})
-	if err != nil {
-		klog.FromContext(ctx).V(4).Info("No reclaim for an elastic member", "pod", klog.KObj(pod), "queue", leaf.Path, "reason", err)
-		return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("no preemption: %v", err))
-	}
-	klog.FromContext(ctx).V(2).Info("Reclaimed capacity for an elastic member", "pod", klog.KObj(pod), "queue", leaf.Path, "node", node)
-	return &fwk.PostFilterResult{NominatingInfo: &fwk.NominatingInfo{NominatedNodeName: node, NominatingMode: fwk.ModeOverride}},
-		fwk.NewStatus(fwk.Success)
 }
 
 // eligibility tells the planner which nodes the members of each class may

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/cache"
-	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -146,7 +145,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 		pl.wait(pod, lerr.Queue)
 		logger.V(4).Info("Pod over its queue's limit", "pod", klog.KObj(pod), "queue", lerr.Queue, "resource", lerr.Resource)
 		st := pl.refuse(pod, lerr.Code(), lerr.Error())
-		if pl.mayPreemptAtMax(pod, leaf, req) {
+		if pl.rt.MayPreemptAtMax(pod, leaf, req) {
 			// Lower-priority pods of its own queue hold enough: PostFilter
 			// may preempt them (UnschedulableAndUnresolvable would skip it).
 			state.Write(stateKey, &cycleState{leaf: leaf, req: req, atMax: true})
@@ -226,13 +225,19 @@ func (pl *Plugin) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint,
 // isSchedulableAfterNodeAdded: a pod held back for fair share may go once
 // the cluster grows (every queue's share grows with it).
 func (pl *Plugin) isSchedulableAfterNodeAdded(_ klog.Logger, pod *v1.Pod, _, _ any) (fwk.QueueingHint, error) {
-	pl.mu.Lock()
-	w, waiting := pl.waiting[pod.UID]
-	pl.mu.Unlock()
-	if waiting && w.fair {
+	if pl.waitsForFairShare(pod) {
 		return fwk.Queue, nil
 	}
 	return fwk.QueueSkip, nil
+}
+
+// waitsForFairShare reports whether the pod was last held back for fair
+// share.
+func (pl *Plugin) waitsForFairShare(pod *v1.Pod) bool {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	w, waiting := pl.waiting[pod.UID]
+	return waiting && w.fair
 }
 
 // isSchedulableAfterPodAdded: a pod held back for fair share may go once
@@ -243,10 +248,7 @@ func (pl *Plugin) isSchedulableAfterPodAdded(_ klog.Logger, pod *v1.Pod, _, newO
 	if !ok || added.Spec.SchedulerName != pl.rt.Profile || added.Spec.NodeName == "" {
 		return fwk.QueueSkip, nil
 	}
-	pl.mu.Lock()
-	w, waiting := pl.waiting[pod.UID]
-	pl.mu.Unlock()
-	if waiting && w.fair {
+	if pl.waitsForFairShare(pod) {
 		return fwk.Queue, nil
 	}
 	return fwk.QueueSkip, nil
@@ -307,41 +309,17 @@ func (pl *Plugin) observe(obj any) {
 	if !ok || p.Spec.SchedulerName != pl.rt.Profile {
 		return
 	}
-	leaf := ""
+	leaf, req := "", resources.Vector(nil)
 	if p.Spec.NodeName != "" && p.DeletionTimestamp == nil && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
 		if q, perr := pl.rt.Place(p); perr == nil {
-			leaf = q.Path
+			leaf, req = q.Path, profile.PodRequest(p) // only running pods are ranked
 		}
 	}
-	pl.rt.Ranks.Set(p, leaf, profile.PodRequest(p))
+	pl.rt.Ranks.Set(p, leaf, req)
 	if p.Spec.NodeName != "" {
 		pl.order.forget(p.UID) // ordered no more
 	} else {
 		pl.order.changed(p.UID)
-	}
-}
-
-// mayPreemptAtMax reports whether the pod, refused at a max, may preempt
-// lower-priority pods of its own leaf: its preemption policy allows it, its
-// queue is not served first come first served (ordering fifo), and
-// without them the request would fit under every max on its path.
-func (pl *Plugin) mayPreemptAtMax(pod *v1.Pod, leaf *queue.Queue, req resources.Vector) bool {
-	if pod.Spec.PreemptionPolicy != nil && *pod.Spec.PreemptionPolicy == v1.PreemptNever || leaf.Ordering == queue.OrderFIFO {
-		return false
-	}
-	below := pl.rt.Ranks.Below(leaf.Path, corev1helpers.PodPriority(pod))
-	return !below.IsZero() && pl.underMax(leaf, req)(below)
-}
-
-// underMax says whether the request fits under every max on the leaf's
-// path once pods holding freed have gone.
-func (pl *Plugin) underMax(leaf *queue.Queue, req resources.Vector) func(freed resources.Vector) bool {
-	return func(freed resources.Vector) bool {
-		rest := req.Clone()
-		for r, a := range freed {
-			rest[r] -= a
-		}
-		return pl.rt.Ledger.Check(leaf, rest) == nil
 	}
 }
 

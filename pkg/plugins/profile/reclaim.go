@@ -428,3 +428,55 @@ func matches(pdb *policyv1.PodDisruptionBudget, p *v1.Pod) bool {
 	}
 	return sel.Matches(labels.Set(p.Labels))
 }
+
+// UnderMax says whether req fits under every max on the leaf's path once
+// pods holding freed have gone (fairshare.ReclaimInput.UnderMax).
+func (rt *Runtime) UnderMax(leaf *queue.Queue, req resources.Vector) func(freed resources.Vector) bool {
+	return func(freed resources.Vector) bool {
+		rest := req.Clone()
+		for r, a := range freed {
+			rest[r] -= a
+		}
+		return rt.Ledger.Check(leaf, rest) == nil
+	}
+}
+
+// MayPreemptAtMax reports whether a pod (or the gang it admits), refused at
+// a max, may preempt lower-priority pods of its own leaf: its preemption
+// policy allows it, its queue is not served first come first served
+// (ordering fifo), and without those pods req would fit under every max on
+// its path. The index of running pods answers without a scan, so a queue at
+// its max full of pods as important costs nothing more.
+func (rt *Runtime) MayPreemptAtMax(pod *v1.Pod, leaf *queue.Queue, req resources.Vector) bool {
+	if p := pod.Spec.PreemptionPolicy; p != nil && *p == v1.PreemptNever || leaf.Ordering == queue.OrderFIFO {
+		return false
+	}
+	below := rt.Ranks.Below(leaf.Path, corev1helpers.PodPriority(pod))
+	return !below.IsZero() && rt.UnderMax(leaf, req)(below)
+}
+
+// ReclaimForPod is PostFilter's reclaim for one pod of leaf asking for req
+// (at its queue's max when underMax is set): the nodes that failed it, the
+// reclaim, and the node it is nominated to.
+func (rt *Runtime) ReclaimForPod(ctx context.Context, pod *v1.Pod, leaf *queue.Queue, req resources.Vector,
+	underMax func(resources.Vector) bool, m fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
+	nodes, err := m.NodesForStatusCode(rt.Handle.SnapshotSharedLister().NodeInfos(), fwk.Unschedulable)
+	if err != nil {
+		return nil, fwk.AsStatus(err)
+	}
+	if len(nodes) == 0 {
+		return nil, fwk.NewStatus(fwk.Unschedulable, "preemption cannot help: no node would take the pod even if emptied")
+	}
+	node, err := rt.Reclaim(ctx, ReclaimRequest{
+		Key: Key(pod), Pod: pod, Queue: leaf, Priority: corev1helpers.PodPriority(pod),
+		Members: []gang.Member{{Name: pod.Name, Request: req}}, Nodes: nodes, UnderMax: underMax,
+	})
+	logger := klog.FromContext(ctx)
+	if err != nil {
+		logger.V(4).Info("No reclaim", "pod", klog.KObj(pod), "queue", leaf.Path, "reason", err)
+		return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("no preemption: %v", err))
+	}
+	logger.V(2).Info("Reclaimed capacity", "pod", klog.KObj(pod), "queue", leaf.Path, "node", node)
+	return &fwk.PostFilterResult{NominatingInfo: &fwk.NominatingInfo{NominatedNodeName: node, NominatingMode: fwk.ModeOverride}},
+		fwk.NewStatus(fwk.Success)
+}
