@@ -208,6 +208,7 @@ func (g *gatherer) placementFacts(ctx context.Context, in *explain.Input) {
 	if p.Spec.NodeName != "" || p.Status.Phase != v1.PodPending {
 		return
 	}
+	g.pendingFacts(ctx, in)
 	nodes, err := g.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return // a tenant may not list nodes: the verdict stands without details
@@ -224,6 +225,24 @@ func (g *gatherer) placementFacts(ctx context.Context, in *explain.Input) {
 		if m.Spec.NodeName != "" && gang.Live(m) {
 			in.GangNodes = append(in.GangNodes, m.Spec.NodeName)
 		}
+	}
+}
+
+// pendingFacts reads the pods waiting for muster, for the pod's place in
+// its queue's order: cluster-wide (a queue may take pods of several
+// namespaces), else the pod's namespace only, said in a warning.
+func (g *gatherer) pendingFacts(ctx context.Context, in *explain.Input) {
+	sel := fields.Set{"spec.schedulerName": g.o.schedulerName, "spec.nodeName": ""}.AsSelector().String()
+	list, err := g.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: sel})
+	if err != nil {
+		if list, err = g.client.CoreV1().Pods(in.Pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel}); err != nil {
+			return
+		}
+		in.PendingNamespaceOnly = true
+	}
+	in.Pending = make([]*v1.Pod, 0, len(list.Items))
+	for i := range list.Items {
+		in.Pending = append(in.Pending, &list.Items[i])
 	}
 }
 
@@ -336,6 +355,19 @@ func printExplanation(w io.Writer, e explain.Explanation) {
 		fmt.Fprintf(w, "Placement:  %s\n", e.Policy)
 	}
 	fmt.Fprintf(w, "Requests:   %s\n", e.Request)
+	if e.Order != "" {
+		fmt.Fprintf(w, "Order:      %s\n", e.Order)
+	}
+	for i, b := range e.WaitsBehind {
+		label := "            "
+		if i == 0 {
+			label = "Behind:     "
+		}
+		fmt.Fprintf(w, "%s%s\n", label, b)
+	}
+	if e.Holds != "" {
+		fmt.Fprintf(w, "Held room:  %s\n", e.Holds)
+	}
 	if len(e.Usage) > 0 {
 		fmt.Fprintf(w, "\nQueue usage (muster-queue-status, %s old):\n", e.StatusAge)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

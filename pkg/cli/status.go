@@ -135,6 +135,15 @@ func printStatus(w io.Writer, r status.Report, clk clock.PassiveClock) {
 			fmt.Fprintf(w, "... and %d more pending gangs (newest; left out to keep the status within a ConfigMap)\n", r.PendingGangsOmitted)
 		}
 	}
+	if len(r.Holds) > 0 {
+		fmt.Fprintln(w, "\nHELD ROOM (the head of a queue waits for it; pods behind it may not take it)")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "QUEUE\tHOLDER\tHOLDING\tNODES\tSINCE")
+		for _, h := range r.Holds {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", h.Queue, h.Holder, list(h.Holding), h.Nodes, h.Since)
+		}
+		_ = tw.Flush()
+	}
 }
 
 func list(m map[string]string) string {

@@ -80,7 +80,12 @@ type Input struct {
 	// when not read.
 	Nodes     []NodeFacts
 	GangNodes []string
-	Now       time.Time
+	// Pending are the pods waiting for muster, read for the pod's place in
+	// its queue's order; nil when not read.
+	Pending []*v1.Pod
+	// PendingNamespaceOnly: only the pod's namespace could be listed.
+	PendingNamespaceOnly bool
+	Now                  time.Time
 }
 
 // QueueLine is one queue of the usage table (leaf first, then ancestors).
@@ -109,6 +114,13 @@ type Explanation struct {
 	GangLine string `json:"gangLine,omitempty"`
 	Policy   string `json:"capacityPolicy,omitempty"`
 	Request  string `json:"request,omitempty"`
+	// Order is where the pod, or its gang, stands in its queue's order;
+	// WaitsBehind what stands before it there (the first few); Holds the
+	// room held at the head of its queue (by it, or by what it waits
+	// behind).
+	Order       string   `json:"order,omitempty"`
+	WaitsBehind []string `json:"waitsBehind,omitempty"`
+	Holds       string   `json:"holds,omitempty"`
 
 	Usage []QueueLine `json:"queues,omitempty"`
 	// StatusAge is how old the published status is; a stale status means
@@ -140,6 +152,7 @@ func Explain(in Input) Explanation {
 	x.placeQueue()
 	x.describeGang()
 	x.describePolicy()
+	x.describeOrder()
 	if x.e.Verdict != "" {
 		return x.e // bound, finished, or no queue: nothing more to decide
 	}

@@ -8,15 +8,23 @@ import (
 	"muster.dev/muster/pkg/resources"
 )
 
-// Hold is the room the gang at the head of a leaf queue waits for, while it
-// does not fit yet: on each node of its plan, what its members need there.
-// Pods behind it in its queue, and pods of queues above their fair share,
-// may not take that room; they may take what is free beyond it. One gang
-// holds per leaf queue.
+// KindPod is the kind of a Ref naming a single pod (outside gangs) that
+// holds room at the head of its queue.
+const KindPod Kind = "Pod"
+
+// PodRef names a single pod as a holder.
+func PodRef(namespace, name string) Ref { return Ref{Kind: KindPod, Namespace: namespace, Name: name} }
+
+// Hold is the room the gang or pod at the head of a leaf queue waits for,
+// while it does not fit yet: on each node of its plan, what its members
+// need there (a single pod: its request, on one node). Pods behind it in
+// its queue, and pods of queues above their fair share while its own queue
+// is below its share, may not take that room; they may take what is free
+// beyond it. One holds per leaf queue.
 type Hold struct {
 	Ref  Ref
 	Leaf string
-	// Where the gang stands in its queue: fewer timeouts first (a gang that
+	// Where the holder stands in its queue: fewer timeouts first (one that
 	// waited past its timeout yields its place), then higher priority (0 in
 	// a fifo queue), then earlier arrival.
 	Timeouts int
@@ -24,6 +32,17 @@ type Hold struct {
 	Arrived  time.Time
 	// Need is the room held on each node, by node name.
 	Need map[string]resources.Vector
+	// Since is when the holder began to hold (kept across new plans).
+	Since time.Time
+}
+
+// Total is the room held on all nodes together.
+func (h *Hold) Total() resources.Vector {
+	out := resources.Vector{}
+	for _, need := range h.Need {
+		out.Add(need)
+	}
+	return out
 }
 
 // ahead reports whether h stands before o in their queue.
@@ -44,14 +63,17 @@ func (h *Hold) ahead(o *Hold) bool {
 type Holds struct {
 	mu     sync.Mutex
 	byLeaf map[string]*Hold
+	// yielded counts, for single pods, the holds they gave up past their
+	// timeout (a gang's registry counts its own timeouts).
+	yielded map[Ref]int
 }
 
 // NewHolds returns an empty set of holds.
-func NewHolds() *Holds { return &Holds{byLeaf: map[string]*Hold{}} }
+func NewHolds() *Holds { return &Holds{byLeaf: map[string]*Hold{}, yielded: map[Ref]int{}} }
 
 // Offer makes h its leaf's hold if the leaf has none, if h is the same
-// gang's (a new plan), or if h stands before the holder; it reports whether
-// h holds now.
+// holder's (a new plan), or if h stands before the holder; it reports
+// whether h holds now.
 func (s *Holds) Offer(h Hold) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -59,13 +81,48 @@ func (s *Holds) Offer(h Hold) bool {
 	if cur != nil && cur.Ref != h.Ref && !h.ahead(cur) {
 		return false
 	}
-	for leaf, o := range s.byLeaf { // a gang holds in one leaf at most
+	if cur != nil && cur.Ref == h.Ref {
+		h.Since = cur.Since
+	}
+	for leaf, o := range s.byLeaf { // one holds in one leaf at most
 		if o.Ref == h.Ref && leaf != h.Leaf {
 			delete(s.byLeaf, leaf)
 		}
 	}
 	s.byLeaf[h.Leaf] = &h
 	return true
+}
+
+// Yield ends a single pod's hold past its timeout: it stands behind the
+// pods that never yielded from now on (Yielded).
+func (s *Holds) Yield(ref Ref) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for leaf, h := range s.byLeaf {
+		if h.Ref == ref {
+			delete(s.byLeaf, leaf)
+		}
+	}
+	s.yielded[ref]++
+}
+
+// Yielded is how many holds the single pod gave up past its timeout.
+func (s *Holds) Yielded(ref Ref) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.yielded[ref]
+}
+
+// Forget ends the holder's hold and forgets it (a pod deleted).
+func (s *Holds) Forget(ref Ref) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for leaf, h := range s.byLeaf {
+		if h.Ref == ref {
+			delete(s.byLeaf, leaf)
+		}
+	}
+	delete(s.yielded, ref)
 }
 
 // Drop ends the gang's hold, if it has one; it reports whether it had.
@@ -81,13 +138,13 @@ func (s *Holds) Drop(ref Ref) bool {
 	return false
 }
 
-// Keep drops every hold whose gang keep refuses (gone, admitted, no longer
+// Keep drops every hold keep refuses (its holder gone, admitted, no longer
 // waiting for room).
-func (s *Holds) Keep(keep func(Ref) bool) {
+func (s *Holds) Keep(keep func(Hold) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for leaf, h := range s.byLeaf {
-		if !keep(h.Ref) {
+		if !keep(*h) {
 			delete(s.byLeaf, leaf)
 		}
 	}
@@ -127,7 +184,7 @@ func (s *Holds) Len() int {
 // Subject is a pod or gang about to take room: which holds it must leave
 // alone.
 type Subject struct {
-	Ref      Ref // its gang, if any
+	Ref      Ref // its gang, or itself (PodRef)
 	Leaf     string
 	Priority int32 // 0 in a fifo queue
 	Arrived  time.Time
@@ -136,9 +193,11 @@ type Subject struct {
 }
 
 // For sums, by node, the room the holds keep from the subject: a hold of
-// its own queue that stands before it, and every other queue's hold when
-// the subject's queue is above its fair share. Nil when none does.
-func (s *Holds) For(sub Subject) map[string]resources.Vector {
+// its own queue that stands before it, and another queue's hold when the
+// subject's queue is above its fair share and the holder's is owed room
+// (below its own share: a queue already above its share has no claim on
+// the others' room). Nil when none does.
+func (s *Holds) For(sub Subject, owed func(leaf string) bool) map[string]resources.Vector {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out map[string]resources.Vector
@@ -147,10 +206,10 @@ func (s *Holds) For(sub Subject) map[string]resources.Vector {
 			continue
 		}
 		if h.Leaf == sub.Leaf {
-			if sub.Priority > h.Priority || sub.Arrived.Before(h.Arrived) {
+			if sub.Priority > h.Priority || sub.Priority == h.Priority && sub.Arrived.Before(h.Arrived) {
 				continue // ahead of the holder
 			}
-		} else if !sub.AboveFairShare {
+		} else if !sub.AboveFairShare || !owed(h.Leaf) {
 			continue
 		}
 		if out == nil {

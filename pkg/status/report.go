@@ -31,6 +31,28 @@ type Report struct {
 	// PendingGangsOmitted counts the pending gangs left out (the newest) to
 	// keep the report within a ConfigMap's size.
 	PendingGangsOmitted int `json:"pendingGangsOmitted,omitempty"`
+	// Holds lists, by queue, the pod or gang at the head of a leaf queue
+	// that waits for room and the room it holds meanwhile: pods behind it
+	// in its queue (and pods of queues above their fair share while its
+	// own is below) may not take it.
+	Holds []Hold `json:"holds,omitempty"`
+}
+
+// Hold is the room the head of a queue holds while it waits.
+type Hold struct {
+	Queue string `json:"queue"`
+	// Holder is "Pod namespace/name" or the gang ("PodGroup ml/train").
+	Holder string `json:"holder"`
+	// Priority is the holder's priority in its queue's order (0 in a fifo
+	// queue).
+	Priority int32             `json:"priority,omitempty"`
+	Holding  map[string]string `json:"holding"`
+	Nodes    int               `json:"nodes"`
+	// Since is when it began to hold (RFC 3339).
+	Since string `json:"since"`
+	// Yielded counts the holds a single pod gave up past the gang timeout:
+	// it stands behind those that never did.
+	Yielded int `json:"yielded,omitempty"`
 }
 
 // Gang is a gang that is not bound yet.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -302,33 +304,55 @@ func (w *lifeWatch) boundAt(name string) (time.Time, bool) {
 	return at, ok
 }
 
-// TestPolicyNoStarvation: a node full of one queue's small pods that finish
-// one at a time, a gang of that queue waiting for four of them, and new
-// small pods of the same queue arriving all the while. The gang holds the
-// room it waits for: it is bound before any of the new pods, within seconds
-// of its room freeing.
+// TestPolicyNoStarvation: a node full of small pods of one queue, then a
+// gang (or one large pod) of that queue, then the small pods finish one at
+// a time while new small pods of the queue keep coming: the head of the
+// queue holds the room it waits for, and is bound before every new pod,
+// within seconds of its room freeing.
 func TestPolicyNoStarvation(t *testing.T) {
+	cases := []struct {
+		name string
+		// head is what waits at the head of the queue, and its holder name
+		// in the status.
+		head   func(ns string) []cluster.Pod
+		holder func(ns string) string
+	}{
+		{"gang of four", func(ns string) []cluster.Pod {
+			return gangPods(ns, "train", 4, "1", 10*time.Minute, map[string]string{queue.LabelQueue: "batch", gang.LabelGang: "train"},
+				map[string]string{gang.AnnotationMinMember: "4"})
+		}, func(ns string) string { return string(gang.KindAnnotation) + " " + ns + "/train" }},
+		{"single pod of four CPU", func(ns string) []cluster.Pod {
+			return musterPods(ns, "big", 1, "4", 10*time.Minute, map[string]string{queue.LabelQueue: "batch"})
+		}, func(ns string) string { return string(gang.KindPod) + " " + ns + "/big-0" }},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) { noStarvation(t, fmt.Sprintf("starve-%d", i), c.head, c.holder) })
+	}
+}
+
+func noStarvation(t *testing.T, nodeName string, head func(ns string) []cluster.Pod, holder func(ns string) string) {
 	ctx := testContext(t)
 	ns := newNamespace(t)
 	setQueues(t, "queues:\n  - name: batch\n")
-	createNodes(t, node("starve-0", "8", "64Gi", nil))
+	createNodes(t, node(nodeName, "8", "64Gi", nil))
 	startMuster(t)
 	lives := watchLives(t, ns)
 	labels := map[string]string{queue.LabelQueue: "batch"}
 
 	var small []cluster.Pod
 	for i := range 8 {
-		small = append(small, musterPods(ns, fmt.Sprintf("small-%d", i), 1, "1", 8*time.Second+time.Duration(i)*time.Second, labels)[0])
+		// The fourth finishes about 15 s after the head arrives: time for
+		// the status (written every 5 s) to show its hold, and for explain.
+		small = append(small, musterPods(ns, fmt.Sprintf("small-%d", i), 1, "1", 12*time.Second+time.Duration(i)*time.Second, labels)[0])
 	}
 	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, small))
 	waitFor(t, time.Minute, "the node full", func(context.Context) (bool, error) { return countRunning(t, ns) == 8, nil })
 
-	gangLabels := map[string]string{queue.LabelQueue: "batch", gang.LabelGang: "train"}
-	members := gangPods(ns, "train", 4, "1", 10*time.Minute, gangLabels, map[string]string{gang.AnnotationMinMember: "4"})
+	members := head(ns)
 	require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, members))
-	waitUnschedulable(t, ns, "train-0", 30*time.Second)
+	waitUnschedulable(t, ns, members[0].Name, 30*time.Second)
 
-	// The status shows the gang holding the room while it waits (written
+	// The status shows the head holding the room while it waits (written
 	// every 5 s; it waits about 10).
 	holding := make(chan string, 1)
 	go func() {
@@ -336,9 +360,15 @@ func TestPolicyNoStarvation(t *testing.T) {
 			cm, err := env.cp.Client.CoreV1().ConfigMaps(framework.MusterNamespace).Get(ctx, framework.StatusConfigMap, metav1.GetOptions{})
 			if err == nil {
 				if r, err := status.Decode([]byte(cm.Data[status.Key])); err == nil {
-					for _, g := range r.PendingGangs {
-						if g.Gang == string(gang.KindAnnotation)+" "+ns+"/train" && g.Holding["cpu"] != "" {
-							holding <- fmt.Sprintf("%s on %d node(s), position %d", g.Holding["cpu"], g.HoldingNodes, g.Position)
+					for _, h := range r.Holds {
+						if h.Holder == holder(ns) {
+							position := 0
+							for _, g := range r.PendingGangs {
+								if g.Gang == h.Holder {
+									position = g.Position
+								}
+							}
+							holding <- fmt.Sprintf("%s on %d node(s) in %s, position %d", h.Holding["cpu"], h.Nodes, h.Queue, position)
 							return
 						}
 					}
@@ -348,12 +378,22 @@ func TestPolicyNoStarvation(t *testing.T) {
 		}
 	}()
 
-	// New small pods of the queue keep coming until the gang is bound.
-	late, lastLate := 0, time.Time{}
-	waitFor(t, time.Minute, "the gang bound", func(ctx context.Context) (bool, error) {
+	// New small pods of the queue keep coming until the head is bound.
+	// Once the status shows the hold, muster explain says, of a new pod,
+	// that it waits behind the head and may not take its room, and of the
+	// head that it holds it.
+	late, lastLate, held := 0, time.Time{}, ""
+	waitFor(t, time.Minute, "the head of the queue bound", func(ctx context.Context) (bool, error) {
 		if time.Since(lastLate) >= 200*time.Millisecond {
 			require.NoError(t, cluster.CreatePods(ctx, env.cp.Client, musterPods(ns, fmt.Sprintf("late-%d", late), 1, "1", 10*time.Minute, labels)))
 			late, lastLate = late+1, time.Now()
+		}
+		if held == "" {
+			select {
+			case held = <-holding:
+				explainWhileHeld(t, ns, members, late, lives)
+			default:
+			}
 		}
 		for _, m := range members {
 			if _, ok := lives.boundAt(m.Name); !ok {
@@ -363,16 +403,16 @@ func TestPolicyNoStarvation(t *testing.T) {
 		return true, nil
 	})
 
-	var gangBound time.Time
+	var headBound time.Time
 	for _, m := range members {
 		at, _ := lives.boundAt(m.Name)
-		if at.After(gangBound) {
-			gangBound = at
+		if at.After(headBound) {
+			headBound = at
 		}
 	}
 	for i := range late {
 		if at, ok := lives.boundAt(fmt.Sprintf("late-%d-0", i)); ok {
-			assert.False(t, at.Before(gangBound), "late-%d-0 bound before the gang", i)
+			assert.False(t, at.Before(headBound), "late-%d-0 bound before the head of the queue", i)
 		}
 	}
 	// Its room was free once the fourth small pod finished.
@@ -384,16 +424,47 @@ func TestPolicyNoStarvation(t *testing.T) {
 	lives.mu.Unlock()
 	sort.Slice(finishes, func(i, j int) bool { return finishes[i].Before(finishes[j]) })
 	require.GreaterOrEqual(t, len(finishes), 4)
-	wait := gangBound.Sub(finishes[3])
-	t.Logf("gang bound %s after its room freed; %d new pods arrived meanwhile", wait.Round(time.Millisecond), late)
+	wait := headBound.Sub(finishes[3])
+	t.Logf("bound %s after its room freed; %d new pods arrived meanwhile", wait.Round(time.Millisecond), late)
 	assert.Less(t, wait, 5*time.Second)
-	select {
-	case h := <-holding:
-		t.Logf("status while it waited: holding %s", h)
-		assert.Contains(t, h, "4 on 1 node(s), position 1")
-	default:
-		t.Error("the status never showed the gang holding its room")
+	if held == "" {
+		select {
+		case held = <-holding:
+		default:
+			t.Fatal("the status never showed the head holding its room")
+		}
 	}
+	t.Logf("status while it waited: holding %s", held)
+	want := "4 on 1 node(s) in root.batch"
+	if len(members) > 1 {
+		want += ", position 1"
+	}
+	assert.Contains(t, held, want)
+}
+
+// explainWhileHeld checks muster explain's account of the order while the
+// head holds its room (it must still be waiting after the answers).
+func explainWhileHeld(t *testing.T, ns string, head []cluster.Pod, late int, lives *lifeWatch) {
+	t.Helper()
+	headName := "pod " + ns + "/" + head[0].Name
+	if len(head) > 1 {
+		headName = "gang " + string(gang.KindAnnotation) + " " + ns + "/train"
+	}
+	newest := runExplain(t, fmt.Sprintf("%s/late-%d-0", ns, late-1))
+	first := runExplain(t, ns+"/"+head[0].Name)
+	_, bound := lives.boundAt(head[0].Name)
+	require.False(t, bound, "the head was bound while explain ran: the small pods finish too soon for this test")
+	t.Logf("explain of the newest pod: %s; behind %v; %s", newest.Order, newest.WaitsBehind, newest.Holds)
+	t.Logf("explain of the head: %s; %s", first.Order, first.Holds)
+	assert.Equal(t, "number 1 of "+strconv.Itoa(late+1)+" waiting in root.batch (ordering priority: priority, then arrival)", first.Order)
+	assert.True(t, strings.HasPrefix(first.Holds, "it holds cpu=4,pods="), first.Holds)
+	// Pods created in the same second are told apart by name here (muster
+	// itself knows when it saw each): the newest is among the last.
+	assert.Regexp(t, fmt.Sprintf(`^number \d+ of %d waiting in root.batch`, late+1), newest.Order)
+	assert.NotEqual(t, "number 1 of", newest.Order[:len("number 1 of")])
+	require.NotEmpty(t, newest.WaitsBehind)
+	assert.True(t, strings.HasPrefix(newest.WaitsBehind[0], headName+" (priority 0"), newest.WaitsBehind[0])
+	assert.True(t, strings.HasPrefix(newest.Holds, headName+", the head of root.batch, holds cpu=4,pods="), newest.Holds)
 }
 
 // TestPolicyElasticReclaim: a gang's member beyond its quorum, arriving

@@ -34,7 +34,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 		if !pl.reg.AnyReserved() && pl.holds.Len() == 0 {
 			return nil, fwk.NewStatus(fwk.Skip)
 		}
-		state.Write(stateKey, &cycleState{held: pl.heldFrom(pod, gang.Ref{})})
+		state.Write(stateKey, &cycleState{held: pl.heldFrom(pod, gang.PodRef(pod.Namespace, pod.Name))})
 		return nil, nil
 	}
 	gs, err := pl.sources.specOf(ctx, pod, ref)

@@ -218,7 +218,7 @@ func (a *admission) readNodes() error {
 	var held map[string]resources.Vector
 	if a.pl.holds.Len() > 0 {
 		info, _ := a.pl.reg.Get(a.ref)
-		held = a.pl.holds.For(a.pl.subject(a.pod, a.ref, a.leaf, info.FirstSeen))
+		held = a.pl.rt.HeldFrom(a.pl.rt.HoldSubject(a.pod, a.ref, a.leaf, info.FirstSeen))
 	}
 	a.free, a.allocatable, a.objs, a.infos, err = a.pl.nodes(a.ref, held)
 	if err != nil {

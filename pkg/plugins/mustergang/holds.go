@@ -5,34 +5,18 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
 
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/plugins/profile"
-	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/resources"
 )
 
 // A gang at the head of its leaf queue that does not fit yet holds the room
-// its plan needs (gang.Hold), so that the queue's later or lower-priority
-// pods, and pods of queues above their fair share, cannot take every slot
-// that frees up before it is whole: no starvation. Room it cannot use stays
-// free for them (backfill). Reclaim of guarantees ignores holds: another
-// queue's guarantee is never blocked by them.
-
-// subject is how the holds see a pod about to take room (ref: its gang, if
-// any; arrived: its gang's first member's arrival for a member).
-func (pl *Plugin) subject(pod *v1.Pod, ref gang.Ref, leaf *queue.Queue, arrived time.Time) gang.Subject {
-	prio := corev1helpers.PodPriority(pod)
-	if leaf.Ordering == queue.OrderFIFO {
-		prio = 0
-	}
-	return gang.Subject{Ref: ref, Leaf: leaf.Path, Priority: prio, Arrived: arrived, AboveFairShare: pl.rt.Standing(leaf.Path) > 1}
-}
+// its plan needs (gang.Hold; see profile/holds.go for the rules).
 
 // heldFrom is the room, by node, that holds keep from a pod outside gangs
-// (or a gang's member beyond its reservation).
+// (ref: the pod itself) or a gang's member beyond its reservation.
 func (pl *Plugin) heldFrom(pod *v1.Pod, ref gang.Ref) map[string]resources.Vector {
 	if pl.holds.Len() == 0 {
 		return nil
@@ -41,7 +25,7 @@ func (pl *Plugin) heldFrom(pod *v1.Pod, ref gang.Ref) map[string]resources.Vecto
 	if perr != nil {
 		return nil // MusterQueue refuses it
 	}
-	return pl.holds.For(pl.subject(pod, ref, leaf, pod.CreationTimestamp.Time))
+	return pl.rt.HeldFrom(pl.rt.HoldSubject(pod, ref, leaf, pod.CreationTimestamp.Time))
 }
 
 // offerHold makes the gang, refused for room, hold what its plan needs if it
@@ -82,20 +66,26 @@ func (a *admission) offerHold(ctx context.Context) {
 		}
 		need[name].Add(a.members[i].Request)
 	}
-	sub := pl.subject(a.pod, a.ref, a.leaf, info.FirstSeen)
-	h := gang.Hold{Ref: a.ref, Leaf: a.leaf.Path, Timeouts: info.Timeouts, Priority: sub.Priority, Arrived: info.FirstSeen, Need: need}
+	sub := pl.rt.HoldSubject(a.pod, a.ref, a.leaf, info.FirstSeen)
+	h := gang.Hold{Ref: a.ref, Leaf: a.leaf.Path, Timeouts: info.Timeouts, Priority: sub.Priority, Arrived: info.FirstSeen, Need: need, Since: pl.clock.Now()}
 	if pl.holds.Offer(h) {
 		klog.FromContext(ctx).V(3).Info("Gang holds the room it waits for", "gang", a.ref.String(), "queue", a.leaf.Path, "nodes", len(need))
 	}
 }
 
-// keepHolds drops the holds of gangs that no longer wait for room.
+// keepHolds drops the holds of gangs that no longer wait for room, and
+// those of single pods that no longer wait or held past the default gang
+// timeout.
 func (pl *Plugin) keepHolds() {
 	if pl.holds.Len() == 0 {
 		return
 	}
-	pl.holds.Keep(func(ref gang.Ref) bool {
-		info, ok := pl.reg.Get(ref)
+	pl.holds.Keep(func(h gang.Hold) bool {
+		if h.Ref.Kind == gang.KindPod {
+			return true
+		}
+		info, ok := pl.reg.Get(h.Ref)
 		return ok && info.Phase == gang.PhasePending
 	})
+	pl.rt.KeepPodHolds(time.Duration(pl.args.DefaultTimeoutSeconds) * time.Second)
 }

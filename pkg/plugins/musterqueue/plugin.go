@@ -18,6 +18,7 @@ import (
 
 	"muster.dev/muster/pkg/apis/config"
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
+	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/plugins"
 	"muster.dev/muster/pkg/plugins/profile"
 	"muster.dev/muster/pkg/queue"
@@ -90,6 +91,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profile.Runt
 				pl.done(p)
 				pl.rt.Ranks.Forget(p.UID)
 				pl.order.forget(p.UID)
+				pl.rt.Holds.Forget(gang.PodRef(p.Namespace, p.Name))
 			}
 		},
 	}); err != nil {
@@ -188,6 +190,9 @@ func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 		return fwk.NewStatus(fwk.Unschedulable, lerr.Error())
 	}
 	pl.rt.ReclaimAdmitted(profile.Key(pod)) // if it reclaimed, the ledger holds its room now
+	if pl.rt.Holds.Len() > 0 {
+		pl.rt.Holds.Drop(gang.PodRef(pod.Namespace, pod.Name)) // it takes its room now
+	}
 	klog.FromContext(ctx).V(5).Info("Reserved queue quota", "pod", klog.KObj(pod), "queue", cs.leaf.Path)
 	return nil
 }

@@ -369,6 +369,12 @@ func (rt *Runtime) Report(now time.Time) status.Report {
 	holds := map[gang.Ref]gang.Hold{}
 	for _, h := range rt.Holds.List() {
 		holds[h.Ref] = h
+		sh := status.Hold{Queue: h.Leaf, Holder: h.Ref.String(), Priority: h.Priority,
+			Holding: status.Quantities(h.Total()), Nodes: len(h.Need), Since: h.Since.UTC().Format(time.RFC3339)}
+		if h.Ref.Kind == gang.KindPod {
+			sh.Yielded = h.Timeouts
+		}
+		r.Holds = append(r.Holds, sh)
 	}
 	position := map[string]int{} // by queue: pending gangs seen so far
 	for _, g := range rt.Gangs.List() {
@@ -385,11 +391,7 @@ func (rt *Runtime) Report(now time.Time) status.Report {
 			sg.Position = position[g.Queue]
 		}
 		if h, ok := holds[g.Ref]; ok {
-			total := resources.Vector{}
-			for _, need := range h.Need {
-				total.Add(need)
-			}
-			sg.Holding, sg.HoldingNodes = status.Quantities(total), len(h.Need)
+			sg.Holding, sg.HoldingNodes = status.Quantities(h.Total()), len(h.Need)
 		}
 		r.PendingGangs = append(r.PendingGangs, sg)
 	}
