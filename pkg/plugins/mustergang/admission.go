@@ -77,7 +77,9 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	if lerr := pl.rt.Ledger.Check(leaf, profile.PodRequest(pod)); lerr != nil {
 		return nil, pl.refuse(pod, lerr.Code(), lerr.Error())
 	}
-	cs.held, cs.elastic = pl.heldFrom(pod, ref), leaf
+	// A member beyond the reservation stands in its queue by its gang's
+	// first member's arrival, as MusterQueue's QueueSort orders it.
+	cs.held, cs.elastic = pl.rt.HeldFrom(pl.rt.HoldSubject(pod, ref, leaf, info.FirstSeen)), leaf
 	state.Write(stateKey, cs)
 	pl.rt.Admitted(pod, leaf.Path)
 	return nil, nil

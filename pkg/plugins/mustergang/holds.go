@@ -16,7 +16,7 @@ import (
 // its plan needs (gang.Hold; see profile/holds.go for the rules).
 
 // heldFrom is the room, by node, that holds keep from a pod outside gangs
-// (ref: the pod itself) or a gang's member beyond its reservation.
+// (ref: the pod itself, leaf nil: placed here).
 func (pl *Plugin) heldFrom(pod *v1.Pod, ref gang.Ref) map[string]resources.Vector {
 	if pl.holds.Len() == 0 {
 		return nil

@@ -150,7 +150,21 @@ func New(ctx context.Context, h fwk.Handle, opts ...Option) *Runtime {
 	// informers its plugins asked for once, after building them, and an
 	// informer asked for later never syncs.
 	rt.pdbs = h.SharedInformerFactory().Policy().V1().PodDisruptionBudgets().Lister()
+	indexPodsByNamespace(ctx, h.SharedInformerFactory().Core().V1().Pods().Informer())
 	return rt
+}
+
+// indexPodsByNamespace gives kube-scheduler's pod informer, built without
+// indexers, the namespace index: muster lists a gang's members by
+// namespace and selector, which without the index scans every pod in the
+// cluster (and logs a warning each time).
+func indexPodsByNamespace(ctx context.Context, inf cache.SharedIndexInformer) {
+	if _, ok := inf.GetIndexer().GetIndexers()[cache.NamespaceIndex]; ok {
+		return
+	}
+	if err := inf.AddIndexers(cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}); err != nil {
+		klog.FromContext(ctx).Error(err, "Could not index pods by namespace; gang members are found by scanning every pod")
+	}
 }
 
 // SetQueueArgs gives the runtime MusterQueue's args; without them it uses
