@@ -13,6 +13,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 
+	"muster.dev/muster/pkg/capacity"
 	"muster.dev/muster/pkg/plugins/plugintest"
 )
 
@@ -156,6 +157,47 @@ func TestReclaimWaitsForItsVictims(t *testing.T) {
 				env.Clock.Step(time.Minute)
 			}
 			env.WaitFor(t, "the preemptor retried", func() bool { return len(env.Activator.Take()) > 0 })
+		})
+	}
+}
+
+// TestPostFilterReclaimsOnPreferredCapacity: with victims on an on-demand
+// and a spot node, a pod that prefers spot reclaims on the spot node, though
+// the on-demand node's victims are newer (taken first otherwise); a pod
+// without a preference takes the newest.
+func TestPostFilterReclaimsOnPreferredCapacity(t *testing.T) {
+	for _, tc := range []struct {
+		policy   string
+		wantNode string
+		victim   string
+	}{
+		{"prefer-spot", "n2", "s7"},
+		{"", "n1", "b7"},
+	} {
+		t.Run("policy "+tc.policy, func(t *testing.T) {
+			objects := append(borrowers(), plugintest.MakeNode("n2", "8", "32Gi").Label(capacity.LabelMuster, "spot").Obj())
+			for i := range 8 {
+				p := running("s"+string(rune('0'+i)), "borrower", "1")
+				p.Spec.NodeName = "n2"
+				start := metav1.NewTime(plugintest.Start.Add(time.Duration(i-30) * time.Minute)) // older than every b
+				p.Status.StartTime = &start
+				objects = append(objects, p)
+			}
+			own := pod("own", "owner", "1")
+			if tc.policy != "" {
+				own.Annotations = map[string]string{capacity.AnnotationPolicy: tc.policy}
+			}
+			env := plugintest.New(t, plugintest.Options{
+				Plugins: []plugintest.Plugin{{Name: Name, Factory: New}},
+				Objects: append(objects, own), Queues: reclaimQueues,
+			})
+			pl := env.Plugin(t, Name).(*Plugin)
+			state, st := preFilter(env, pl, own)
+			require.True(t, st.IsSuccess(), plugintest.String(st))
+			res, st := pl.PostFilter(env.Ctx, state, own, unschedulableOn("n1", "n2"))
+			require.True(t, st.IsSuccess(), plugintest.String(st))
+			assert.Equal(t, tc.wantNode, res.NominatingInfo.NominatedNodeName)
+			assert.NotNil(t, env.Pod(t, tc.victim).DeletionTimestamp, "%s preempted", tc.victim)
 		})
 	}
 }

@@ -467,10 +467,31 @@ func (rt *Runtime) ReclaimForPod(ctx context.Context, pod *v1.Pod, leaf *queue.Q
 	if len(nodes) == 0 {
 		return nil, fwk.NewStatus(fwk.Unschedulable, "preemption cannot help: no node would take the pod even if emptied")
 	}
-	node, err := rt.Reclaim(ctx, ReclaimRequest{
-		Key: Key(pod), Pod: pod, Queue: leaf, Priority: corev1helpers.PodPriority(pod),
-		Members: []gang.Member{{Name: pod.Name, Request: req}}, Nodes: nodes, UnderMax: underMax,
-	})
+	// As gangs are planned: on the capacity type the pod's policy prefers
+	// when reclaim can make room there, else on any it allows (the
+	// scheduler's Filter enforces what it requires).
+	var node string
+	attempts := []func(class, node int) bool{nil}
+	if pol, _, perr := rt.PolicyOf(pod); perr == nil && pol.Preferred() != "" {
+		views := make([]capacity.NodeView, len(nodes))
+		for i, ni := range nodes {
+			views[i] = capacity.ViewOf(ni.Node())
+		}
+		anyNode := func(int, int) bool { return true }
+		attempts = []func(class, node int) bool{
+			capacity.EligibleFor(anyNode, views, []capacity.Policy{pol}, true),
+			capacity.EligibleFor(anyNode, views, []capacity.Policy{pol}, false),
+		}
+	}
+	for _, eligible := range attempts {
+		node, err = rt.Reclaim(ctx, ReclaimRequest{
+			Key: Key(pod), Pod: pod, Queue: leaf, Priority: corev1helpers.PodPriority(pod),
+			Members: []gang.Member{{Name: pod.Name, Request: req}}, Nodes: nodes, UnderMax: underMax, Eligible: eligible,
+		})
+		if err == nil {
+			break
+		}
+	}
 	logger := klog.FromContext(ctx)
 	if err != nil {
 		logger.V(4).Info("No reclaim", "pod", klog.KObj(pod), "queue", leaf.Path, "reason", err)
