@@ -53,6 +53,9 @@ type Spec struct {
 	Executors       int32
 	ExecutorRequest resources.Vector
 	ExecutorRole    capacity.Role
+	// Topology keeps the members (and the reservation) in one domain of a
+	// node label.
+	Topology Topology
 }
 
 type memberState int

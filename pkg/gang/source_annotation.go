@@ -43,7 +43,8 @@ func (annotationGangs) Spec(_ context.Context, ref Ref, pod *v1.Pod, _ Objects) 
 		return def, err
 	}
 	def.Spec.MinMember, def.Spec.Timeout = n, timeout
-	return def, nil
+	def.Spec.Topology, err = ParseTopology(pod.Annotations)
+	return def, err
 }
 
 func (annotationGangs) Members(ctx context.Context, ref Ref, objs Objects) ([]*v1.Pod, error) {

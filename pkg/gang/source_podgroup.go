@@ -63,6 +63,9 @@ func (podGroups) Spec(ctx context.Context, ref Ref, pod *v1.Pod, objs Objects) (
 		def.QueueLabel = q
 	}
 	def.Object = podGroupEventObject(pg)
+	if def.Spec.Topology, err = ParseTopology(pg.Annotations); err != nil {
+		return def, fmt.Errorf("PodGroup %s/%s: %w", pg.Namespace, pg.Name, err)
+	}
 	return def, mpiLaunchLater(ctx, &def, ref.Namespace, metav1.GetControllerOf(pg), objs)
 }
 

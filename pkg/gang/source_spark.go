@@ -94,6 +94,9 @@ func (s sparkApps) Spec(ctx context.Context, ref Ref, pod *v1.Pod, objs Objects)
 		return def, err
 	}
 	def.Spec.Executors, def.Spec.ExecutorRequest = n, executor
+	if def.Spec.Topology, err = ParseTopology(driver.Annotations); err != nil {
+		return def, fmt.Errorf("Spark driver %s/%s: %w", driver.Namespace, driver.Name, err)
+	}
 	return def, nil
 }
 

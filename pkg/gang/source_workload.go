@@ -70,6 +70,16 @@ func (workloadGroups) Spec(ctx context.Context, ref Ref, pod *v1.Pod, objs Objec
 	if q := pg.Labels[queue.LabelQueue]; q != "" {
 		def.QueueLabel = q
 	}
+	if c := pg.Spec.SchedulingConstraints; c != nil && len(c.Topology) > 0 {
+		// The Workload API's constraint is required; muster's annotations
+		// on the PodGroup may say more (several levels, or preferred).
+		def.Spec.Topology = Topology{Keys: []string{c.Topology[0].Key}, Required: true}
+	}
+	if t, err := ParseTopology(pg.Annotations); err != nil {
+		return def, fmt.Errorf("PodGroup %s/%s: %w", pg.Namespace, pg.Name, err)
+	} else if !t.IsZero() {
+		def.Spec.Topology = t
+	}
 	return def, nil
 }
 

@@ -45,6 +45,35 @@ func TestWorkloadSpec(t *testing.T) {
 			objects: objectsOf(ResourceWorkloadPodGroup, workloadGroup("wl", gangOf(0), nil)),
 			want:    Definition{Spec: Spec{MinMember: 1}, QueueLabel: "pods-queue"},
 		},
+		"the topology constraint, required": {
+			pods: []testPod{pod},
+			objects: objectsOf(ResourceWorkloadPodGroup, func() *schedv1beta1.PodGroup {
+				g := workloadGroup("wl", gangOf(4), nil)
+				g.Spec.SchedulingConstraints = &schedv1beta1.PodGroupSchedulingConstraints{Topology: []schedv1beta1.TopologyConstraint{{Key: "example.com/rack"}}}
+				return g
+			}()),
+			want: Definition{Spec: Spec{MinMember: 4, Topology: Topology{Keys: []string{"example.com/rack"}, Required: true}}, QueueLabel: "pods-queue"},
+		},
+		"muster's annotation over the constraint": {
+			pods: []testPod{pod},
+			objects: objectsOf(ResourceWorkloadPodGroup, func() *schedv1beta1.PodGroup {
+				g := workloadGroup("wl", gangOf(4), nil)
+				g.Spec.SchedulingConstraints = &schedv1beta1.PodGroupSchedulingConstraints{Topology: []schedv1beta1.TopologyConstraint{{Key: "example.com/rack"}}}
+				g.Annotations = map[string]string{AnnotationTopologyPreferred: "example.com/block,example.com/rack"}
+				return g
+			}()),
+			want: Definition{Spec: Spec{MinMember: 4, Topology: Topology{Keys: []string{"example.com/block", "example.com/rack"}}}, QueueLabel: "pods-queue"},
+		},
+		"a bad topology annotation": {
+			pods: []testPod{pod},
+			objects: objectsOf(ResourceWorkloadPodGroup, func() *schedv1beta1.PodGroup {
+				g := workloadGroup("wl", gangOf(4), nil)
+				g.Annotations = map[string]string{AnnotationTopologyRequired: "rack/"}
+				return g
+			}()),
+			want:    Definition{Spec: Spec{MinMember: 4}, QueueLabel: "pods-queue"},
+			wantErr: `PodGroup ml/wl: annotation muster.dev/topology-required="rack/": "rack/" is not a node label key: name part must be non-empty; name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')`,
+		},
 		"a pod group not created yet": {
 			pods: []testPod{pod},
 			want: Definition{QueueLabel: "pods-queue", Wait: &Wait{

@@ -53,6 +53,10 @@ type admission struct {
 	infos             []fwk.NodeInfo
 	views             []capacity.NodeView
 	base              func(class, node int) bool
+	// labels are the nodes' labels, for the gang's topology; domain is
+	// the domain its plan chose (empty: no constraint, or spread).
+	labels []map[string]string
+	domain gang.Domain
 }
 
 // refusal is why a step does not admit the gang: its code, and the
@@ -226,7 +230,17 @@ func (a *admission) readNodes() error {
 	}
 	a.base = eligibility(a.classPods, a.objs)
 	a.views = viewsOf(a.objs)
+	a.labels = make([]map[string]string, len(a.objs))
+	for i, n := range a.objs {
+		a.labels[i] = n.Labels
+	}
 	return nil
+}
+
+// plan places the members on nodes as the planner sees them, within the
+// gang's topology.
+func (a *admission) plan(nodes []gang.Node) (gang.Plan, gang.Domain, *gang.Shortfall) {
+	return gang.PlanInTopology(nodes, a.members, a.base, a.views, a.policies, a.labels, a.gs.spec.Topology)
 }
 
 // clusterSize: a gang that would not fit even on the empty cluster (on the
@@ -238,6 +252,12 @@ func (a *admission) clusterSize() *refusal {
 	if short := gang.NeverFits(a.allocatable, a.members, anyNode); short != nil {
 		return &refusal{waitreason.NeverFitsCluster, fmt.Sprintf(
 			"%s does not fit on this cluster as it is, not even when empty: %s; it waits for nodes to be added", a.ref, short.Reason)}
+	}
+	if t := a.gs.spec.Topology; t.Required {
+		if _, _, short := gang.PlanInTopology(a.allocatable, a.members, anyNode, a.views, a.policies, a.labels, t); short != nil {
+			return &refusal{waitreason.NeverFitsCluster, fmt.Sprintf(
+				"%s does not fit in one domain of this cluster as it is, not even when empty: %s; it waits for nodes to be added", a.ref, short.Reason)}
+		}
 	}
 	return nil
 }
@@ -256,8 +276,9 @@ func (a *admission) minResources() *refusal {
 // against pods waiting longer, and its members bind once the victims are
 // gone.
 func (a *admission) place(ctx context.Context) (gang.Plan, *refusal) {
-	plan, short := gang.PlanWithPolicies(a.free, a.members, a.base, a.views, a.policies)
+	plan, domain, short := a.plan(a.free)
 	if short == nil {
+		a.domain = domain
 		return plan, nil
 	}
 	log := klog.FromContext(ctx)
@@ -267,12 +288,19 @@ func (a *admission) place(ctx context.Context) (gang.Plan, *refusal) {
 	// slots.
 	var reclaimed []string
 	var err error
-	for _, strict := range []bool{true, false} {
-		reclaimed, err = a.pl.rt.ReclaimNodes(ctx, profile.ReclaimRequest{
-			Key: gangKey(a.ref), Pod: a.pod, Queue: a.leaf, Priority: corev1helpers.PodPriority(a.pod),
-			Members: a.members, Nodes: a.infos,
-			Eligible: capacity.EligibleFor(a.base, a.views, a.policies, strict),
-		})
+	for _, within := range a.reclaimDomains() {
+	strictness:
+		for _, strict := range []bool{true, false} {
+			eligible := capacity.EligibleFor(a.base, a.views, a.policies, strict)
+			reclaimed, err = a.pl.rt.ReclaimNodes(ctx, profile.ReclaimRequest{
+				Key: gangKey(a.ref), Pod: a.pod, Queue: a.leaf, Priority: corev1helpers.PodPriority(a.pod),
+				Members: a.members, Nodes: a.infos,
+				Eligible: func(class, n int) bool { return within(n) && eligible(class, n) },
+			})
+			if err == nil {
+				break strictness
+			}
+		}
 		if err == nil {
 			break
 		}
@@ -313,6 +341,12 @@ func (a *admission) reserve(ctx context.Context, plan gang.Plan) *fwk.Status {
 	info, _ := pl.reg.Get(ref)
 	metrics.GangAdmissionWait.WithLabelValues(a.leaf.Path).Observe(pl.clock.Since(info.FirstSeen).Seconds())
 	msg := fmt.Sprintf("Admitted %s to queue %s: %d member(s) reserved on %d node(s), %s", ref, a.leaf.Path, len(a.members), countDistinct(slotNodes), a.total)
+	switch t := a.gs.spec.Topology; {
+	case a.domain != gang.Domain{}:
+		msg += fmt.Sprintf(", all in %s=%s", a.domain.Key, a.domain.Value)
+	case !t.IsZero() && !t.Required:
+		msg += fmt.Sprintf(", spread over domains: no %s had room for the whole gang (topology %s)", t.Keys[0], t)
+	}
 	pl.event(a.pod, a.gs, v1.EventTypeNormal, ReasonAdmitted, "Admit", msg)
 	klog.FromContext(ctx).V(2).Info("Gang admitted", "gang", ref.String(), "queue", a.leaf.Path, "members", len(a.members), "total", a.total.String())
 	pl.activate(ctx, ref, a.pod.UID)
@@ -403,4 +437,28 @@ func (pl *Plugin) hold(pod *v1.Pod, ref gang.Ref, gs gangSpec, r *refusal) *fwk.
 func (pl *Plugin) refuse(pod *v1.Pod, code waitreason.Code, msg string) *fwk.Status {
 	pl.rt.Waiting(pod, code, msg)
 	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, msg)
+}
+
+// reclaimDomains are where reclaim may free room for the gang, in the
+// order to try: without a topology, anywhere; with one, inside one domain
+// at a time (the narrowest key first, its tightest domains first), then,
+// for a preferred constraint, anywhere.
+func (a *admission) reclaimDomains() []func(node int) bool {
+	anywhere := func(int) bool { return true }
+	t := a.gs.spec.Topology
+	if t.IsZero() {
+		return []func(int) bool{anywhere}
+	}
+	var out []func(int) bool
+	for _, nodes := range gang.DomainNodes(a.free, a.labels, t) {
+		in := make(map[int]bool, len(nodes))
+		for _, n := range nodes {
+			in[n] = true
+		}
+		out = append(out, func(n int) bool { return in[n] })
+	}
+	if !t.Required {
+		out = append(out, anywhere)
+	}
+	return out
 }

@@ -52,9 +52,9 @@ func (a *admission) offerHold(ctx context.Context) {
 		}
 		potential[i] = gang.Node{Name: n.Name, Free: f}
 	}
-	plan, short := gang.PlanWithPolicies(potential, a.members, a.base, a.views, a.policies)
+	plan, _, short := a.plan(potential)
 	if short != nil {
-		if plan, short = gang.PlanWithPolicies(a.allocatable, a.members, a.base, a.views, a.policies); short != nil {
+		if plan, _, short = a.plan(a.allocatable); short != nil {
 			return
 		}
 	}

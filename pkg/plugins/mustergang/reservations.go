@@ -107,7 +107,8 @@ func (pl *Plugin) restore(ctx context.Context, driver *v1.Pod, ref gang.Ref, sin
 	if err != nil {
 		return err
 	}
-	plan, short := gang.PlanWithPolicies(nodes, members, eligibility([]*v1.Pod{classPod: driver, classExecutor: driver}, objs), viewsOf(objs), policies)
+	eligible := sameDomain(gs.spec.Topology, pl.anchorOf(ctx, ref, driver, objs), objs, eligibility([]*v1.Pod{classPod: driver, classExecutor: driver}, objs))
+	plan, short := gang.PlanWithPolicies(nodes, members, eligible, viewsOf(objs), policies)
 	if short != nil {
 		return fmt.Errorf("not enough room: %s", short.Reason)
 	}
@@ -253,7 +254,7 @@ func (pl *Plugin) replace(ctx context.Context, ref gang.Ref) {
 	why := ""
 	var names []string
 	if err == nil {
-		names, why = pl.planSlots(pod, ref, gs, reqs)
+		names, why = pl.planSlots(ctx, pod, ref, gs, reqs)
 	} else {
 		why = err.Error()
 	}
@@ -324,7 +325,7 @@ func (pl *Plugin) reference(ctx context.Context, ref gang.Ref) (*v1.Pod, gangSpe
 // planSlots plans slots of the given sizes on the nodes as they are now,
 // counting every reservation (the gang's own other slots included). It
 // returns a node per slot, or why they do not fit.
-func (pl *Plugin) planSlots(pod *v1.Pod, ref gang.Ref, gs gangSpec, reqs []resources.Vector) ([]string, string) {
+func (pl *Plugin) planSlots(ctx context.Context, pod *v1.Pod, ref gang.Ref, gs gangSpec, reqs []resources.Vector) ([]string, string) {
 	leaf, perr := pl.place(pod, gs)
 	if perr != nil {
 		return nil, perr.Msg
@@ -345,7 +346,8 @@ func (pl *Plugin) planSlots(pod *v1.Pod, ref gang.Ref, gs gangSpec, reqs []resou
 	if err != nil {
 		return nil, err.Error()
 	}
-	plan, short := gang.PlanWithPolicies(nodes, members, eligibility([]*v1.Pod{classPod: pod, classExecutor: pod}, objs), viewsOf(objs), policies)
+	eligible := sameDomain(gs.spec.Topology, pl.anchorOf(ctx, ref, pod, objs), objs, eligibility([]*v1.Pod{classPod: pod, classExecutor: pod}, objs))
+	plan, short := gang.PlanWithPolicies(nodes, members, eligible, viewsOf(objs), policies)
 	if short != nil {
 		return nil, short.Reason
 	}
