@@ -206,8 +206,11 @@ func (s *Holds) For(sub Subject, owed func(leaf string) bool) map[string]resourc
 			continue
 		}
 		if h.Leaf == sub.Leaf {
-			if sub.Priority > h.Priority || sub.Priority == h.Priority && sub.Arrived.Before(h.Arrived) {
-				continue // ahead of the holder
+			// Arrivals are creation times, to the second: only pods that
+			// came strictly later are kept off (a gang's first member may
+			// have come in the holder's second, before it).
+			if sub.Priority > h.Priority || sub.Priority == h.Priority && !sub.Arrived.After(h.Arrived) {
+				continue // not behind the holder
 			}
 		} else if !sub.AboveFairShare || !owed(h.Leaf) {
 			continue

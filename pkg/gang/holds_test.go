@@ -13,7 +13,6 @@ import (
 
 func cpus(n int64) resources.Vector { return resources.Vector{v1.ResourceCPU: n * 1000} }
 
-
 // TestHoldsFor: which holds keep room from a pod or gang about to take it.
 func TestHoldsFor(t *testing.T) {
 	train := Ref{Kind: KindPodGroup, Namespace: "ml", Name: "train"}
@@ -35,6 +34,7 @@ func TestHoldsFor(t *testing.T) {
 			map[string]resources.Vector{"n1": cpus(4), "n2": cpus(2)}},
 		{"higher priority, same queue", Subject{Ref: PodRef("ml", "x"), Leaf: "root.ml", Priority: 11, Arrived: t0.Add(time.Hour)}, nil},
 		{"earlier, same priority, same queue", Subject{Ref: PodRef("ml", "x"), Leaf: "root.ml", Priority: 10, Arrived: t0.Add(-time.Second)}, nil},
+		{"the same second, same priority, same queue", Subject{Ref: PodRef("ml", "x"), Leaf: "root.ml", Priority: 10, Arrived: t0}, nil},
 		{"another queue within its share", Subject{Ref: PodRef("b", "x"), Leaf: "root.batch", Arrived: t0.Add(time.Hour)}, nil},
 		{"another queue above its share: only the owed queue's hold", Subject{Ref: PodRef("b", "x"), Leaf: "root.batch", Arrived: t0.Add(time.Hour), AboveFairShare: true},
 			map[string]resources.Vector{"n1": cpus(4), "n2": cpus(2)}},

@@ -289,13 +289,23 @@ func (a *admission) place(ctx context.Context) (gang.Plan, *refusal) {
 	var reclaimed []string
 	var err error
 	for _, within := range a.reclaimDomains() {
+		infos := a.infos
+		if within != nil { // only the domain's nodes: reclaim looks at every node it is given
+			infos = make([]fwk.NodeInfo, len(within))
+			for i, n := range within {
+				infos[i] = a.infos[n]
+			}
+		}
 	strictness:
 		for _, strict := range []bool{true, false} {
 			eligible := capacity.EligibleFor(a.base, a.views, a.policies, strict)
+			if within != nil {
+				inDomain := eligible
+				eligible = func(class, i int) bool { return inDomain(class, within[i]) }
+			}
 			reclaimed, err = a.pl.rt.ReclaimNodes(ctx, profile.ReclaimRequest{
 				Key: gangKey(a.ref), Pod: a.pod, Queue: a.leaf, Priority: corev1helpers.PodPriority(a.pod),
-				Members: a.members, Nodes: a.infos,
-				Eligible: func(class, n int) bool { return within(n) && eligible(class, n) },
+				Members: a.members, Nodes: infos, Eligible: eligible,
 			})
 			if err == nil {
 				break strictness
@@ -440,25 +450,17 @@ func (pl *Plugin) refuse(pod *v1.Pod, code waitreason.Code, msg string) *fwk.Sta
 }
 
 // reclaimDomains are where reclaim may free room for the gang, in the
-// order to try: without a topology, anywhere; with one, inside one domain
-// at a time (the narrowest key first, its tightest domains first), then,
-// for a preferred constraint, anywhere.
-func (a *admission) reclaimDomains() []func(node int) bool {
-	anywhere := func(int) bool { return true }
+// order to try, as node indexes (nil: anywhere): without a topology,
+// anywhere; with one, inside one domain at a time (the narrowest key first,
+// its tightest domains first), then, for a preferred constraint, anywhere.
+func (a *admission) reclaimDomains() [][]int {
 	t := a.gs.spec.Topology
 	if t.IsZero() {
-		return []func(int) bool{anywhere}
+		return [][]int{nil}
 	}
-	var out []func(int) bool
-	for _, nodes := range gang.DomainNodes(a.free, a.labels, t) {
-		in := make(map[int]bool, len(nodes))
-		for _, n := range nodes {
-			in[n] = true
-		}
-		out = append(out, func(n int) bool { return in[n] })
-	}
+	out := gang.DomainNodes(a.free, a.labels, t)
 	if !t.Required {
-		out = append(out, anywhere)
+		out = append(out, nil)
 	}
 	return out
 }

@@ -21,6 +21,9 @@ func (pl *Plugin) heldFrom(pod *v1.Pod, ref gang.Ref) map[string]resources.Vecto
 	if pl.holds.Len() == 0 {
 		return nil
 	}
+	if pod.Status.NominatedNodeName != "" || pl.rt.Reclaiming(profile.Key(pod)) {
+		return nil // preemption made room for it: that room is its own
+	}
 	leaf, perr := pl.rt.Place(pod)
 	if perr != nil {
 		return nil // MusterQueue refuses it
