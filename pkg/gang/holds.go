@@ -190,6 +190,23 @@ type Subject struct {
 	Arrived  time.Time
 	// AboveFairShare: its queue holds more than its fair share.
 	AboveFairShare bool
+	// Served: a member of a gang already admitted or bound (beyond its
+	// reservation): its gang was served before any holder of its second.
+	Served bool
+}
+
+// behind reports whether the subject stands after the holder in their
+// queue: lower priority, or a later arrival. Arrivals are creation times,
+// to the second; within one second, as Offer ranks holders (by name),
+// except that a gang already served stands first.
+func (sub Subject) behind(h *Hold) bool {
+	if sub.Priority != h.Priority {
+		return sub.Priority < h.Priority
+	}
+	if !sub.Arrived.Equal(h.Arrived) {
+		return sub.Arrived.After(h.Arrived)
+	}
+	return !sub.Served && sub.Ref.String() > h.Ref.String()
 }
 
 // For sums, by node, the room the holds keep from the subject: a hold of
@@ -206,11 +223,8 @@ func (s *Holds) For(sub Subject, owed func(leaf string) bool) map[string]resourc
 			continue
 		}
 		if h.Leaf == sub.Leaf {
-			// Arrivals are creation times, to the second: only pods that
-			// came strictly later are kept off (a gang's first member may
-			// have come in the holder's second, before it).
-			if sub.Priority > h.Priority || sub.Priority == h.Priority && !sub.Arrived.After(h.Arrived) {
-				continue // not behind the holder
+			if !sub.behind(h) {
+				continue
 			}
 		} else if !sub.AboveFairShare || !owed(h.Leaf) {
 			continue

@@ -79,7 +79,9 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	}
 	// A member beyond the reservation stands in its queue by its gang's
 	// first member's arrival, as MusterQueue's QueueSort orders it.
-	cs.held, cs.elastic = pl.rt.HeldFrom(pl.rt.HoldSubject(pod, ref, leaf, info.FirstSeen)), leaf
+	sub := pl.rt.HoldSubject(pod, ref, leaf, info.FirstSeen)
+	sub.Served = true
+	cs.held, cs.elastic = pl.rt.HeldFrom(sub), leaf
 	state.Write(stateKey, cs)
 	pl.rt.Admitted(pod, leaf.Path)
 	return nil, nil
