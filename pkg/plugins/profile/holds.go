@@ -54,11 +54,8 @@ func (rt *Runtime) owed(leaf string) bool {
 // by its queue, hold room on one node if it stands at the head of its
 // queue: of the nodes that refused it only for now (m), the one closest to
 // taking it once the queue's own running pods there finish (they are behind
-// it or will end). Unlike a gang, it holds no room that only other queues'
-// pods finishing would free: fair sharing at admission serves it there,
-// and a single pod holding a node against another queue would leave its
-// free room idle. A pod that yielded its hold past timeouts holds behind
-// those that never did.
+// it or will end), else once emptied, as a gang's plan does. A pod that
+// yielded its hold past timeouts holds behind those that never did.
 func (rt *Runtime) OfferPodHold(ctx context.Context, pod *v1.Pod, leaf *queue.Queue, req resources.Vector, m fwk.NodeToStatusReader) {
 	if rt.Reclaiming(Key(pod)) || !rt.ClaimsIn(leaf.Path, Key(pod)).IsZero() {
 		// Its victims are exiting, or its queue's other preemptors': the
@@ -73,7 +70,7 @@ func (rt *Runtime) OfferPodHold(ctx context.Context, pod *v1.Pod, leaf *queue.Qu
 	ref := gang.PodRef(pod.Namespace, pod.Name)
 	sub := rt.HoldSubject(pod, ref, leaf, pod.CreationTimestamp.Time)
 	held := rt.HeldFrom(sub)
-	best, bestMissing := "", math.Inf(1)
+	best, bestMissing, bestEmpty, bestEmptyMissing := "", math.Inf(1), "", math.Inf(1)
 	for _, ni := range infos {
 		n := ni.Node()
 		if n == nil {
@@ -82,7 +79,7 @@ func (rt *Runtime) OfferPodHold(ctx context.Context, pod *v1.Pod, leaf *queue.Qu
 		alloc, used := NodeUsage(ni)
 		used.Add(rt.Gangs.ReservedOnNode(n.Name, gang.Ref{}))
 		used.Add(held[n.Name])
-		free := alloc
+		free := alloc.Clone()
 		free.Sub(used)
 		potential := free.Clone()
 		for _, pi := range ni.GetPods() {
@@ -94,12 +91,20 @@ func (rt *Runtime) OfferPodHold(ctx context.Context, pod *v1.Pod, leaf *queue.Qu
 				potential.Add(PodRequest(p))
 			}
 		}
-		if !covers(potential, req) {
-			continue
+		missing := shortOf(req, free)
+		switch {
+		case covers(potential, req):
+			if missing < bestMissing || missing == bestMissing && n.Name < best {
+				best, bestMissing = n.Name, missing
+			}
+		case covers(alloc, req):
+			if missing < bestEmptyMissing || missing == bestEmptyMissing && n.Name < bestEmpty {
+				bestEmpty, bestEmptyMissing = n.Name, missing
+			}
 		}
-		if missing := shortOf(req, free); missing < bestMissing || missing == bestMissing && n.Name < best {
-			best, bestMissing = n.Name, missing
-		}
+	}
+	if best == "" {
+		best = bestEmpty
 	}
 	if best == "" {
 		return
