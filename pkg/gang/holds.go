@@ -66,6 +66,27 @@ type Holds struct {
 	// yielded counts, for single pods, the holds they gave up past their
 	// timeout (a gang's registry counts its own timeouts).
 	yielded map[Ref]int
+	// onRelease is called (outside the lock) whenever room held before is
+	// held no more: pods kept off it must be retried, as no cluster event
+	// says so.
+	onRelease func()
+}
+
+// OnRelease sets the function called whenever held room is released (a
+// hold dropped, yielded, forgotten, or replaced by another holder's).
+func (s *Holds) OnRelease(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onRelease = f
+}
+
+// unlockReleasing unlocks s and, if released, calls onRelease.
+func (s *Holds) unlockReleasing(released bool) {
+	f := s.onRelease
+	s.mu.Unlock()
+	if released && f != nil {
+		f()
+	}
 }
 
 // NewHolds returns an empty set of holds.
@@ -76,20 +97,41 @@ func NewHolds() *Holds { return &Holds{byLeaf: map[string]*Hold{}, yielded: map[
 // whether h holds now.
 func (s *Holds) Offer(h Hold) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	cur := s.byLeaf[h.Leaf]
 	if cur != nil && cur.Ref != h.Ref && !h.ahead(cur) {
+		s.mu.Unlock()
 		return false
 	}
+	released := cur != nil // another holder's room, or this one's old plan
 	if cur != nil && cur.Ref == h.Ref {
 		h.Since = cur.Since
 	}
 	for leaf, o := range s.byLeaf { // one holds in one leaf at most
 		if o.Ref == h.Ref && leaf != h.Leaf {
 			delete(s.byLeaf, leaf)
+			released = true
 		}
 	}
 	s.byLeaf[h.Leaf] = &h
+	s.unlockReleasing(released && !(cur != nil && cur.Ref == h.Ref && sameNeed(cur.Need, h.Need)))
+	return true
+}
+
+func sameNeed(a, b map[string]resources.Vector) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for n, v := range a {
+		w, ok := b[n]
+		if !ok || len(v) != len(w) {
+			return false
+		}
+		for r, q := range v {
+			if w[r] != q {
+				return false
+			}
+		}
+	}
 	return true
 }
 
@@ -97,13 +139,20 @@ func (s *Holds) Offer(h Hold) bool {
 // pods that never yielded from now on (Yielded).
 func (s *Holds) Yield(ref Ref) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	released := s.dropLocked(ref)
+	s.yielded[ref]++
+	s.unlockReleasing(released)
+}
+
+// dropLocked ends ref's hold; it reports whether it had one.
+func (s *Holds) dropLocked(ref Ref) bool {
 	for leaf, h := range s.byLeaf {
 		if h.Ref == ref {
 			delete(s.byLeaf, leaf)
+			return true
 		}
 	}
-	s.yielded[ref]++
+	return false
 }
 
 // Yielded is how many holds the single pod gave up past its timeout.
@@ -116,38 +165,31 @@ func (s *Holds) Yielded(ref Ref) int {
 // Forget ends the holder's hold and forgets it (a pod deleted).
 func (s *Holds) Forget(ref Ref) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for leaf, h := range s.byLeaf {
-		if h.Ref == ref {
-			delete(s.byLeaf, leaf)
-		}
-	}
+	released := s.dropLocked(ref)
 	delete(s.yielded, ref)
+	s.unlockReleasing(released)
 }
 
 // Drop ends the gang's hold, if it has one; it reports whether it had.
 func (s *Holds) Drop(ref Ref) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for leaf, h := range s.byLeaf {
-		if h.Ref == ref {
-			delete(s.byLeaf, leaf)
-			return true
-		}
-	}
-	return false
+	released := s.dropLocked(ref)
+	s.unlockReleasing(released)
+	return released
 }
 
 // Keep drops every hold keep refuses (its holder gone, admitted, no longer
 // waiting for room).
 func (s *Holds) Keep(keep func(Hold) bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	released := false
 	for leaf, h := range s.byLeaf {
 		if !keep(*h) {
 			delete(s.byLeaf, leaf)
+			released = true
 		}
 	}
+	s.unlockReleasing(released)
 }
 
 // Of returns the gang's hold.

@@ -79,3 +79,37 @@ func TestHoldsOffer(t *testing.T) {
 	holds.Keep(func(h Hold) bool { return h.Ref != PodRef("ns", "c") })
 	assert.Equal(t, 0, holds.Len())
 }
+
+// TestHoldsRelease: released room is announced (pods kept off it are
+// retried); a new plan of the same holder on the same room is not.
+func TestHoldsRelease(t *testing.T) {
+	holds := NewHolds()
+	released := 0
+	holds.OnRelease(func() { released++ })
+	a, b := PodRef("ns", "a"), PodRef("ns", "b")
+	need := map[string]resources.Vector{"n1": cpus(1)}
+	steps := []struct {
+		name string
+		do   func()
+		want int
+	}{
+		{"a first hold", func() { holds.Offer(Hold{Ref: a, Leaf: "q", Arrived: t0, Need: need}) }, 0},
+		{"the same plan again", func() { holds.Offer(Hold{Ref: a, Leaf: "q", Arrived: t0, Need: need}) }, 0},
+		{"a new plan", func() { holds.Offer(Hold{Ref: a, Leaf: "q", Arrived: t0, Need: map[string]resources.Vector{"n2": cpus(1)}}) }, 1},
+		{"refused: b stands behind", func() { holds.Offer(Hold{Ref: b, Leaf: "q", Arrived: t0.Add(time.Second), Need: need}) }, 1},
+		{"dropped", func() { holds.Drop(a) }, 2},
+		{"dropping nothing", func() { holds.Drop(a) }, 2},
+		{"b holds", func() { holds.Offer(Hold{Ref: b, Leaf: "q", Arrived: t0.Add(time.Second), Need: need}) }, 2},
+		{"a takes b's place", func() { holds.Offer(Hold{Ref: a, Leaf: "q", Arrived: t0, Need: need}) }, 3},
+		{"a yields", func() { holds.Yield(a) }, 4},
+		{"b holds again, then is kept no more", func() {
+			holds.Offer(Hold{Ref: b, Leaf: "q", Arrived: t0.Add(time.Second), Need: need})
+			holds.Keep(func(Hold) bool { return false })
+		}, 5},
+		{"forgetting a holder that holds nothing", func() { holds.Forget(b) }, 5},
+	}
+	for _, s := range steps {
+		s.do()
+		assert.Equal(t, s.want, released, s.name)
+	}
+}

@@ -57,6 +57,8 @@ type admission struct {
 	// the domain its plan chose (empty: no constraint, or spread).
 	labels []map[string]string
 	domain gang.Domain
+	// heldFrom: holds kept room from the gang's plan.
+	heldFrom bool
 }
 
 // refusal is why a step does not admit the gang: its code, and the
@@ -97,6 +99,9 @@ func (pl *Plugin) admit(ctx context.Context, pod *v1.Pod, ref gang.Ref, gs gangS
 	plan, r := a.place(ctx)
 	if r != nil {
 		if r.code == waitreason.NotEnoughRoom {
+			if a.heldFrom {
+				pl.heldOffBy(pod) // retried when held room is released
+			}
 			a.offerHold(ctx)
 		}
 		return pl.hold(pod, ref, gs, r)
@@ -223,6 +228,7 @@ func (a *admission) readNodes() error {
 	if a.pl.holds.Len() > 0 {
 		info, _ := a.pl.reg.Get(a.ref)
 		held = a.pl.rt.HeldFrom(a.pl.rt.HoldSubject(a.pod, a.ref, a.leaf, info.FirstSeen))
+		a.heldFrom = len(held) > 0
 	}
 	a.free, a.allocatable, a.objs, a.infos, err = a.pl.nodes(a.ref, held)
 	if err != nil {

@@ -42,6 +42,9 @@ func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *v1.Pod,
 			continue
 		}
 		if used[r]+reserved[r]+need[r] > alloc[r] {
+			if cs.held[n.Name][r] > 0 {
+				pl.heldOffBy(pod)
+			}
 			klog.FromContext(ctx).V(4).Info("Node's free capacity is reserved for admitted gangs", "pod", klog.KObj(pod), "node", n.Name,
 				"resource", r, "reserved", resources.Format(r, reserved[r]), "requested", resources.Format(r, need[r]))
 			return fwk.NewStatus(fwk.Unschedulable, ErrReasonReserved)
