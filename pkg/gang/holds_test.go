@@ -95,7 +95,9 @@ func TestHoldsRelease(t *testing.T) {
 	}{
 		{"a first hold", func() { holds.Offer(Hold{Ref: a, Leaf: "q", Arrived: t0, Need: need}) }, 0},
 		{"the same plan again", func() { holds.Offer(Hold{Ref: a, Leaf: "q", Arrived: t0, Need: need}) }, 0},
-		{"a new plan", func() { holds.Offer(Hold{Ref: a, Leaf: "q", Arrived: t0, Need: map[string]resources.Vector{"n2": cpus(1)}}) }, 1},
+		{"a new plan", func() {
+			holds.Offer(Hold{Ref: a, Leaf: "q", Arrived: t0, Need: map[string]resources.Vector{"n2": cpus(1)}})
+		}, 1},
 		{"refused: b stands behind", func() { holds.Offer(Hold{Ref: b, Leaf: "q", Arrived: t0.Add(time.Second), Need: need}) }, 1},
 		{"dropped", func() { holds.Drop(a) }, 2},
 		{"dropping nothing", func() { holds.Drop(a) }, 2},
