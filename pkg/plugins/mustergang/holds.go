@@ -3,7 +3,6 @@ package mustergang
 import (
 	"context"
 
-	"k8s.io/apimachinery/pkg/types"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -96,26 +95,10 @@ func (pl *Plugin) keepHolds() {
 }
 
 // heldOffBy notes a pod that a hold kept from room it would have taken.
-func (pl *Plugin) heldOffBy(pod *v1.Pod) {
-	pl.heldOffMu.Lock()
-	defer pl.heldOffMu.Unlock()
-	pl.heldOff[pod.UID] = pod
-}
+func (pl *Plugin) heldOffBy(pod *v1.Pod) { pl.heldOff.Add(pod) }
 
 // retryHeldOff moves the pods holds kept off room back to the active queue:
 // held room was released.
 func (pl *Plugin) retryHeldOff(ctx context.Context) {
-	pl.heldOffMu.Lock()
-	if len(pl.heldOff) == 0 {
-		pl.heldOffMu.Unlock()
-		return
-	}
-	pods := make(map[string]*v1.Pod, len(pl.heldOff))
-	for _, p := range pl.heldOff {
-		pods[p.Namespace+"/"+p.Name] = p
-	}
-	pl.heldOff = map[types.UID]*v1.Pod{}
-	pl.heldOffMu.Unlock()
-	klog.FromContext(ctx).V(4).Info("Held room released; retrying the pods it kept off", "count", len(pods))
-	pl.handle.Activate(klog.FromContext(ctx), pods)
+	pl.heldOff.Activate(klog.FromContext(ctx), pl.handle, "Held room released; retrying the pods it kept off")
 }

@@ -36,7 +36,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
@@ -100,8 +99,7 @@ type Plugin struct {
 	// heldOff are the pods refused room that a hold kept (Filter, or a
 	// gang's plan): retried when held room is released (no cluster event
 	// says so).
-	heldOffMu sync.Mutex
-	heldOff   map[types.UID]*v1.Pod
+	heldOff profile.Parked
 
 	// restored: the Spark reservations were rebuilt (once, in the first
 	// scheduling cycle). displacedPending: slots were taken off a node and
@@ -169,7 +167,6 @@ func newPlugin(ctx context.Context, obj runtime.Object, h fwk.Handle, rt *profil
 		args: *args, handle: h, rt: rt, reg: rt.Gangs, holds: rt.Holds, clock: rt.Clock, sources: src, podGroupClient: o.podGroups,
 		recorder: h.EventRecorder(), neverFits: map[gang.Ref]string{}, statusDirty: map[gang.Ref]bool{},
 		workloadScheduled: map[gang.Ref]int{}, displacedFrom: map[gang.Ref][]string{}, ctx: ctx,
-		heldOff: map[types.UID]*v1.Pod{},
 	}
 	rt.Holds.OnRelease(func() { pl.retryHeldOff(ctx) })
 	rt.GangOf = func(p *v1.Pod) (gang.Ref, bool) {

@@ -313,7 +313,6 @@ func (rt *Runtime) markDisruptionTarget(ctx context.Context, p *v1.Pod, msg stri
 func (rt *Runtime) inflight() *fairshare.InFlight {
 	if rt.reclaims == nil {
 		rt.reclaims = fairshare.NewInFlight(reclaimGrace)
-		rt.heldBack = map[types.UID]*v1.Pod{}
 	}
 	return rt.reclaims
 }
@@ -322,8 +321,7 @@ func (rt *Runtime) inflight() *fairshare.InFlight {
 // retried when one of them ends. rt.mu must be held.
 func (rt *Runtime) holdBack(p *v1.Pod) {
 	if p != nil {
-		rt.inflight()
-		rt.heldBack[p.UID] = p
+		rt.heldBack.Add(p)
 	}
 }
 
@@ -381,28 +379,16 @@ func (rt *Runtime) expireReclaims(until time.Time) {
 // back by reclaims under way are retried.
 func (rt *Runtime) endReclaims(end func(*fairshare.InFlight) bool) {
 	rt.mu.Lock()
-	if !end(rt.inflight()) || len(rt.heldBack) == 0 {
-		rt.mu.Unlock()
-		return
-	}
-	pods := make(map[string]*v1.Pod, len(rt.heldBack))
-	for _, p := range rt.heldBack {
-		pods[p.Namespace+"/"+p.Name] = p
-	}
-	rt.heldBack = map[types.UID]*v1.Pod{}
+	ended := end(rt.inflight())
 	rt.mu.Unlock()
-	logger := klog.FromContext(rt.ctx)
-	logger.V(4).Info("Reclaims under way ended; retrying the pods they held back", "pods", len(pods))
-	rt.Handle.Activate(logger, pods)
+	if ended {
+		rt.heldBack.Activate(klog.FromContext(rt.ctx), rt.Handle, "Reclaims under way ended; retrying the pods they held back")
+	}
 }
 
 // forgetPod ends what the runtime keeps about a pod that is gone.
 func (rt *Runtime) forgetPod(p *v1.Pod) {
-	rt.mu.Lock()
-	if rt.heldBack != nil {
-		delete(rt.heldBack, p.UID)
-	}
-	rt.mu.Unlock()
+	rt.heldBack.Forget(p.UID)
 	rt.ReclaimGone(Key(p))
 }
 

@@ -14,7 +14,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	policylisters "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -69,7 +68,7 @@ type Runtime struct {
 	// their victims until they are gone); heldBack: pods refused because of
 	// them, retried when one ends. Both under mu.
 	reclaims  *fairshare.InFlight
-	heldBack  map[types.UID]*v1.Pod
+	heldBack  Parked
 	mu        sync.Mutex
 	listeners []func(*queue.Tree)
 	// leader tells whether this process writes shared state; nil: it does.
