@@ -135,6 +135,15 @@ func sameNeed(a, b map[string]resources.Vector) bool {
 	return true
 }
 
+// Ahead reports whether h would take its leaf's hold now (Offer would
+// accept it): planning a hold that Offer refuses is wasted work.
+func (s *Holds) Ahead(h Hold) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.byLeaf[h.Leaf]
+	return cur == nil || cur.Ref == h.Ref || h.ahead(cur)
+}
+
 // Yield ends a single pod's hold past its timeout: it stands behind the
 // pods that never yielded from now on (Yielded).
 func (s *Holds) Yield(ref Ref) {

@@ -58,6 +58,9 @@ func TestHoldsOffer(t *testing.T) {
 	holds := NewHolds()
 	need := map[string]resources.Vector{"n1": cpus(1)}
 	require.True(t, holds.Offer(Hold{Ref: a, Leaf: "q", Arrived: t0, Need: need, Since: t0}))
+	assert.False(t, holds.Ahead(Hold{Ref: b, Leaf: "q", Arrived: t0.Add(time.Second)}))
+	assert.True(t, holds.Ahead(Hold{Ref: b, Leaf: "q", Priority: 1, Arrived: t0.Add(time.Second)}))
+	assert.True(t, holds.Ahead(Hold{Ref: b, Leaf: "other", Arrived: t0.Add(time.Second)}))
 	assert.False(t, holds.Offer(Hold{Ref: b, Leaf: "q", Arrived: t0.Add(time.Second), Need: need, Since: t0.Add(time.Minute)}), "b stands behind a")
 	require.True(t, holds.Offer(Hold{Ref: a, Leaf: "q", Arrived: t0, Need: map[string]resources.Vector{"n2": cpus(1)}, Since: t0.Add(time.Minute)}))
 	h, ok := holds.Of(a)

@@ -62,13 +62,16 @@ func (rt *Runtime) OfferPodHold(ctx context.Context, pod *v1.Pod, leaf *queue.Qu
 		// room they free is theirs, not to be held against them.
 		return
 	}
+	ref := gang.PodRef(pod.Namespace, pod.Name)
+	sub := rt.HoldSubject(pod, ref, leaf, pod.CreationTimestamp.Time)
+	if !rt.Holds.Ahead(gang.Hold{Ref: ref, Leaf: leaf.Path, Timeouts: rt.Holds.Yielded(ref), Priority: sub.Priority, Arrived: sub.Arrived}) {
+		return // another stands before it at the head of its queue
+	}
 	lister := rt.Handle.SnapshotSharedLister().NodeInfos()
 	infos, err := m.NodesForStatusCode(lister, fwk.Unschedulable)
 	if err != nil || len(infos) == 0 {
 		return
 	}
-	ref := gang.PodRef(pod.Namespace, pod.Name)
-	sub := rt.HoldSubject(pod, ref, leaf, pod.CreationTimestamp.Time)
 	held := rt.HeldFrom(sub)
 	best, bestMissing, bestEmpty, bestEmptyMissing := "", math.Inf(1), "", math.Inf(1)
 	for _, ni := range infos {
