@@ -397,14 +397,7 @@ func FitOne(nodes []Node, m Member, eligible func(class, node int) bool) (Plan, 
 }
 
 // covers reports whether free holds req (negative requests count as zero).
-func covers(free, req resources.Vector) bool {
-	for r, a := range req {
-		if a > 0 && free[r] < a {
-			return false
-		}
-	}
-	return true
-}
+func covers(free, req resources.Vector) bool { return free.Covers(req) }
 
 // idleScarce reports whether free has an extended resource that req does
 // not ask for.

@@ -101,6 +101,17 @@ func (v Vector) Names() []v1.ResourceName {
 	return names
 }
 
+// Covers reports whether v holds at least req of every resource req names
+// (negative requests count as zero; a resource absent from v is zero).
+func (v Vector) Covers(req Vector) bool {
+	for r, a := range req {
+		if a > 0 && v[r] < a {
+			return false
+		}
+	}
+	return true
+}
+
 // Exceeds returns the first resource (in name order) for which v is above
 // limit; limit's absent resources are unlimited. ok is false when v fits.
 func (v Vector) Exceeds(limit Vector) (name v1.ResourceName, ok bool) {

@@ -96,11 +96,11 @@ func (rt *Runtime) OfferPodHold(ctx context.Context, pod *v1.Pod, leaf *queue.Qu
 		}
 		missing := shortOf(req, free)
 		switch {
-		case covers(potential, req):
+		case potential.Covers(req):
 			if missing < bestMissing || missing == bestMissing && n.Name < best {
 				best, bestMissing = n.Name, missing
 			}
-		case covers(alloc, req):
+		case alloc.Covers(req):
 			if missing < bestEmptyMissing || missing == bestEmptyMissing && n.Name < bestEmpty {
 				bestEmpty, bestEmptyMissing = n.Name, missing
 			}
@@ -117,17 +117,6 @@ func (rt *Runtime) OfferPodHold(ctx context.Context, pod *v1.Pod, leaf *queue.Qu
 	if rt.Holds.Offer(h) {
 		klog.FromContext(ctx).V(3).Info("Pod holds the room it waits for", "pod", klog.KObj(pod), "queue", leaf.Path, "node", best)
 	}
-}
-
-// covers reports whether have holds at least req of every resource req
-// names.
-func covers(have, req resources.Vector) bool {
-	for name, want := range req {
-		if want > have[name] {
-			return false
-		}
-	}
-	return true
 }
 
 // shortOf is the largest fraction of a requested resource that free lacks
