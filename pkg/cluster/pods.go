@@ -31,6 +31,9 @@ type Pod struct {
 	PriorityClassName string
 	// Tolerations of the pod.
 	Tolerations []v1.Toleration
+	// ClaimTemplates names ResourceClaimTemplates (Dynamic Resource
+	// Allocation): the pod gets a claim from each, which its container uses.
+	ClaimTemplates []string
 }
 
 // Object returns the Pod API object.
@@ -50,6 +53,13 @@ func (p Pod) Object() (*v1.Pod, error) {
 	if p.Duration > 0 {
 		ann[AnnotationDuration] = p.Duration.String()
 	}
+	var claims []v1.PodResourceClaim
+	var uses []v1.ResourceClaim
+	for i, t := range p.ClaimTemplates {
+		name := fmt.Sprintf("claim-%d", i)
+		claims = append(claims, v1.PodResourceClaim{Name: name, ResourceClaimTemplateName: &t})
+		uses = append(uses, v1.ResourceClaim{Name: name})
+	}
 	return &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, Labels: p.Labels, Annotations: ann},
 		Spec: v1.PodSpec{
@@ -57,9 +67,10 @@ func (p Pod) Object() (*v1.Pod, error) {
 			PriorityClassName:             p.PriorityClassName,
 			Tolerations:                   p.Tolerations,
 			TerminationGracePeriodSeconds: new(int64),
+			ResourceClaims:                claims,
 			Containers: []v1.Container{{
 				Name: "main", Image: "registry.k8s.io/pause:3.10",
-				Resources: v1.ResourceRequirements{Requests: req, Limits: req},
+				Resources: v1.ResourceRequirements{Requests: req, Limits: req, Claims: uses},
 			}},
 		},
 	}, nil

@@ -179,7 +179,7 @@ func parseResources(v any, p string, e *errs) resources.Vector {
 	out := resources.Vector{}
 	for _, k := range sortedKeys(m) {
 		rp := p + "." + k
-		if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
+		if msgs := validResourceName(k); len(msgs) > 0 {
 			e.add(rp, "%q is not a valid resource name: %s", k, strings.Join(msgs, "; "))
 			continue
 		}
@@ -222,6 +222,19 @@ func parseResources(v any, p string, e *errs) resources.Vector {
 		out[name] = resources.FromQuantity(name, q)
 	}
 	return out
+}
+
+// validResourceName checks a resource name: a qualified name, or
+// deviceclass/<DeviceClass name> (DRA devices by class), whose class is any
+// object name (a DNS subdomain, up to 253 characters).
+func validResourceName(k string) []string {
+	if class, ok := strings.CutPrefix(k, resources.DeviceClassPrefix); ok {
+		if class == "" {
+			return []string{"names no DeviceClass after " + resources.DeviceClassPrefix}
+		}
+		return validation.IsDNS1123Subdomain(class)
+	}
+	return validation.IsQualifiedName(k)
 }
 
 func parseGlobs(v any, p string, e *errs) []string {

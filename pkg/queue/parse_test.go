@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"muster.dev/muster/pkg/resources"
 )
 
 // fieldErr is an expected FieldError: the exact path, and the message or a
@@ -429,6 +431,15 @@ queues:
 			{"root.a.max.bad name!", `"bad name!" is not a valid resource name: name part must consist of`},
 			{"root.a.max.nvidia.com/", `"nvidia.com/" is not a valid resource name: name part must be non-empty`},
 		}},
+		"bad device class names": {`
+queues:
+  - name: a
+    max: {"deviceclass/": 1, "deviceclass/GPU": 1, "deviceclass/gpu_x": 1}
+`, []fieldErr{
+			{"root.a.max.deviceclass/", `"deviceclass/" is not a valid resource name: names no DeviceClass after deviceclass/`},
+			{"root.a.max.deviceclass/GPU", `"deviceclass/GPU" is not a valid resource name: a lowercase RFC 1123 subdomain`},
+			{"root.a.max.deviceclass/gpu_x", `"deviceclass/gpu_x" is not a valid resource name: a lowercase RFC 1123 subdomain`},
+		}},
 		"resources not a mapping": {`
 queues:
   - {name: a, max: "4"}
@@ -641,4 +652,20 @@ namespaceQueues: {c: nope, b: nope, a: nope}
 		_, err := Parse([]byte(config))
 		assert.Equal(t, first, err)
 	}
+}
+
+func TestParseDeviceClassQuota(t *testing.T) {
+	long := "gpu." + strings.Repeat("a", 70) + ".example.com" // longer than a qualified name's 63
+	tree, err := Parse([]byte(`
+queues:
+  - name: ml
+    guaranteed: {deviceclass/gpu.example.com: "8"}
+    max: {deviceclass/gpu.example.com: "16", deviceclass/` + long + `: "2"}
+`))
+	require.NoError(t, err)
+	q := tree.Get("root.ml")
+	require.NotNil(t, q)
+	assert.Equal(t, int64(8), q.Guaranteed["deviceclass/gpu.example.com"])
+	assert.Equal(t, int64(16), q.Max["deviceclass/gpu.example.com"])
+	assert.Equal(t, int64(2), q.Max[resources.DeviceClassName(long)])
 }

@@ -18,6 +18,13 @@ import (
 // a Vector is zero; as a limit, absent means "no limit".
 type Vector map[v1.ResourceName]int64
 
+// DeviceClassPrefix starts the resource names that count Dynamic Resource
+// Allocation devices by DeviceClass: deviceclass/<DeviceClass name>.
+const DeviceClassPrefix = "deviceclass/"
+
+// DeviceClassName is the resource that counts the devices of a DeviceClass.
+func DeviceClassName(class string) v1.ResourceName { return v1.ResourceName(DeviceClassPrefix + class) }
+
 // FromQuantity converts a quantity of the named resource to its amount.
 func FromQuantity(name v1.ResourceName, q resource.Quantity) int64 {
 	if name == v1.ResourceCPU {

@@ -87,6 +87,12 @@ func MainWith(m interface{ Run() int }, opts controlplane.Options, kubelet *simk
 		return 1
 	}
 	if kubelet != nil {
+		// Where pods run, DRA claims are created from templates and given
+		// back when their pods are done, as kube-controller-manager would.
+		if err := controlplane.RunResourceClaimController(ctx, cp.Client); err != nil {
+			fmt.Fprintf(os.Stderr, "%v\n", err)
+			return 1
+		}
 		Kubelet = simkubelet.New(cp.Client, *kubelet)
 		kubeletDone := make(chan error, 1)
 		go func() { kubeletDone <- Kubelet.Run(ctx) }()

@@ -137,7 +137,7 @@ func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 // a node it may use.
 func (pl *Plugin) spreadState(cs *cycleState, pod *v1.Pod, nodes []fwk.NodeInfo) {
 	cs.inPool, cs.roomy = map[string]int{}, map[string]bool{}
-	req := profile.PodRequest(pod)
+	req := pl.rt.PodRequest(pod)
 	for _, ni := range nodes {
 		n := ni.Node()
 		if n == nil {
@@ -154,7 +154,7 @@ func (pl *Plugin) spreadState(cs *cycleState, pod *v1.Pod, nodes []fwk.NodeInfo)
 			}
 		}
 		// Room on a node being taken away is none for a gang member (Filter).
-		if !view.Disrupted && fits(ni, req) {
+		if !view.Disrupted && pl.fits(ni, req) {
 			cs.roomy[pool] = true
 		}
 	}
@@ -282,8 +282,8 @@ func readState(state fwk.CycleState) *cycleState {
 }
 
 // fits reports whether the node has room for req by its requested resources.
-func fits(ni fwk.NodeInfo, req resources.Vector) bool {
-	alloc, used := profile.NodeUsage(ni)
+func (pl *Plugin) fits(ni fwk.NodeInfo, req resources.Vector) bool {
+	alloc, used := pl.rt.NodeUsage(ni)
 	for name, q := range req {
 		if q > alloc[name]-used[name] {
 			return false

@@ -74,7 +74,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	}
 	// Beyond the reservation (a bound gang's extra members, a Spark app's
 	// executors past min-executors): admitted one by one in the queue.
-	if lerr := pl.rt.Ledger.Check(leaf, profile.PodRequest(pod)); lerr != nil {
+	if lerr := pl.rt.Ledger.Check(leaf, pl.rt.PodRequest(pod)); lerr != nil {
 		return nil, pl.refuse(pod, lerr.Code(), lerr.Error())
 	}
 	// A member beyond the reservation stands in its queue by its gang's
@@ -116,7 +116,7 @@ func (pl *Plugin) nodes(ref gang.Ref, held map[string]resources.Vector) (free, a
 		if n == nil {
 			continue
 		}
-		alloc, used := profile.NodeUsage(ni)
+		alloc, used := pl.rt.NodeUsage(ni)
 		used.Add(pl.reg.ReservedOnNode(n.Name, ref))
 		used.Add(held[n.Name])
 		f := alloc.Clone()

@@ -27,8 +27,13 @@ const podGroupResource fwk.EventResource = "podgroups.v1alpha1.scheduling.x-k8s.
 func (pl *Plugin) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint, error) {
 	events := []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Add}, QueueingHintFn: pl.afterPodAdd},
-		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Delete}, QueueingHintFn: pl.afterRoomFreed},
+		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Delete}, QueueingHintFn: pl.afterPodDeleted},
 		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAllocatable | fwk.UpdateNodeTaint | fwk.UpdateNodeLabel}, QueueingHintFn: pl.afterRoomFreed},
+		// DRA devices: a claim deallocated or gone frees its devices; a
+		// ResourceSlice or DeviceClass added or changed may bring some.
+		{Event: fwk.ClusterEvent{Resource: fwk.ResourceClaim, ActionType: fwk.Update | fwk.Delete}, QueueingHintFn: pl.afterDevicesChanged},
+		{Event: fwk.ClusterEvent{Resource: fwk.ResourceSlice, ActionType: fwk.Add | fwk.Update}, QueueingHintFn: pl.afterDevicesChanged},
+		{Event: fwk.ClusterEvent{Resource: fwk.DeviceClass, ActionType: fwk.Add | fwk.Update}, QueueingHintFn: pl.afterDevicesChanged},
 	}
 	if pl.sources.pgs() != nil { // served at start-up: a PodGroup CRD installed later is not watched by kube-scheduler
 		events = append(events, fwk.ClusterEventWithHint{
@@ -72,6 +77,24 @@ func (pl *Plugin) afterRoomFreed(_ klog.Logger, pod *v1.Pod, _, _ any) (fwk.Queu
 		return fwk.QueueSkip, nil
 	}
 	return fwk.Queue, nil
+}
+
+// afterPodDeleted is afterRoomFreed for a pod deleted or finished, taken
+// off the ledger first (Runtime.Gone).
+func (pl *Plugin) afterPodDeleted(logger klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
+	if gone, ok := oldObj.(*v1.Pod); ok {
+		pl.rt.Gone(gone)
+	}
+	return pl.afterRoomFreed(logger, pod, oldObj, newObj)
+}
+
+// afterDevicesChanged is afterRoomFreed for members that take DRA devices:
+// only devices changed.
+func (pl *Plugin) afterDevicesChanged(logger klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
+	if len(pod.Spec.ResourceClaims) == 0 {
+		return fwk.QueueSkip, nil
+	}
+	return pl.afterRoomFreed(logger, pod, oldObj, newObj)
 }
 
 func (pl *Plugin) afterPodGroupChange(_ klog.Logger, pod *v1.Pod, _, newObj any) (fwk.QueueingHint, error) {

@@ -10,7 +10,6 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"muster.dev/muster/pkg/gang"
-	"muster.dev/muster/pkg/plugins/profile"
 	"muster.dev/muster/pkg/resources"
 )
 
@@ -35,8 +34,8 @@ func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *v1.Pod,
 	if len(reserved) == 0 {
 		return nil
 	}
-	need := profile.PodRequest(pod)
-	alloc, used := profile.NodeUsage(ni)
+	need := pl.rt.PodRequest(pod)
+	alloc, used := pl.rt.NodeUsage(ni)
 	for _, r := range need.Names() {
 		if need[r] == 0 || reserved[r] == 0 {
 			continue
@@ -65,7 +64,7 @@ func (pl *Plugin) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.
 		// Beyond its gang's reservation: it reclaims within its queue's
 		// guarantee as a pod of its own would (MusterQueue's PostFilter,
 		// which gang members skip).
-		return pl.rt.ReclaimForPod(ctx, pod, cs.elastic, profile.PodRequest(pod), nil, m)
+		return pl.rt.ReclaimForPod(ctx, pod, cs.elastic, pl.rt.PodRequest(pod), nil, m)
 	}
 	if !cs.member || !cs.slots {
 		return nil, fwk.NewStatus(fwk.Unschedulable)

@@ -51,7 +51,7 @@ func (a *admission) offerHold(ctx context.Context) {
 				continue
 			}
 			if _, leaf, ok := pl.rt.Ledger.Lookup(profile.Key(p)); ok && leaf == a.leaf.Path {
-				f.Add(profile.PodRequest(p))
+				f.Add(pl.rt.PodRequest(p))
 			}
 		}
 		potential[i] = gang.Node{Name: n.Name, Free: f}

@@ -22,7 +22,7 @@ func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	if !cs.member {
 		return nil
 	}
-	key, req := profile.Key(pod), profile.PodRequest(pod)
+	key, req := profile.Key(pod), pl.rt.PodRequest(pod)
 	if pl.reg.Gone(key) {
 		// Deleted while this cycle held it: nothing may be taken for it.
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s/%s was deleted", pod.Namespace, pod.Name))

@@ -49,6 +49,6 @@ func (pl *Plugin) memberPod(p *v1.Pod) gang.Pod {
 	for _, g := range p.Spec.SchedulingGates {
 		gates = append(gates, g.Name)
 	}
-	return gang.Pod{Key: profile.Key(p), Name: p.Name, Request: profile.PodRequest(p), Created: p.CreationTimestamp.Time,
+	return gang.Pod{Key: profile.Key(p), Name: p.Name, Request: pl.rt.PodRequest(p), Created: p.CreationTimestamp.Time,
 		Bound: p.Spec.NodeName != "", Gates: gates, Shape: pl.shapeOf(p), Lead: capacity.RoleOf(p.Labels) == capacity.RoleDriver}
 }

@@ -137,7 +137,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 		logger.V(4).Info("Pod has no queue it may use", "pod", klog.KObj(pod), "reason", perr.Msg)
 		return nil, pl.refuse(pod, perr.Code, perr.Msg)
 	}
-	req := profile.PodRequest(pod)
+	req := pl.rt.PodRequest(pod)
 	if lerr := pl.rt.Ledger.Check(leaf, req); lerr == nil && !pl.clearOfClaims(pod, leaf, req) {
 		pl.rt.HoldBack(pod)
 		msg := fmt.Sprintf("queue %s is at its max with the room that pods preempted for another pod of it leave", leaf.Path)
@@ -264,6 +264,7 @@ func (pl *Plugin) isSchedulableAfterPodDeleted(logger klog.Logger, pod *v1.Pod, 
 	if !ok || gone.Spec.SchedulerName != pl.rt.Profile {
 		return fwk.QueueSkip, nil
 	}
+	pl.rt.Gone(gone)
 	pl.mu.Lock()
 	w, waiting := pl.waiting[pod.UID]
 	pl.mu.Unlock()
@@ -317,7 +318,7 @@ func (pl *Plugin) observe(obj any) {
 	leaf, req := "", resources.Vector(nil)
 	if p.Spec.NodeName != "" && p.DeletionTimestamp == nil && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
 		if q, perr := pl.rt.Place(p); perr == nil {
-			leaf, req = q.Path, profile.PodRequest(p) // only running pods are ranked
+			leaf, req = q.Path, pl.rt.PodRequest(p) // only running pods are ranked
 		}
 	}
 	pl.rt.Ranks.Set(p, leaf, req)

@@ -7,7 +7,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
-	resourcehelper "k8s.io/component-helpers/resource"
 
 	"muster.dev/muster/pkg/fairshare"
 	"muster.dev/muster/pkg/queue"
@@ -32,6 +31,9 @@ type shareCache struct {
 func (rt *Runtime) watchCapacity() error {
 	bump := func(any) { rt.shares.capEpoch.Add(1) }
 	f := rt.Handle.SharedInformerFactory()
+	if rt.devices != nil {
+		rt.devices.onCatalogChange(func() { bump(nil) })
+	}
 	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: bump, UpdateFunc: func(_, o any) { bump(o) }, DeleteFunc: bump,
 	}); err != nil {
@@ -60,14 +62,15 @@ func (rt *Runtime) computeCapacity() resources.Vector {
 	for _, n := range nodes {
 		total.Add(resources.FromList(n.Status.Allocatable))
 	}
+	if rt.devices != nil {
+		total.Add(rt.devices.inventoryNow().Total()) // DRA devices by class
+	}
 	pods, _ := f.Core().V1().Pods().Lister().List(labels.Everything())
 	for _, p := range pods {
 		if p.Spec.NodeName == "" || p.Spec.SchedulerName == rt.Profile || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
 			continue
 		}
-		req := resources.FromList(resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{}))
-		req[v1.ResourcePods] = 1
-		total.Sub(req)
+		total.Sub(rt.PodRequest(p))
 	}
 	for r, a := range total {
 		if a < 0 {

@@ -79,7 +79,7 @@ func (rt *Runtime) OfferPodHold(ctx context.Context, pod *v1.Pod, leaf *queue.Qu
 		if n == nil {
 			continue
 		}
-		alloc, used := NodeUsage(ni)
+		alloc, used := rt.NodeUsage(ni)
 		used.Add(rt.Gangs.ReservedOnNode(n.Name, gang.Ref{}))
 		used.Add(held[n.Name])
 		free := alloc.Clone()
@@ -91,7 +91,7 @@ func (rt *Runtime) OfferPodHold(ctx context.Context, pod *v1.Pod, leaf *queue.Qu
 				continue
 			}
 			if _, l, ok := rt.Ledger.Lookup(Key(p)); ok && l == leaf.Path {
-				potential.Add(PodRequest(p))
+				potential.Add(rt.PodRequest(p))
 			}
 		}
 		missing := shortOf(req, free)

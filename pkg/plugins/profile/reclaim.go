@@ -166,7 +166,7 @@ func (r *reclaim) gatherCandidates(logger klog.Logger) {
 // not be the preemptor's once its victims go.
 func (r *reclaim) candidateNode(ni fwk.NodeInfo, own gang.Ref) gang.Node {
 	name := ni.Node().Name
-	free, used := NodeUsage(ni)
+	free, used := r.rt.NodeUsage(ni)
 	// A pod that is exiting (a victim of an earlier reclaim) leaves its
 	// room to the pods nominated here, which are taken below: counted used
 	// as well, it would be counted twice, and victims taken for room that
@@ -174,12 +174,12 @@ func (r *reclaim) candidateNode(ni fwk.NodeInfo, own gang.Ref) gang.Node {
 	// cycle's snapshot shows its deletion.
 	for _, pi := range ni.GetPods() {
 		if p := pi.GetPod(); p.DeletionTimestamp != nil || r.rt.isEvicted(Key(p), r.now) {
-			used.Sub(PodRequest(p)) // its pods count too
+			used.Sub(r.rt.PodRequest(p)) // its pods count too
 		}
 	}
 	for _, np := range r.rt.Handle.NominatedPodsForNode(name) {
 		if p := np.GetPod(); p.UID != r.req.Pod.UID && corev1helpers.PodPriority(p) >= r.req.Priority {
-			used.Add(PodRequest(p))
+			used.Add(r.rt.PodRequest(p))
 		}
 	}
 	used.Add(r.rt.Gangs.ReservedOnNode(name, own))
@@ -205,7 +205,7 @@ func (r *reclaim) addVictims(ni fwk.NodeInfo, node int) {
 			// A pod bound but not started yet is the newest of all: by
 			// its creation time (to the second) it could look older
 			// than pods that have run for a while, and be spared for them.
-			Request: PodRequest(p), Priority: corev1helpers.PodPriority(p), Started: r.now,
+			Request: r.rt.PodRequest(p), Priority: corev1helpers.PodPriority(p), Started: r.now,
 			DisruptionAllowed: rt.disruptionAllowed(p),
 		}
 		if p.Status.StartTime != nil {

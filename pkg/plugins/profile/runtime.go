@@ -76,6 +76,8 @@ type Runtime struct {
 	leader Leader
 	// pdbs lists PodDisruptionBudgets, for reclaim.
 	pdbs policylisters.PodDisruptionBudgetLister
+	// devices counts DRA devices: what pods' claims take, what nodes have.
+	devices *deviceView
 }
 
 // Conditions keeps muster's own condition (waitreason.ConditionType) on the
@@ -150,6 +152,7 @@ func New(ctx context.Context, h fwk.Handle, opts ...Option) *Runtime {
 	// informer asked for later never syncs.
 	rt.pdbs = h.SharedInformerFactory().Policy().V1().PodDisruptionBudgets().Lister()
 	indexPodsByNamespace(ctx, h.SharedInformerFactory().Core().V1().Pods().Informer())
+	rt.devices = newDeviceView(rt.ctx, h)
 	return rt
 }
 
@@ -287,10 +290,6 @@ func (rt *Runtime) podLister() interface {
 // Key is a pod's key in the ledger.
 func Key(p *v1.Pod) string { return string(p.UID) }
 
-// PodRequest is what a pod counts for in its queue: its effective requests
-// (containers, init containers, overhead) plus one "pods".
-func PodRequest(p *v1.Pod) resources.Vector { return resources.PodRequest(p) }
-
 func (rt *Runtime) config() *configsource.Source {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
@@ -329,7 +328,7 @@ func (rt *Runtime) onPod(obj any) {
 		} else if q, err := rt.Place(p); err == nil {
 			leaf = q.Path
 		}
-		rt.Ledger.Allocate(key, leaf, PodRequest(p))
+		rt.Ledger.Allocate(key, leaf, rt.PodRequest(p))
 		return
 	}
 	q, err := rt.Place(p)
@@ -337,7 +336,19 @@ func (rt *Runtime) onPod(obj any) {
 		rt.Ledger.Remove(key)
 		return
 	}
-	rt.Ledger.SetPending(key, q.Path, PodRequest(p))
+	rt.Ledger.SetPending(key, q.Path, rt.PodRequest(p))
+}
+
+// Gone takes a pod kube-scheduler reports deleted or finished off the
+// ledger now. Queueing hints call it: kube-scheduler retries the pods an
+// event requeues at once when their backoff is over, and the runtime's own
+// pod handler, on a goroutine of its own, may not have seen the event yet;
+// a retry then finds the queue still full and waits for the next event,
+// which may never come. Forgetting twice is harmless.
+func (rt *Runtime) Gone(p *v1.Pod) {
+	if p.Spec.SchedulerName == rt.Profile {
+		rt.Ledger.Forget(Key(p))
+	}
 }
 
 func (rt *Runtime) onPodDelete(obj any) {
