@@ -470,6 +470,8 @@ func TestRBACGrantsWhatMusterNeedsAndNoMore(t *testing.T) {
 		{"", "list", "resource.k8s.io", "resourceslices", "", true},
 		{"", "list", "resource.k8s.io", "deviceclasses", "", true},
 		{"", "list", "resource.k8s.io", "devicetaintrules", "", true},
+		{ns, "list", "resource.k8s.io", "resourceclaimtemplates", "", true},
+		{ns, "create", "resource.k8s.io", "resourceclaimtemplates", "", false},
 		{ns, "update", "resource.k8s.io", "resourceclaims/status", "c", true},
 		{ns, "list", "policy", "poddisruptionbudgets", "", true},
 		{"", "create", "authentication.k8s.io", "tokenreviews", "", true},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
+	resourceapi "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -27,6 +28,7 @@ import (
 
 	configv1 "muster.dev/muster/pkg/apis/config/v1"
 	"muster.dev/muster/pkg/capacity"
+	"muster.dev/muster/pkg/devices"
 	"muster.dev/muster/pkg/explain"
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/queue"
@@ -191,6 +193,7 @@ func (g *gatherer) input(ctx context.Context, p *v1.Pod) explain.Input {
 			in.Status = &r
 		}
 	}
+	in.Devices = devices.PodDevices(p, claimReader{ctx: ctx, client: g.client})
 	in.Gang = g.gangFacts(ctx, p)
 	g.placementFacts(ctx, &in)
 	sel := fields.Set{"involvedObject.name": p.Name, "involvedObject.uid": string(p.UID)}.AsSelector().String()
@@ -198,6 +201,28 @@ func (g *gatherer) input(ctx context.Context, p *v1.Pod) explain.Input {
 		in.Events = evs.Items
 	}
 	return in
+}
+
+// claimReader reads the ResourceClaims and templates a pod names.
+type claimReader struct {
+	ctx    context.Context
+	client kubernetes.Interface
+}
+
+func (r claimReader) Claim(ns, name string) *resourceapi.ResourceClaim {
+	c, err := r.client.ResourceV1().ResourceClaims(ns).Get(r.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+func (r claimReader) Template(ns, name string) *resourceapi.ResourceClaimTemplate {
+	t, err := r.client.ResourceV1().ResourceClaimTemplates(ns).Get(r.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return t
 }
 
 // placementFacts reads, for a pod no node takes, the nodes as muster's

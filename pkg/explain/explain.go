@@ -85,7 +85,18 @@ type Input struct {
 	Pending []*v1.Pod
 	// PendingNamespaceOnly: only the pod's namespace could be listed.
 	PendingNamespaceOnly bool
-	Now                  time.Time
+	// Devices are the DRA devices the pod's ResourceClaims take, as
+	// deviceclass/<class> amounts (devices.PodDevices); nil when it has none
+	// or they could not be read.
+	Devices resources.Vector
+	Now     time.Time
+}
+
+// request is what the pod counts for in its queue, devices included.
+func (in Input) request() resources.Vector {
+	r := resources.PodRequest(in.Pod)
+	r.Add(in.Devices)
+	return r
 }
 
 // QueueLine is one queue of the usage table (leaf first, then ancestors).
@@ -183,7 +194,7 @@ type explainer struct {
 func newExplainer(in Input) *explainer {
 	p := in.Pod
 	x := &explainer{in: in, e: Explanation{Pod: p.Namespace + "/" + p.Name, Phase: string(p.Status.Phase), Node: p.Spec.NodeName}}
-	x.e.Request = resources.PodRequest(p).String()
+	x.e.Request = x.in.request().String()
 	x.e.Condition = conditionLine(podScheduled(p), in.Now)
 	x.e.Admission = conditionLine(status.Condition(p), in.Now)
 	x.e.Events = eventLines(in.Events, 8)
@@ -321,7 +332,7 @@ func (x *explainer) queueLimits() bool {
 	if x.leaf == nil || x.in.Status == nil || x.in.Gang != nil && gangStatus(x.in.Status, x.in.Gang.Ref) != nil {
 		return false
 	}
-	msg, never := overMax(x.leaf, x.in.Status, resources.PodRequest(x.in.Pod))
+	msg, never := overMax(x.leaf, x.in.Status, x.in.request())
 	if msg == "" {
 		return false
 	}

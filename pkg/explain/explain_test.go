@@ -13,6 +13,7 @@ import (
 
 	"muster.dev/muster/pkg/gang"
 	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/resources"
 	"muster.dev/muster/pkg/status"
 )
 
@@ -176,4 +177,35 @@ func TestExplainShowsTheFacts(t *testing.T) {
 	assert.Contains(t, e.Events[0], "first", "events oldest first")
 	assert.Equal(t, "3s", e.StatusAge)
 	assert.Empty(t, e.Warnings)
+}
+
+// TestExplainDevices: the DRA devices a pod's claims take count in its
+// request and against a device-class max.
+func TestExplainDevices(t *testing.T) {
+	tree, err := queue.Parse([]byte("queues:\n  - name: ml\n    max: {deviceclass/gpu.example.com: \"4\"}\nnamespaceQueues:\n  team-a: ml\n"))
+	require.NoError(t, err)
+	st := &status.Report{UpdatedAt: now.Add(-3 * time.Second).Format(time.RFC3339), Config: status.Config{Valid: true},
+		Queues: []status.Queue{
+			{Queue: "root", Allocated: map[string]string{"deviceclass/gpu.example.com": "3"}},
+			{Queue: "root.ml", Allocated: map[string]string{"deviceclass/gpu.example.com": "3"}},
+		}}
+	tests := map[string]struct {
+		devices  resources.Vector
+		want     Verdict
+		contains []string
+	}{
+		"two devices, one left": {resources.Vector{"deviceclass/gpu.example.com": 2}, QueueOverMax,
+			[]string{"queue root.ml is at its max for deviceclass/gpu.example.com", "3 in use", "2 requested > 4 max"}},
+		"more than the max": {resources.Vector{"deviceclass/gpu.example.com": 5}, NeverFits, []string{"max is 4"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := Explain(Input{Pod: pod("team-a", "1"), SchedulerName: "muster", Tree: tree, Status: st, Devices: tc.devices, Now: now})
+			assert.Equal(t, tc.want, e.Verdict, e.Reason)
+			for _, c := range tc.contains {
+				assert.Contains(t, e.Reason, c)
+			}
+			assert.Contains(t, e.Request, "deviceclass/gpu.example.com=")
+		})
+	}
 }

@@ -179,7 +179,7 @@ func TestDRAReclaim(t *testing.T) {
 	class := gpuCluster(t, ns, "dra-reclaim", 2, 4)
 	res := "deviceclass/" + class
 	setQueues(t, fmt.Sprintf("queues:\n  - name: ml\n    guaranteed: {%s: \"4\"}\n  - name: batch\n", res))
-	startMuster(t)
+	s := startMuster(t)
 
 	batch := gpuPods(ns, "batch", 8, map[string]string{queue.LabelQueue: "batch"}, nil)
 	require.NoError(t, cluster.CreatePods(testContext(t), env.cp.Client, batch))
@@ -197,6 +197,13 @@ func TestDRAReclaim(t *testing.T) {
 		q, ok := queueStatus(r, "root.ml")
 		return ok && q.Allocated[res] == "4"
 	})
+	mf := scrape(t, s.Addr)
+	gauge := func(q, typ string) float64 {
+		return sumMetric(mf, "muster_queue_resource", map[string]string{"queue": q, "resource": res, "type": typ})
+	}
+	assert.Equal(t, 4.0, gauge("root.ml", "guaranteed"))
+	assert.Equal(t, 4.0, gauge("root.ml", "allocated"))
+	assert.Equal(t, 4.0, gauge("root.batch", "allocated"), "eight less the four taken back")
 	evicted := 0
 	for _, p := range batch {
 		if evs := eventsFor(t, ns, p.Name, "Preempted"); len(evs) > 0 {
