@@ -44,6 +44,8 @@ type podRec struct {
 	lost         bool // on a node that was taken away
 	deleted      bool
 	spotRelevant bool
+	// rack and block: the node's sandbox rack and block labels at its bind.
+	rack, block string
 }
 
 func (r *podRec) running() bool { return !r.bound.IsZero() && !r.finished && !r.lost && !r.deleted }
@@ -57,6 +59,9 @@ type gangRec struct {
 	partialSince time.Time
 	partialBound int // members bound when it became partial
 	partial      bool
+	// placement: a training's topology constraint and DRA GPUs, for the
+	// report of the domains it spanned; empty for other gangs.
+	placement string
 }
 
 // queueAcc accumulates a queue's allocation and fair share over samples.
@@ -121,7 +126,7 @@ func (o *observer) submitted(a *app, pods []cluster.Pod) {
 	}
 	switch {
 	case a.kind == kindTraining && o.gangs[a.key()] == nil:
-		o.gangs[a.key()] = &gangRec{kind: a.kind, key: a.key(), quorum: a.training.Workers}
+		o.gangs[a.key()] = &gangRec{kind: a.kind, key: a.key(), quorum: a.training.Workers, placement: a.training.placement()}
 	case a.kind == kindSpark && a.spark.MinExecutors > 0 && o.gangs[a.key()] == nil:
 		o.gangs[a.key()] = &gangRec{kind: a.kind, key: a.key(), quorum: 1 + a.spark.MinExecutors}
 	}
@@ -162,6 +167,7 @@ func (o *observer) boundLocked(r *podRec, node string, now time.Time) {
 	r.bound = now
 	if n, err := o.nodes.Get(node); err == nil {
 		r.capType = capacity.TypeOf(n.Labels)
+		r.rack, r.block = n.Labels[LabelRack], n.Labels[LabelBlock]
 	}
 	g := o.gangs[r.app]
 	if g == nil || g.admitted {

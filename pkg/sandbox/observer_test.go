@@ -290,3 +290,40 @@ func TestObserverPodsLostToInterruptions(t *testing.T) {
 		})
 	}
 }
+
+// TestObserverDomains: the report lists, for each training with a topology
+// constraint or DRA GPUs, the racks and blocks its workers were bound in.
+func TestObserverDomains(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	for i, rack := range []string{"r0", "r0", "r1"} {
+		require.NoError(t, idx.Add(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("n%d", i),
+			Labels: map[string]string{LabelRack: rack, LabelBlock: "b0"}}}))
+	}
+	obs := newObserver(clk, nil, corelisters.NewNodeLister(idx), 1)
+	obs.start = clk.Now()
+	w := &gangWorld{t: t, clk: clk, obs: obs}
+	together := &app{kind: kindTraining, ns: "ml", name: "together", training: &Training{Workers: 2, Devices: 1, TopologyRequired: LabelRack}}
+	spread := &app{kind: kindTraining, ns: "ml", name: "spread", training: &Training{Workers: 2}}
+	waiting := &app{kind: kindTraining, ns: "ml", name: "waiting", training: &Training{Workers: 2, TopologyPreferred: LabelBlock + "," + LabelRack}}
+	for _, a := range []*app{together, spread, waiting} {
+		w.submit(a, a.name+"-0", a.name+"-1")
+	}
+	bindTo := func(a *app, name, node string) {
+		p := w.pod(a, name)
+		p.Spec.NodeName, p.Status.Phase = node, v1.PodRunning
+		obs.observe(p, false)
+	}
+	bindTo(together, "together-0", "n0")
+	bindTo(together, "together-1", "n1")
+	bindTo(spread, "spread-0", "n0")
+	bindTo(spread, "spread-1", "n2")
+
+	r := obs.report("muster", "t", 0)
+	require.Len(t, r.Domains, 2, "the training without a placement is not listed")
+	assert.Equal(t, GangDomains{Gang: "ml/together", Placement: "required rack, 1 DRA GPU/worker", Workers: 2,
+		Racks: []string{"r0"}, Blocks: []string{"b0"}}, r.Domains[0])
+	assert.Equal(t, GangDomains{Gang: "ml/waiting", Placement: "preferred block,rack", Racks: []string{}, Blocks: []string{}}, r.Domains[1])
+	assert.Equal(t, "1 / 1 (2 bound)", domainsOf(r, "ml/together"))
+	assert.Equal(t, "never bound", domainsOf(r, "ml/waiting"))
+}

@@ -32,6 +32,9 @@ type Report struct {
 	// AppsPreempted counts apps that ended because a driver or worker was
 	// preempted.
 	AppsPreempted int `json:"appsLostToPreemption"`
+	// Domains are the racks and blocks each training gang with a topology
+	// constraint or DRA GPUs ran in.
+	Domains []GangDomains `json:"domains,omitempty"`
 	// Timeline lists what happened, in trace time.
 	Timeline []string `json:"timeline"`
 }
@@ -143,6 +146,7 @@ func (o *observer) report(scheduler, trace string, timedOut int) Report {
 		return a.CapacityType < b.CapacityType
 	})
 	r.AppsLost, r.AppsPreempted = len(o.lost), len(o.preempted)
+	r.Domains = o.domainsLocked()
 	return r
 }
 
@@ -198,6 +202,9 @@ func printReports(w io.Writer, rs ...Report) {
 		})
 	}
 	if len(rs) > 0 {
+		for _, d := range rs[0].Domains {
+			row(d.Gang+" ("+d.Placement+"): racks / blocks", func(r Report) string { return domainsOf(r, d.Gang) })
+		}
 		for i := range rs[0].Queues {
 			q := rs[0].Queues[i].Queue
 			row(q+": wait p50/p95/max", func(r Report) string {

@@ -282,6 +282,10 @@ func (s *session) startWorld(ctx context.Context) error {
 	}
 	fmt.Fprintf(s.out, "Created %d simulated nodes in %d pools\n", nodeCount, len(s.in.cluster.Pools))
 
+	// DRA: claims made from templates, given back when their pods are done.
+	if err := controlplane.RunResourceClaimController(s.runCtx, s.cp.Client); err != nil {
+		return err
+	}
 	kubelet := simkubelet.New(s.cp.Client, simkubelet.Options{Clock: s.clk, TimeScale: s.opts.TimeScale})
 	kubeletDone := make(chan error, 1)
 	go func() { kubeletDone <- kubelet.Run(s.runCtx) }()

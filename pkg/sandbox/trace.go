@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
+
+	"muster.dev/muster/pkg/gang"
 )
 
 // Trace is a workload to replay: arrivals of Spark applications, ML training
@@ -63,6 +65,27 @@ type Training struct {
 	Duration  Duration  `json:"duration"`
 	// Timeout is the PodGroup's scheduleTimeoutSeconds (optional).
 	Timeout Duration `json:"timeout,omitempty"`
+	// Devices is the number of DRA GPUs each worker takes, through a
+	// ResourceClaim made from a ResourceClaimTemplate of the sandbox's
+	// DeviceClass (optional).
+	Devices int `json:"devices,omitempty"`
+	// TopologyRequired / TopologyPreferred are the PodGroup's
+	// muster.dev/topology-required / -preferred: node label keys, narrowest
+	// last or first as in the annotation, e.g. "sandbox.muster.dev/block,sandbox.muster.dev/rack".
+	TopologyRequired  string `json:"topologyRequired,omitempty"`
+	TopologyPreferred string `json:"topologyPreferred,omitempty"`
+}
+
+// topologyAnnotations are the PodGroup's topology annotations.
+func (t *Training) topologyAnnotations() map[string]string {
+	ann := map[string]string{}
+	if t.TopologyRequired != "" {
+		ann[gang.AnnotationTopologyRequired] = t.TopologyRequired
+	}
+	if t.TopologyPreferred != "" {
+		ann[gang.AnnotationTopologyPreferred] = t.TopologyPreferred
+	}
+	return ann
 }
 
 // Batch is Count independent pods of one size that run for Duration.
@@ -106,6 +129,14 @@ type PoolSpec struct {
 	CPU    string `json:"cpu"`
 	Memory string `json:"memory"`
 	GPU    string `json:"gpu,omitempty"`
+	// Devices is the number of GPUs the sandbox's simulated DRA driver
+	// publishes for each node in a ResourceSlice (optional).
+	Devices int `json:"devices,omitempty"`
+	// Block labels every node of the pool sandbox.muster.dev/block; RackSize
+	// puts each run of that many nodes in a rack of its own
+	// (sandbox.muster.dev/rack: <pool>-rack-<n>). Both optional.
+	Block    string `json:"block,omitempty"`
+	RackSize int    `json:"rackSize,omitempty"`
 }
 
 // Duration is a time.Duration written as "90s", "5m", "1h".
@@ -171,6 +202,8 @@ const (
 	maxPodsPerApp = 5000 // batch count, training workers, Spark executors
 	maxPoolNodes  = 1000
 	maxNodes      = 5000
+	// maxDevicesPerNode bounds the DRA GPUs of a node and of a worker.
+	maxDevicesPerNode = 64
 )
 
 type problems []string
@@ -250,6 +283,12 @@ func (t *Trace) validate() error {
 			checkCount(&p, path+".training.workers", tr.Workers)
 			if tr.Timeout.Duration < 0 {
 				p.add(path+".training.timeout", "must not be negative")
+			}
+			if tr.Devices < 0 || tr.Devices > maxDevicesPerNode {
+				p.add(path+".training.devices", "must be between 0 and %d", maxDevicesPerNode)
+			}
+			if _, err := gang.ParseTopology(tr.topologyAnnotations()); err != nil {
+				p.add(path+".training", "topologyRequired, topologyPreferred: %v", err)
 			}
 			checkDuration(&p, path+".training.duration", tr.Duration)
 		case e.Batch != nil:
@@ -335,6 +374,15 @@ func (c *ClusterSpec) validate() error {
 		checkResources(&p, path, Resources{"cpu": pool.CPU, "memory": pool.Memory})
 		if pool.GPU != "" {
 			checkResources(&p, path, Resources{"gpu": pool.GPU})
+		}
+		if pool.Devices < 0 || pool.Devices > maxDevicesPerNode {
+			p.add(path+".devices", "must be between 0 and %d", maxDevicesPerNode)
+		}
+		if pool.RackSize < 0 {
+			p.add(path+".rackSize", "must not be negative")
+		}
+		if msgs := validation.IsValidLabelValue(pool.Block); len(msgs) > 0 {
+			p.add(path+".block", "%q is not a label value: %s", pool.Block, strings.Join(msgs, "; "))
 		}
 		name := pool.poolName()
 		if names[name] {

@@ -37,6 +37,18 @@ events:
 		"duplicate app": {"events:\n  - at: 0s\n    batch: {name: a, namespace: b, count: 1, pod: {cpu: \"1\"}, duration: 1m}\n  - at: 1s\n    batch: {name: a, namespace: b, count: 1, pod: {cpu: \"1\"}, duration: 1m}\n",
 			[]string{"events[1].batch.name: b/a is used twice (first at events[0])"}},
 		"empty": {"events: []\n", []string{"events: a trace needs at least one event"}},
+		"DRA and topology": {`
+events:
+  - at: 0s
+    training: {name: a, namespace: ml, workers: 2, worker: {cpu: "1"}, devices: -1, topologyRequired: x/rack, topologyPreferred: x/rack, duration: 1m}
+  - at: 1s
+    training: {name: b, namespace: ml, workers: 2, worker: {cpu: "1"}, devices: 65, topologyRequired: "Not A Key", duration: 1m}
+`, []string{
+			"events[0].training.devices: must be between 0 and 64",
+			"events[0].training: topologyRequired, topologyPreferred: annotations muster.dev/topology-required and muster.dev/topology-preferred: set one, not both",
+			"events[1].training.devices: must be between 0 and 64",
+			`events[1].training: topologyRequired, topologyPreferred:`,
+		}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -59,6 +71,11 @@ func TestParseClusterErrors(t *testing.T) {
 	_, err := ParseCluster([]byte("pools:\n  - {capacityType: cheap, instanceType: m5, zone: a, count: 0, cpu: \"4\", memory: 1Gi}\n  - {capacityType: spot, instanceType: m5, zone: a, count: 1, cpu: x, memory: 1Gi}\n"))
 	require.Error(t, err)
 	for _, w := range []string{`pools[0].capacityType: "cheap" must be spot or on-demand`, "pools[0].count: must be at least 1", `pools[1].cpu: "x" is not a positive quantity`} {
+		assert.Contains(t, err.Error(), w)
+	}
+	_, err = ParseCluster([]byte("pools:\n  - {capacityType: spot, instanceType: m5, zone: a, count: 1, cpu: \"4\", memory: 1Gi, devices: -2, rackSize: -1, block: \"no good\"}\n"))
+	require.Error(t, err)
+	for _, w := range []string{"pools[0].devices: must be between 0 and 64", "pools[0].rackSize: must not be negative", `pools[0].block: "no good" is not a label value`} {
 		assert.Contains(t, err.Error(), w)
 	}
 }

@@ -78,10 +78,17 @@ func (w *world) scaled(d time.Duration) time.Duration { return time.Duration(flo
 // nodes creates the cluster's nodes.
 func (w *world) nodes(ctx context.Context) error {
 	var nodes []cluster.Node
+	var names []string
 	for _, p := range w.cluster.Pools {
-		nodes = append(nodes, poolNodes(p)...)
+		for _, n := range poolNodes(p) {
+			nodes = append(nodes, n)
+			names = append(names, n.Name)
+		}
 	}
-	return cluster.CreateNodes(ctx, w.client, nodes)
+	if err := cluster.CreateNodes(ctx, w.client, nodes); err != nil {
+		return err
+	}
+	return w.publishDevices(ctx, names)
 }
 
 func poolNodes(p PoolSpec) []cluster.Node {
@@ -91,14 +98,17 @@ func poolNodes(p PoolSpec) []cluster.Node {
 		if p.GPU != "" {
 			capacityMap["nvidia.com/gpu"] = p.GPU
 		}
-		out = append(out, cluster.Node{
-			Name:     fmt.Sprintf("%s-%d", p.poolName(), i),
-			Capacity: capacityMap,
-			Labels: map[string]string{
-				capacity.LabelKarpenter: p.CapacityType, cluster.LabelInstanceType: p.InstanceType,
-				cluster.LabelZone: p.Zone, labelPool: p.poolName(),
-			},
-		})
+		labels := map[string]string{
+			capacity.LabelKarpenter: p.CapacityType, cluster.LabelInstanceType: p.InstanceType,
+			cluster.LabelZone: p.Zone, labelPool: p.poolName(),
+		}
+		if p.Block != "" {
+			labels[LabelBlock] = p.Block
+		}
+		if p.RackSize > 0 {
+			labels[LabelRack] = fmt.Sprintf("%s-rack-%d", p.poolName(), i/p.RackSize)
+		}
+		out = append(out, cluster.Node{Name: fmt.Sprintf("%s-%d", p.poolName(), i), Capacity: capacityMap, Labels: labels})
 	}
 	return out
 }
@@ -247,6 +257,17 @@ func (w *world) submitTraining(ctx context.Context, t *Training) error {
 		secs := int32(t.Timeout.Duration.Seconds() / w.scale)
 		pg.Spec.ScheduleTimeoutSeconds = &secs
 	}
+	if ann := t.topologyAnnotations(); len(ann) > 0 {
+		pg.Annotations = ann
+	}
+	var claims []string
+	if t.Devices > 0 {
+		name, err := w.claimTemplate(ctx, t)
+		if err != nil {
+			return err
+		}
+		claims = []string{name}
+	}
 	if _, err := w.pg.SchedulingV1alpha1().PodGroups(t.Namespace).Create(ctx, pg, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating PodGroup %s/%s: %w", t.Namespace, t.Name, err)
 	}
@@ -254,6 +275,7 @@ func (w *world) submitTraining(ctx context.Context, t *Training) error {
 	for i := range pods {
 		pods[i] = w.pod(a, fmt.Sprintf("%s-worker-%d", t.Name, i), t.Worker, t.Duration.Duration,
 			map[string]string{gang.LabelPodGroup: t.Name}, nil)
+		pods[i].ClaimTemplates = claims
 	}
 	return w.create(ctx, a, pods)
 }
@@ -379,6 +401,9 @@ func (w *world) interrupt(ctx context.Context, in *Interrupt) error {
 				if err := cluster.CreateNodes(ctx, w.client, specs); err != nil && ctx.Err() == nil {
 					w.logger.Error(err, "Replacing interrupted nodes")
 				}
+				if err := w.publishDevices(ctx, names); err != nil && ctx.Err() == nil {
+					w.logger.Error(err, "Publishing the devices of replaced nodes")
+				}
 				w.obs.event(fmt.Sprintf("spot capacity replaced: %d node(s)", len(specs)))
 			})
 		}
@@ -403,6 +428,7 @@ func (w *world) reclaimNode(ctx context.Context, name string) {
 	if err := w.client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
 		w.logger.Error(err, "Removing an interrupted node", "node", name)
 	}
+	w.withdrawDevices(ctx, name)
 }
 
 // cpuMillis is a pod size's CPU in millicores.
