@@ -172,6 +172,31 @@ func TestTopologyTwoLevels(t *testing.T) {
 	assert.Contains(t, admittedEvent(t, ns, inBlock), "all in "+blockKey+"=b0")
 }
 
+// TestTopologyElasticMembers: members beyond a gang's quorum stay in the
+// domain its quorum was placed in when the topology is required, though
+// another rack is emptier.
+func TestTopologyElasticMembers(t *testing.T) {
+	ns := newNamespace(t)
+	setQueues(t, "queues:\n  - name: ml\n")
+	rackOf, _, _ := racks(t, ns, "topo-elastic")
+	startMuster(t)
+
+	quorum := gangPods(ns, "train", 4, "1", 0, map[string]string{queue.LabelQueue: "ml", gang.LabelGang: "train"},
+		map[string]string{gang.AnnotationMinMember: "4", gang.AnnotationTopologyRequired: rackKey})
+	require.NoError(t, cluster.CreatePods(testContext(t), env.cp.Client, quorum))
+	got := placedIn(t, ns, quorum, rackOf)
+	require.Len(t, got, 1, "the quorum in one rack: %v", got)
+	var rack string
+	for r := range got {
+		rack = r
+	}
+
+	extra := gangPods(ns, "train-extra", 2, "1", 0, map[string]string{queue.LabelQueue: "ml", gang.LabelGang: "train"},
+		map[string]string{gang.AnnotationMinMember: "4", gang.AnnotationTopologyRequired: rackKey})
+	require.NoError(t, cluster.CreatePods(testContext(t), env.cp.Client, extra))
+	assert.Equal(t, map[string]int{rack: 2}, placedIn(t, ns, extra, rackOf), "the extra members join the quorum's rack")
+}
+
 // TestTopologyReclaim: a queue below its guarantee reclaims room for a gang
 // that must be in one rack inside one rack: its victims are all there.
 func TestTopologyReclaim(t *testing.T) {

@@ -84,6 +84,10 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.P
 	cs.held, cs.elastic = pl.rt.HeldFrom(sub), leaf
 	state.Write(stateKey, cs)
 	pl.rt.Admitted(pod, leaf.Path)
+	if nodes, ok := pl.domainNodes(ctx, ref, pod, gs.spec.Topology); ok {
+		// A required topology holds every member, not only the reserved.
+		return &fwk.PreFilterResult{NodeNames: nodes}, nil
+	}
 	return nil, nil
 }
 

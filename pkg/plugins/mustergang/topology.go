@@ -4,6 +4,7 @@ import (
 	"context"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 
 	"muster.dev/muster/pkg/gang"
 )
@@ -51,4 +52,38 @@ func (pl *Plugin) anchorOf(ctx context.Context, ref gang.Ref, pod *v1.Pod, objs 
 		}
 	}
 	return nil
+}
+
+// domainNodes is, for a member beyond its gang's reservation (a Spark
+// app's executor past min-executors, a member above the quorum), the nodes
+// of its gang's domain under a required topology: the domain of the widest
+// key its bound members are in. ok is false when nothing narrows it (no
+// required topology, no member bound yet).
+func (pl *Plugin) domainNodes(ctx context.Context, ref gang.Ref, pod *v1.Pod, topo gang.Topology) (sets.Set[string], bool) {
+	if !topo.Required {
+		return nil, false
+	}
+	infos, err := pl.handle.SnapshotSharedLister().NodeInfos().List()
+	if err != nil {
+		return nil, false
+	}
+	objs := make([]*v1.Node, 0, len(infos))
+	for _, ni := range infos {
+		if n := ni.Node(); n != nil {
+			objs = append(objs, n)
+		}
+	}
+	anchor := pl.anchorOf(ctx, ref, pod, objs)
+	if anchor == nil {
+		return nil, false
+	}
+	key := topo.Keys[0]
+	value, labelled := anchor.Labels[key]
+	out := sets.New[string]()
+	for _, n := range objs {
+		if labelled && n.Labels[key] == value {
+			out.Insert(n.Name)
+		}
+	}
+	return out, true
 }
