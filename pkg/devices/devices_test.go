@@ -9,6 +9,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	resourceapi "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"muster.dev/muster/pkg/resources"
@@ -146,7 +147,7 @@ func TestInventory(t *testing.T) {
 		allocated(claim("c"), result("gpu", "n1", "g2"), result("gpu", "net", "n0")),
 		claim("pending", exact("gpu", "gpu", 1)),
 	}
-	inv := NewInventory(cat, claims)
+	inv := NewInventory(cat, claims, nil)
 	total, used := inv.Node("n1")
 	assert.Equal(t, resources.Vector{"deviceclass/gpu": 3, "deviceclass/a100": 2}, total)
 	assert.Equal(t, resources.Vector{"deviceclass/gpu": 2, "deviceclass/a100": 1}, used)
@@ -159,4 +160,43 @@ func TestInventory(t *testing.T) {
 	var none *Inventory
 	total, _ = none.Node("n1")
 	assert.Nil(t, total)
+}
+
+func TestReleased(t *testing.T) {
+	reserved := func(refs ...resourceapi.ResourceClaimConsumerReference) *resourceapi.ResourceClaim {
+		c := allocated(claim("c"), result("gpu", "n1", "g0"))
+		c.Status.ReservedFor = refs
+		return c
+	}
+	pod := func(name string) resourceapi.ResourceClaimConsumerReference {
+		return resourceapi.ResourceClaimConsumerReference{Resource: "pods", Name: name, UID: types.UID(name + "-uid")}
+	}
+	live := func(_, name string, uid types.UID) bool { return name == "running" && uid == "running-uid" }
+	cases := map[string]struct {
+		claim *resourceapi.ResourceClaim
+		want  bool
+	}{
+		"reserved for nothing":     {reserved(), false},
+		"its pod runs":             {reserved(pod("running")), false},
+		"its pod is gone":          {reserved(pod("gone")), true},
+		"one of its pods runs":     {reserved(pod("gone"), pod("running")), false},
+		"another kind of consumer": {reserved(resourceapi.ResourceClaimConsumerReference{APIGroup: "scheduling.k8s.io", Resource: "podgroups", Name: "g"}), false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, tc.want, Released(tc.claim, live))
+		})
+	}
+	// Released claims' devices are used until deallocated, and releasing.
+	cat := NewCatalog(context.Background(), []*resourceapi.ResourceSlice{slice("n1", "n1", 1, gpu("g0", "a100"))},
+		[]*resourceapi.DeviceClass{class("gpu", "")}, NewMatcher())
+	isReleased := func(c *resourceapi.ResourceClaim) bool { return Released(c, live) }
+	inv := NewInventory(cat, []*resourceapi.ResourceClaim{reserved(pod("gone"))}, isReleased)
+	_, used := inv.Node("n1")
+	assert.Equal(t, resources.Vector{"deviceclass/gpu": 1}, used)
+	assert.Equal(t, resources.Vector{"deviceclass/gpu": 1}, inv.Releasing("n1"))
+	inv = NewInventory(cat, []*resourceapi.ResourceClaim{reserved(pod("running"))}, isReleased)
+	_, used = inv.Node("n1")
+	assert.Equal(t, resources.Vector{"deviceclass/gpu": 1}, used)
+	assert.Nil(t, inv.Releasing("n1"))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	resourceapi "k8s.io/api/resource/v1"
+	"k8s.io/apimachinery/pkg/types"
 	dracel "k8s.io/dynamic-resource-allocation/cel"
 
 	"muster.dev/muster/pkg/resources"
@@ -125,23 +126,45 @@ func tainted(d *resourceapi.Device) bool {
 	return false
 }
 
+// Released reports whether an allocated claim's devices are as good as
+// free: it was reserved for pods only, and none of them is live (exists
+// with that UID and has not finished); live tells. A claim reserved for
+// nothing (allocated ahead of use) or for another kind of consumer keeps
+// its devices.
+func Released(claim *resourceapi.ResourceClaim, live func(namespace, name string, uid types.UID) bool) bool {
+	if len(claim.Status.ReservedFor) == 0 {
+		return false
+	}
+	for _, r := range claim.Status.ReservedFor {
+		if r.APIGroup != "" || r.Resource != "pods" || live(claim.Namespace, r.Name, r.UID) {
+			return false
+		}
+	}
+	return true
+}
+
 // Inventory is, per node, how many devices of each class it has and how
 // many of those are allocated to claims.
 type Inventory struct {
-	total map[string]resources.Vector
-	used  map[string]resources.Vector
+	total     map[string]resources.Vector
+	used      map[string]resources.Vector
+	releasing map[string]resources.Vector
 }
 
 // NewInventory counts the catalog's devices that claims hold (a device
 // given to several claims, as devices with allowMultipleAllocations can be,
-// counts once).
-func NewInventory(c *Catalog, claims []*resourceapi.ResourceClaim) *Inventory {
-	inv := &Inventory{total: c.total, used: map[string]resources.Vector{}}
+// counts once). released, when set, names claims whose devices are coming
+// free: every pod they were reserved for is gone, and the resource claim
+// controller is about to deallocate them. Their devices count as used (the
+// allocator will not give them before that) and as releasing.
+func NewInventory(c *Catalog, claims []*resourceapi.ResourceClaim, released func(*resourceapi.ResourceClaim) bool) *Inventory {
+	inv := &Inventory{total: c.total, used: map[string]resources.Vector{}, releasing: map[string]resources.Vector{}}
 	seen := map[ID]bool{}
 	for _, claim := range claims {
 		if claim.Status.Allocation == nil {
 			continue
 		}
+		goingFree := released != nil && released(claim)
 		for _, r := range claim.Status.Allocation.Devices.Results {
 			id := ID{r.Driver, r.Pool, r.Device}
 			d, ok := c.devices[id]
@@ -149,17 +172,34 @@ func NewInventory(c *Catalog, claims []*resourceapi.ResourceClaim) *Inventory {
 				continue
 			}
 			seen[id] = true
-			u := inv.used[d.node]
-			if u == nil {
-				u = resources.Vector{}
-				inv.used[d.node] = u
-			}
-			for _, class := range d.classes {
-				u[ResourceName(class)]++
+			countOn(inv.used, d)
+			if goingFree {
+				countOn(inv.releasing, d)
 			}
 		}
 	}
 	return inv
+}
+
+func countOn(m map[string]resources.Vector, d device) {
+	u := m[d.node]
+	if u == nil {
+		u = resources.Vector{}
+		m[d.node] = u
+	}
+	for _, class := range d.classes {
+		u[ResourceName(class)]++
+	}
+}
+
+// Releasing returns the node's allocated devices, by class, whose claims
+// are coming free (see NewInventory); nil when none. Shared: callers must
+// not change it.
+func (inv *Inventory) Releasing(name string) resources.Vector {
+	if inv == nil {
+		return nil
+	}
+	return inv.releasing[name]
 }
 
 // Node returns the node's devices by class and those allocated (nil when it

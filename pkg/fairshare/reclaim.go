@@ -180,6 +180,12 @@ type reclaimer struct {
 	free  []gang.Node
 	usage map[string]resources.Vector
 	taken map[string]bool // victim keys taken
+	// For a single member: on which nodes it fits now (nil until first
+	// asked), and on how many; kept current as victims are taken and given
+	// back, so that trying victim after victim costs one node's check each,
+	// not a scan of every node.
+	fitOn []bool
+	nFit  int
 
 	// For the refusal: victim queues it may not reclaim from, and queues
 	// whose guarantee kept a pod on a usable node.
@@ -490,10 +496,33 @@ func (r *reclaimer) fits() (gang.Plan, bool) {
 		}
 	}
 	if len(r.in.Members) == 1 { // a single pod: a scan, not a packing
-		return gang.FitOne(r.free, r.in.Members[0], r.in.Eligible)
+		if r.fitOn == nil {
+			r.fitOn = make([]bool, len(r.free))
+			for n := range r.free {
+				r.refit(n)
+			}
+		}
+		if r.nFit == 0 {
+			return gang.Plan{}, false
+		}
+		return gang.FitOneWhere(r.free, r.in.Members[0], r.fitOn)
 	}
 	p, short := gang.Pack(r.free, r.in.Members, r.in.Eligible)
 	return p, short == nil
+}
+
+// refit records whether the single member fits on node n now.
+func (r *reclaimer) refit(n int) {
+	m := r.in.Members[0]
+	ok := (r.in.Eligible == nil || r.in.Eligible(m.Class, n)) && r.free[n].Free.Covers(m.Request)
+	if ok != r.fitOn[n] {
+		r.fitOn[n] = ok
+		if ok {
+			r.nFit++
+		} else {
+			r.nFit--
+		}
+	}
 }
 
 // remove takes a unit's victims off their nodes and out of their queues'
@@ -510,6 +539,9 @@ func (r *reclaimer) apply(u reclaimUnit, sign int64) bool {
 		r.taken[v.Key] = sign > 0
 		for res, a := range v.Request {
 			r.free[v.Node].Free[res] += sign * a
+		}
+		if r.fitOn != nil {
+			r.refit(v.Node)
 		}
 		for q := r.in.Tree.Get(v.Queue); q != nil; q = q.Parent {
 			uq := r.usage[q.Path]

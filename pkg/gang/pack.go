@@ -378,9 +378,24 @@ func isScarce(name v1.ResourceName) bool {
 // order that can take the member, preferring, as Pack does, nodes where it
 // would not sit on an idle extended resource (a GPU) it does not request.
 func FitOne(nodes []Node, m Member, eligible func(class, node int) bool) (Plan, bool) {
+	return pickOne(nodes, m, func(n int) bool {
+		return (eligible == nil || eligible(m.Class, n)) && covers(nodes[n].Free, m.Request)
+	})
+}
+
+// FitOneWhere is FitOne when the caller knows already on which nodes the
+// member fits (fits, same index as nodes): the same choice among them.
+func FitOneWhere(nodes []Node, m Member, fits []bool) (Plan, bool) {
+	return pickOne(nodes, m, func(n int) bool { return fits[n] })
+}
+
+// pickOne is the first node in order where the member fits and would sit
+// on no idle scarce resource it does not ask for, else the first where it
+// fits.
+func pickOne(nodes []Node, m Member, fits func(n int) bool) (Plan, bool) {
 	fallback := -1
 	for n := range nodes {
-		if eligible != nil && !eligible(m.Class, n) || !covers(nodes[n].Free, m.Request) {
+		if !fits(n) {
 			continue
 		}
 		if !idleScarce(nodes[n].Free, m.Request) {

@@ -307,6 +307,17 @@ func (l *Ledger) Lookup(key string) (State, string, bool) {
 	return e.state, e.leaf, true
 }
 
+// Request returns a copy of what key counts for, as the ledger holds it.
+func (l *Ledger) Request(key string) (resources.Vector, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.entries[key]
+	if !ok {
+		return nil, false
+	}
+	return e.req.Clone(), true
+}
+
 // Usage returns a copy of the usage of the queue at path (zero if none).
 func (l *Ledger) Usage(path string) Usage {
 	l.mu.Lock()

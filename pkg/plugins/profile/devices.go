@@ -7,6 +7,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	resourcelisters "k8s.io/client-go/listers/resource/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -28,6 +30,7 @@ type deviceView struct {
 	templates resourcelisters.ResourceClaimTemplateLister
 	slices    resourcelisters.ResourceSliceLister
 	classes   resourcelisters.DeviceClassLister
+	pods      corelisters.PodLister
 	matcher   *devices.Matcher
 
 	mu           sync.Mutex
@@ -48,7 +51,7 @@ func newDeviceView(ctx context.Context, h fwk.Handle) *deviceView {
 	f := h.SharedInformerFactory().Resource().V1()
 	dv := &deviceView{ctx: ctx, claims: f.ResourceClaims().Lister(), templates: f.ResourceClaimTemplates().Lister(),
 		slices: f.ResourceSlices().Lister(), classes: f.DeviceClasses().Lister(), matcher: devices.NewMatcher(),
-		catalogStale: true, claimsStale: true}
+		pods: h.SharedInformerFactory().Core().V1().Pods().Lister(), catalogStale: true, claimsStale: true}
 	stale := func(catalog bool) cache.ResourceEventHandler {
 		mark := func(any) {
 			dv.mu.Lock()
@@ -91,6 +94,30 @@ func (dv *deviceView) onCatalogChange(fn func()) {
 	dv.changed = append(dv.changed, fn)
 }
 
+// released: a claim whose pods are all gone or finished holds its devices
+// only until the resource claim controller deallocates it. The allocator
+// does not give them before, so the gang fit counts them used; reclaim
+// counts them coming free (releasing), as it does an exiting pod's room:
+// otherwise it would go after more victims while its victims' claims are
+// being given back.
+func (dv *deviceView) released(c *resourceapi.ResourceClaim) bool {
+	return devices.Released(c, func(ns, name string, uid types.UID) bool {
+		p, err := dv.pods.Pods(ns).Get(name)
+		return err == nil && p.UID == uid && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed
+	})
+}
+
+// podChanged: a pod with claims that is gone or finished gives its claims'
+// devices back (released).
+func (dv *deviceView) podChanged(p *v1.Pod, gone bool) {
+	if len(p.Spec.ResourceClaims) == 0 || !gone && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed {
+		return
+	}
+	dv.mu.Lock()
+	dv.claimsStale = true
+	dv.mu.Unlock()
+}
+
 // Claim implements devices.Claims.
 func (dv *deviceView) Claim(ns, name string) *resourceapi.ResourceClaim {
 	c, err := dv.claims.ResourceClaims(ns).Get(name)
@@ -129,7 +156,7 @@ func (dv *deviceView) inventoryNow() *devices.Inventory {
 		if err != nil {
 			return dv.inventory
 		}
-		dv.inventory = devices.NewInventory(dv.catalog, claims)
+		dv.inventory = devices.NewInventory(dv.catalog, claims, dv.released)
 		dv.claimsStale = false
 	}
 	if !dv.any {
@@ -160,4 +187,13 @@ func (rt *Runtime) NodeUsage(ni fwk.NodeInfo) (allocatable, used resources.Vecto
 	allocatable.Add(total)
 	used.Add(taken)
 	return allocatable, used
+}
+
+// releasingOn is what of the node's devices is coming free: allocated to
+// claims whose pods are gone.
+func (rt *Runtime) releasingOn(node string) resources.Vector {
+	if rt.devices == nil {
+		return nil
+	}
+	return rt.devices.inventoryNow().Releasing(node)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -177,6 +178,8 @@ func (r *reclaim) candidateNode(ni fwk.NodeInfo, own gang.Ref) gang.Node {
 			used.Sub(r.rt.PodRequest(p)) // its pods count too
 		}
 	}
+	// Likewise the DRA devices of claims whose pods are gone already.
+	used.Sub(r.rt.releasingOn(name))
 	for _, np := range r.rt.Handle.NominatedPodsForNode(name) {
 		if p := np.GetPod(); p.UID != r.req.Pod.UID && corev1helpers.PodPriority(p) >= r.req.Priority {
 			used.Add(r.rt.PodRequest(p))
@@ -200,12 +203,19 @@ func (r *reclaim) addVictims(ni fwk.NodeInfo, node int) {
 		if !ok || state == queue.Pending || rt.isEvicted(Key(p), r.now) {
 			continue
 		}
+		// What it counts for, as the ledger holds it: computing a pod's
+		// requests anew for every pod on every candidate node is most of
+		// a reclaim's cost on a large cluster.
+		req, ok := rt.Ledger.Request(Key(p))
+		if !ok {
+			req = rt.PodRequest(p)
+		}
 		v := fairshare.Victim{
 			Key: Key(p), Namespace: p.Namespace, Name: p.Name, Queue: leaf, Node: node,
 			// A pod bound but not started yet is the newest of all: by
 			// its creation time (to the second) it could look older
 			// than pods that have run for a while, and be spared for them.
-			Request: r.rt.PodRequest(p), Priority: corev1helpers.PodPriority(p), Started: r.now,
+			Request: req, Priority: corev1helpers.PodPriority(p), Started: r.now,
 			DisruptionAllowed: rt.disruptionAllowed(p),
 		}
 		if p.Status.StartTime != nil {
@@ -226,8 +236,8 @@ func (r *reclaim) addVictims(ni fwk.NodeInfo, node int) {
 	}
 }
 
-// preempt records the reclaim in the book, then deletes the chosen victims,
-// each with an Event and a count by reason.
+// preempt records the reclaim in the book, then has the chosen victims
+// evicted.
 func (r *reclaim) preempt(ctx context.Context, plan *fairshare.ReclaimPlan) error {
 	rt, req := r.rt, r.req
 	total := resources.Vector{}
@@ -244,28 +254,53 @@ func (r *reclaim) preempt(ctx context.Context, plan *fairshare.ReclaimPlan) erro
 	// Whatever the book missed ends at the grace period: retry then what
 	// it held back.
 	rt.Clock.AfterFunc(until.Sub(r.now), func() { rt.expireReclaims(until) })
+	// The victims are marked and deleted before the cycle goes on, side by
+	// side. Not off the cycle, as kube-scheduler's asynchronous preemption
+	// does: a gang admitted to the room its reclaim frees is released when
+	// a member finds that room still taken, unless its victims are seen
+	// going (candidateNode counts exiting pods' room as coming free).
+	return r.evict(ctx, plan)
+}
+
+// evict marks the chosen victims as disruption targets and deletes them,
+// each with an Event and a count by reason, side by side.
+func (r *reclaim) evict(ctx context.Context, plan *fairshare.ReclaimPlan) error {
+	rt, req := r.rt, r.req
 	logger := klog.FromContext(ctx)
 	beneficiary := rt.describePreemptor(req)
+	errs := make([]error, len(plan.Victims))
+	var wg sync.WaitGroup
+	for i, v := range plan.Victims {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := r.pods[v.Key]
+			reason := plan.Reasons[i]
+			msg := fmt.Sprintf("Preempted by muster to make room for %s of queue %s: it has higher priority in the same queue", beneficiary, req.Queue.Path)
+			if reason == fairshare.ReasonReclaim {
+				msg = fmt.Sprintf("Preempted by muster to make room for %s: queue %s reclaims its guaranteed capacity from queue %s", beneficiary, req.Queue.Path, v.Queue)
+			}
+			if errs[i] = rt.markDisruptionTarget(ctx, p, msg); errs[i] != nil {
+				return
+			}
+			uid := types.UID(v.Key)
+			err := rt.Handle.ClientSet().CoreV1().Pods(v.Namespace).Delete(ctx, v.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+			if err != nil && !apierrors.IsNotFound(err) {
+				errs[i] = fmt.Errorf("preempting %s/%s: %w", v.Namespace, v.Name, err)
+				return
+			}
+			metrics.Preemptions.WithLabelValues(req.Queue.Path, reason).Inc()
+			rt.Handle.EventRecorder().Eventf(p, req.Pod, v1.EventTypeNormal, "Preempted", "Preempting", "%s", msg)
+			logger.V(2).Info("Preempted a pod", "victim", klog.KObj(p), "victimQueue", v.Queue, "preemptor", klog.KObj(req.Pod), "queue", req.Queue.Path, "reason", reason)
+		}()
+	}
+	wg.Wait()
 	names := make([]string, 0, len(plan.Victims))
 	for i, v := range plan.Victims {
-		p := r.pods[v.Key]
-		reason := plan.Reasons[i]
-		msg := fmt.Sprintf("Preempted by muster to make room for %s of queue %s: it has higher priority in the same queue", beneficiary, req.Queue.Path)
-		if reason == fairshare.ReasonReclaim {
-			msg = fmt.Sprintf("Preempted by muster to make room for %s: queue %s reclaims its guaranteed capacity from queue %s", beneficiary, req.Queue.Path, v.Queue)
+		if errs[i] != nil {
+			return errs[i]
 		}
-		if err := rt.markDisruptionTarget(ctx, p, msg); err != nil {
-			return err
-		}
-		uid := types.UID(v.Key)
-		err := rt.Handle.ClientSet().CoreV1().Pods(v.Namespace).Delete(ctx, v.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("preempting %s/%s: %w", v.Namespace, v.Name, err)
-		}
-		metrics.Preemptions.WithLabelValues(req.Queue.Path, reason).Inc()
-		rt.Handle.EventRecorder().Eventf(p, req.Pod, v1.EventTypeNormal, "Preempted", "Preempting", "%s", msg)
 		names = append(names, v.Namespace+"/"+v.Name)
-		logger.V(2).Info("Preempted a pod", "victim", klog.KObj(p), "victimQueue", v.Queue, "preemptor", klog.KObj(req.Pod), "queue", req.Queue.Path, "reason", reason)
 	}
 	if req.Pod != nil && len(names) > 0 {
 		rt.Handle.EventRecorder().Eventf(req.Pod, nil, v1.EventTypeNormal, "Preempting", "Preempting",

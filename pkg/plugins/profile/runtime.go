@@ -319,6 +319,9 @@ func (rt *Runtime) onPod(obj any) {
 	if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
 		rt.Ledger.Forget(key) // done for good: a cycle still holding the pod may not bring it back
 		rt.forgetPod(p)
+		if rt.devices != nil {
+			rt.devices.podChanged(p, false)
+		}
 		return
 	}
 	if p.Spec.NodeName != "" {
@@ -349,13 +352,23 @@ func (rt *Runtime) Gone(p *v1.Pod) {
 	if p.Spec.SchedulerName == rt.Profile {
 		rt.Ledger.Forget(Key(p))
 	}
+	if rt.devices != nil {
+		rt.devices.podChanged(p, true)
+	}
 }
 
 func (rt *Runtime) onPodDelete(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	if p, ok := obj.(*v1.Pod); ok && p.Spec.SchedulerName == rt.Profile {
+	p, ok := obj.(*v1.Pod)
+	if !ok {
+		return
+	}
+	if rt.devices != nil {
+		rt.devices.podChanged(p, true) // any scheduler's: its devices come free
+	}
+	if p.Spec.SchedulerName == rt.Profile {
 		rt.Ledger.Forget(Key(p))
 		rt.forgetPod(p)
 	}
