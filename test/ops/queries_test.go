@@ -340,9 +340,9 @@ func TestSelectors(t *testing.T) {
 
 func TestSubstituteVariables(t *testing.T) {
 	for in, want := range map[string]string{
-		`rate(a{q=~"$queue"}[$__rate_interval])`:        `rate(a{q=~"x"}[5m])`,
-		`rate(a{q=~"${queue:regex}"}[${__interval}])`:    `rate(a{q=~"x"}[5m])`,
-		`label_replace(a, "d", "$1", "s", "(.*)")`:       `label_replace(a, "d", "$1", "s", "(.*)")`,
+		`rate(a{q=~"$queue"}[$__rate_interval])`:          `rate(a{q=~"x"}[5m])`,
+		`rate(a{q=~"${queue:regex}"}[${__interval}])`:     `rate(a{q=~"x"}[5m])`,
+		`label_replace(a, "d", "$1", "s", "(.*)")`:        `label_replace(a, "d", "$1", "s", "(.*)")`,
 		`increase(a{job=~"$job"}[$__range]) > $threshold`: `increase(a{job=~"x"}[5m]) > x`,
 	} {
 		assert.Equal(t, want, substituteVariables(in, nil), in)
