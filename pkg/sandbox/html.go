@@ -284,7 +284,7 @@ table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { padding: .25rem .8rem; border-bottom: 1px solid #eee; text-align: left; }
 th { background: #f6f6f6; }
 figure { margin: 1.2rem 0 2rem; }
-figure svg { max-width: 100%; height: auto; }
+figure svg { width: 100%; height: auto; }
 figcaption { color: #555; font-size: .9rem; }
 pre { background: #f8f8f8; padding: .8rem; overflow-x: auto; font-size: .85rem; }
 </style>
