@@ -62,34 +62,14 @@ func prometheusConfig(job, target string, interval time.Duration, rulesFile stri
 	return yaml.Marshal(cfg)
 }
 
-// notSandboxAlerts are muster's alerts that do not apply to the sandbox:
-// its scheduler runs without leader election (in-process, kube-scheduler
-// would exit the process when it stops leading), so it never leads and
-// MusterSchedulerNotLeading would fire after 5 minutes.
-var notSandboxAlerts = map[string]bool{"MusterSchedulerNotLeading": true}
-
-// alertRules returns the spec of manifests/prometheus-rule.yaml, a plain
-// Prometheus rules file, without notSandboxAlerts.
+// alertRules returns the spec of manifests/prometheus-rule.yaml: a plain
+// Prometheus rules file.
 func alertRules() ([]byte, error) {
 	var pr struct {
-		Spec struct {
-			Groups []struct {
-				Name  string           `json:"name"`
-				Rules []map[string]any `json:"rules"`
-			} `json:"groups"`
-		} `json:"spec"`
+		Spec map[string]any `json:"spec"`
 	}
 	if err := yaml.Unmarshal(manifests.PrometheusRule, &pr); err != nil {
 		return nil, fmt.Errorf("reading the PrometheusRule: %w", err)
-	}
-	for i, g := range pr.Spec.Groups {
-		kept := g.Rules[:0]
-		for _, r := range g.Rules {
-			if name, _ := r["alert"].(string); !notSandboxAlerts[name] {
-				kept = append(kept, r)
-			}
-		}
-		pr.Spec.Groups[i].Rules = kept
 	}
 	return yaml.Marshal(pr.Spec)
 }

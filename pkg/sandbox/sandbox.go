@@ -323,7 +323,10 @@ func (s *session) startScheduler(ctx context.Context) error {
 		config, label = scheduler.DefaultProfileConfig("default-scheduler"), "kube-scheduler's default profile (no queues, no gangs)"
 		s.w.schedulerName = "default-scheduler"
 	}
-	sched, err := scheduler.StartInProcess(ctx, scheduler.InProcessOptions{Config: config, Kubeconfig: s.cp.Kubeconfig, Dir: s.cp.Dir})
+	// Leader election as shipped (lease muster-system/muster-scheduler),
+	// as a replica of the Deployment runs it.
+	sched, err := scheduler.StartInProcess(ctx, scheduler.InProcessOptions{Config: config, Kubeconfig: s.cp.Kubeconfig, Dir: s.cp.Dir,
+		LeaderElect: s.opts.Scheduler == SchedulerMuster})
 	if err != nil {
 		return fmt.Errorf("starting the scheduler: %w", err)
 	}
