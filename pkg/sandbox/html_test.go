@@ -181,3 +181,21 @@ func hasColor(img image.Image, want color.RGBA) bool {
 	}
 	return false
 }
+
+// The screenshot check fails on a blank page (and on a page of text only).
+func TestScreenshotCheckSeesBlankPage(t *testing.T) {
+	bin := chromium(t)
+	for name, body := range map[string]string{
+		"blank": "",
+		"text":  "<p>muster sandbox: the report has no charts</p>",
+	} {
+		t.Run(name, func(t *testing.T) {
+			page := filepath.Join(t.TempDir(), "page.html")
+			require.NoError(t, os.WriteFile(page, []byte("<!DOCTYPE html><html><body>"+body+"</body></html>"), 0o644))
+			img := screenshot(t, bin, page, 1200, 2600)
+			inked, colors := inkStats(img)
+			assert.True(t, inked <= 0.03 || colors <= 50, "%s: %.2f%% inked, %d colours would pass as a report", name, 100*inked, colors)
+			assert.False(t, hasColor(img, schedulerColors[0]))
+		})
+	}
+}
