@@ -10,7 +10,7 @@ LDFLAGS  := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION)
 # a time is what a 2-core machine takes without starving them.
 TEST_FLAGS ?= -count=1 -p 2 -timeout 30m
 
-.PHONY: all build test unit integration lint sandbox image clean bench bench-smoke bench-schedperf
+.PHONY: all build test test-alerts unit integration lint sandbox image clean bench bench-smoke bench-schedperf
 
 all: build
 
@@ -25,6 +25,7 @@ build:
 # test/ecosystem is left out: it needs the real operators, which `make
 # ecosystem` builds (about twenty-five minutes when the Go build cache is cold).
 test: build $(BIN)/helm
+	@command -v $(PROMTOOL) >/dev/null 2>&1 || echo "note: $(PROMTOOL) not found (apt-get install prometheus): the promtool alert tests are skipped; make test-alerts runs them"
 	MUSTER_SCHEDULER_BIN=$(abspath $(BIN))/muster-scheduler HELM_BIN=$(abspath $(BIN))/helm $(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v $(ECOSYSTEM_PKG))
 	$(MAKE) bench-smoke
 
@@ -72,6 +73,15 @@ bench-schedperf: $(BIN)/etcd
 	GOFLAGS=-mod=mod $(GO) mod tidy -modfile=$(SCHEDPERF_MOD)/go.mod
 	cd test/bench/schedperf && PATH=$(abspath $(BIN)):$$PATH $(GO) test -modfile=$(SCHEDPERF_MOD)/go.mod -tags schedperf \
 		-run XXX -bench . -benchtime 1x -timeout 3h $(if $(filter small,$(BENCH_SIZE)),-short) . -args -data-items-dir=$(SCHEDPERF_MOD) 2>&1 | tee -a $(CURDIR)/bench.out | grep -v '^[IWE][0-9]'
+
+# The alerts (manifests/prometheus-rule.yaml) unit-tested by promtool
+# (manifests/testdata/alerts_test.yaml; Debian package prometheus). `make
+# test` runs them too when promtool is installed; here a missing promtool is
+# an error.
+PROMTOOL ?= promtool
+test-alerts:
+	@command -v $(PROMTOOL) >/dev/null 2>&1 || { echo "promtool not found: apt-get install prometheus" >&2; exit 1; }
+	MUSTER_REQUIRE_PROMTOOL=1 PROMTOOL=$$(command -v $(PROMTOOL)) $(GO) test -count=1 -v -run '^TestAlert' ./manifests/
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /test/ -e /pkg/sandbox -e /pkg/controlplane)

@@ -22,6 +22,13 @@ var SchedulerConfig []byte
 //go:embed queues-example.yaml
 var QueuesExample []byte
 
+// PrometheusRule is manifests/prometheus-rule.yaml: the Prometheus
+// Operator's PrometheusRule with muster's alerts (its spec is a plain
+// Prometheus rules file).
+//
+//go:embed prometheus-rule.yaml
+var PrometheusRule []byte
+
 // CRDs returns the CustomResourceDefinitions muster reads, one YAML document each.
 func CRDs() ([][]byte, error) {
 	var out [][]byte

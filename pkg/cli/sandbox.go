@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -20,7 +21,8 @@ func newSandboxCommand() *cobra.Command {
 		opts                      sandbox.Options
 		logFile, output, compare  string
 		traceF, clusterF, queuesF string
-		noLive                    bool
+		noLive, withPrometheus    bool
+		prometheusBin             string
 	)
 	cmd := &cobra.Command{
 		Use:   "sandbox",
@@ -51,13 +53,25 @@ run to yours.`,
 				}
 			}
 			switch {
-			case !cmd.Flags().Changed("compare") && traceF == "" && !opts.Short:
-				// The demo shows what muster changes: against the default scheduler.
+			case !cmd.Flags().Changed("compare") && traceF == "" && !opts.Short && !opts.Keep:
+				// The demo shows what muster changes: against the default
+				// scheduler (--keep keeps muster's run alone).
 				compare = sandbox.SchedulerDefault
+			case compare == sandbox.SchedulerDefault && opts.Keep:
+				return fmt.Errorf("--keep keeps one run going: leave out --compare %s", compare)
 			case compare == "none":
 				compare = ""
 			case compare != "" && compare != sandbox.SchedulerDefault:
 				return fmt.Errorf("--compare takes %q (kube-scheduler's default profile) or \"none\", got %q", sandbox.SchedulerDefault, compare)
+			}
+			if withPrometheus || prometheusBin != "" {
+				if opts.Prometheus, err = sandbox.LookPrometheus(prometheusBin); err != nil {
+					return err
+				}
+			}
+			format, err := reportFormat(output)
+			if err != nil {
+				return err
 			}
 			// Bad files fail here, before anything starts.
 			if err := sandbox.Validate(opts); err != nil {
@@ -93,7 +107,10 @@ run to yours.`,
 				return err
 			}
 			if output != "" {
-				return writeReports(output, reports)
+				if err := writeReports(output, format, reports); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "Report written to %s\n", output)
 			}
 			return nil
 		},
@@ -103,8 +120,10 @@ run to yours.`,
 	fs.StringVar(&clusterF, "cluster", "", "the simulated nodes (YAML, docs/sandbox.md); default the built-in cluster")
 	fs.StringVar(&queuesF, "queues", "", "the queue tree (queues.yaml, as in the muster-queues ConfigMap); default the built-in one")
 	fs.StringVar(&compare, "compare", "", `also replay the trace with "default" (kube-scheduler's default profile) and print both; "none" for muster only (default: "default" for the built-in demo, else none)`)
-	fs.StringVarP(&output, "output", "o", "", "write the report as JSON to this file (a list of two with --compare)")
-	fs.BoolVar(&opts.Keep, "keep", false, "keep the cluster running after the report and print a kubeconfig for kubectl; Ctrl-C stops it")
+	fs.StringVarP(&output, "output", "o", "", "write the report to this file: .json (a list of two with --compare), or .html (a page with charts of the replay, no network needed)")
+	fs.BoolVar(&opts.Keep, "keep", false, "keep the cluster running after the report and print a kubeconfig for kubectl (and Prometheus' URL); Ctrl-C stops it")
+	fs.BoolVar(&withPrometheus, "prometheus", false, "also run the installed Prometheus (apt-get install prometheus), scraping muster-scheduler every second with muster's alerts loaded")
+	fs.StringVar(&prometheusBin, "prometheus-bin", "", "the prometheus binary for --prometheus (default: $MUSTER_PROMETHEUS_BIN, else prometheus on PATH); implies --prometheus")
 	fs.BoolVar(&opts.Short, "short", false, "a small, quick trace instead of the demo")
 	fs.Float64Var(&opts.TimeScale, "time-scale", 0, "speed-up of declared time (arrivals, run times, notices); default 40")
 	fs.DurationVar(&opts.Timeout, "timeout", 0, "give up after this long in real time (default: the trace's length plus 5 minutes)")
@@ -114,18 +133,47 @@ run to yours.`,
 	return cmd
 }
 
-func writeReports(path string, rs []sandbox.Report) error {
+// Report formats, by the output file's extension.
+const (
+	formatJSON = "json"
+	formatHTML = "html"
+)
+
+func reportFormat(path string) (string, error) {
+	switch ext := strings.ToLower(filepath.Ext(path)); ext {
+	case "", ".json":
+		return formatJSON, nil
+	case ".html", ".htm":
+		return formatHTML, nil
+	default:
+		return "", fmt.Errorf("-o %s: the report is written as .json or .html, not %s", path, ext)
+	}
+}
+
+func writeReports(path, format string, rs []sandbox.Report) (err error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
-	defer f.Close()
-	if len(rs) == 1 {
-		return rs[0].WriteJSON(f)
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("writing the report: %w", cerr)
+		}
+	}()
+	switch {
+	case format == formatHTML:
+		err = sandbox.WriteHTML(f, rs)
+	case len(rs) == 1:
+		err = rs[0].WriteJSON(f)
+	default:
+		enc := json.NewEncoder(f)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rs)
 	}
-	enc := json.NewEncoder(f)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rs)
+	if err != nil {
+		return fmt.Errorf("writing the report to %s: %w", path, err)
+	}
+	return nil
 }
 
 func isTerminal(w io.Writer) bool {

@@ -294,7 +294,13 @@ func (s *Source) use(_ context.Context, t *queue.Tree, raw string, st Status) {
 	}
 }
 
-// set makes t current; s.mu is held.
+// set makes t current; s.mu is held. Its leaves' counters are exported
+// from now on, at 0 until something happens (metrics.InitQueues).
 func (s *Source) set(t *queue.Tree, raw string, st Status) {
 	s.current, s.raw, s.status = t, raw, st
+	leaves := make([]string, 0, len(t.Leaves()))
+	for _, q := range t.Leaves() {
+		leaves = append(leaves, q.Path)
+	}
+	metrics.InitQueues(leaves)
 }

@@ -10,6 +10,8 @@ import (
 
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
+
+	"muster.dev/muster/pkg/fairshare"
 )
 
 const subsystem = "muster"
@@ -88,12 +90,33 @@ var (
 	queueSource  atomic.Pointer[QueueSource]
 )
 
-// Register registers muster's metrics; later calls do nothing.
+// Register registers muster's metrics; later calls do nothing. The reload
+// results are exported at 0 from the start: a counter that first appears
+// at 1 is no increase to Prometheus (increase() and rate() need two
+// samples), so the first refused edit after a restart would not fire
+// MusterConfigReloadRefused.
 func Register() {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(ConfigReloads, GangAdmissionWait, GangTimeouts, Preemptions, Placements)
 		legacyregistry.CustomMustRegister(&queueCollector{})
+		for _, r := range []string{ReloadSuccess, ReloadInvalid} {
+			ConfigReloads.WithLabelValues(r)
+		}
 	})
+}
+
+// InitQueues exports the per-queue counters (gang timeouts, preemptions by
+// reason) at 0 for the given leaf queues, for the reason Register does so
+// for the reload results: so that the first timeout or preemption of a
+// queue is an increase, and the dashboard's panels show 0 rather than "no
+// data". Counters already counting keep their value.
+func InitQueues(leaves []string) {
+	for _, q := range leaves {
+		GangTimeouts.WithLabelValues(q)
+		for _, r := range []string{fairshare.ReasonReclaim, fairshare.ReasonPriority} {
+			Preemptions.WithLabelValues(q, r)
+		}
+	}
 }
 
 // SetQueueSource sets where the queue gauges come from (the running

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -56,6 +57,8 @@ type gangRec struct {
 	kind, key    string
 	quorum       int
 	admitted     bool // reached its quorum at some moment (see boundLocked)
+	submitted    time.Time
+	admittedAt   time.Time
 	partialSince time.Time
 	partialBound int // members bound when it became partial
 	partial      bool
@@ -84,6 +87,8 @@ type observer struct {
 	log       []string
 	start     time.Time
 	scale     float64
+	points    []SeriesPoint // one per sample, for the charts
+	marks     []Mark
 }
 
 func newObserver(clk clock.Clock, tree *queue.Tree, nodes corelisters.NodeLister, scale float64) *observer {
@@ -126,9 +131,9 @@ func (o *observer) submitted(a *app, pods []cluster.Pod) {
 	}
 	switch {
 	case a.kind == kindTraining && o.gangs[a.key()] == nil:
-		o.gangs[a.key()] = &gangRec{kind: a.kind, key: a.key(), quorum: a.training.Workers, placement: a.training.placement()}
+		o.gangs[a.key()] = &gangRec{kind: a.kind, key: a.key(), quorum: a.training.Workers, placement: a.training.placement(), submitted: now}
 	case a.kind == kindSpark && a.spark.MinExecutors > 0 && o.gangs[a.key()] == nil:
-		o.gangs[a.key()] = &gangRec{kind: a.kind, key: a.key(), quorum: 1 + a.spark.MinExecutors}
+		o.gangs[a.key()] = &gangRec{kind: a.kind, key: a.key(), quorum: 1 + a.spark.MinExecutors, submitted: now}
 	}
 }
 
@@ -180,7 +185,7 @@ func (o *observer) boundLocked(r *podRec, node string, now time.Time) {
 		}
 	}
 	if bound >= g.quorum {
-		g.admitted = true
+		g.admitted, g.admittedAt = true, now
 	}
 }
 
@@ -225,6 +230,15 @@ func (o *observer) event(msg string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.logf("%s", msg)
+}
+
+// mark records an event that the report's charts mark (a spot
+// interruption), with a short label, and logs it.
+func (o *observer) mark(msg, label string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.logf("%s", msg)
+	o.marks = append(o.marks, Mark{At: o.traceTime(o.clock.Now()), Label: label})
 }
 
 func (o *observer) logf(format string, args ...any) {
@@ -328,6 +342,8 @@ func (o *observer) sample() snapshot {
 			s.gangsWaiting++
 		}
 	}
+	o.points = append(o.points, SeriesPoint{At: s.at, Running: s.running, Pending: s.pending, GangsWaiting: s.gangsWaiting,
+		Spot: s.spot, OnDemand: s.onDemand, HeldCPU: maps.Clone(s.alloc), FairCPU: maps.Clone(s.fair)})
 	return s
 }
 

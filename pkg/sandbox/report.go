@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -37,6 +39,43 @@ type Report struct {
 	Domains []GangDomains `json:"domains,omitempty"`
 	// Timeline lists what happened, in trace time.
 	Timeline []string `json:"timeline"`
+	// Series is what the charts of the HTML report show (WriteHTML); not
+	// part of the JSON report.
+	Series Series `json:"-"`
+}
+
+// Series is the run over time, sampled every second of real time. Times
+// are trace time since the start.
+type Series struct {
+	Points []SeriesPoint
+	// Marks are the spot interruptions: notices, capacity gone, replaced.
+	Marks []Mark
+	// Gangs are the training jobs' and Spark apps' waits for admission.
+	Gangs []GangWait
+}
+
+// SeriesPoint is one sample of the run.
+type SeriesPoint struct {
+	At               time.Duration
+	Running, Pending int
+	GangsWaiting     int
+	Spot, OnDemand   int
+	HeldCPU, FairCPU map[string]float64 // cores by leaf queue
+}
+
+// Mark is a moment the charts mark.
+type Mark struct {
+	At    time.Duration
+	Label string
+}
+
+// GangWait is how long a gang waited from its first pod to its quorum bound.
+type GangWait struct {
+	Gang, Kind, Queue string
+	Wait              time.Duration
+	// Admitted is false for a gang that never reached its quorum: Wait is
+	// then until the end of the run.
+	Admitted bool
 }
 
 // PodCounts are totals over the run.
@@ -125,6 +164,7 @@ func (o *observer) report(scheduler, trace string, timedOut int) Report {
 			r.Queues = append(r.Queues, qr)
 		}
 	}
+	r.Series = o.seriesLocked(now)
 	for _, g := range o.gangs {
 		r.Gangs.Total++
 		if g.admitted {
@@ -150,6 +190,26 @@ func (o *observer) report(scheduler, trace string, timedOut int) Report {
 	return r
 }
 
+// seriesLocked copies the samples and gang waits for the report; o.mu is held.
+func (o *observer) seriesLocked(now time.Time) Series {
+	s := Series{Points: slices.Clone(o.points), Marks: slices.Clone(o.marks)}
+	queueOf := map[string]string{}
+	for _, p := range o.pods {
+		queueOf[p.app] = p.queue
+	}
+	for _, g := range o.gangs {
+		gw := GangWait{Gang: g.key, Kind: g.kind, Queue: queueOf[g.key], Admitted: g.admitted}
+		end := now
+		if g.admitted {
+			end = g.admittedAt
+		}
+		gw.Wait = time.Duration(float64(end.Sub(g.submitted)) * o.scale)
+		s.Gangs = append(s.Gangs, gw)
+	}
+	sort.Slice(s.Gangs, func(i, j int) bool { return s.Gangs[i].Gang < s.Gangs[j].Gang })
+	return s
+}
+
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
@@ -166,17 +226,27 @@ func (r Report) Print(w io.Writer) { printReports(w, r) }
 // printReports renders one report, or several side by side (--compare).
 func printReports(w io.Writer, rs ...Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	head := "\t"
-	for _, r := range rs {
-		head += r.Scheduler + "\t"
+	head, rows := reportRows(rs)
+	fmt.Fprintln(tw, "\t"+strings.Join(head, "\t")+"\t")
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t")+"\t")
 	}
-	fmt.Fprintln(tw, head)
+	_ = tw.Flush()
+}
+
+// reportRows is the side-by-side table of the reports: the schedulers,
+// then rows of a label and one cell per report. The terminal and the HTML
+// report show the same.
+func reportRows(rs []Report) (head []string, rows [][]string) {
+	for _, r := range rs {
+		head = append(head, r.Scheduler)
+	}
 	row := func(label string, f func(Report) string) {
-		line := label + "\t"
+		line := []string{label}
 		for _, r := range rs {
-			line += f(r) + "\t"
+			line = append(line, f(r))
 		}
-		fmt.Fprintln(tw, line)
+		rows = append(rows, line)
 	}
 	row("pods bound / submitted", func(r Report) string { return fmt.Sprintf("%d / %d", r.Pods.Bound, r.Pods.Submitted) })
 	row("pods never bound", func(r Report) string { return fmt.Sprint(r.Pods.NeverBound) })
@@ -225,7 +295,7 @@ func printReports(w io.Writer, rs ...Report) {
 			})
 		}
 	}
-	_ = tw.Flush()
+	return head, rows
 }
 
 func secs(s float64) string {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"path/filepath"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -61,13 +62,28 @@ type Options struct {
 	// Keep leaves everything running after the report, until ctx ends, and
 	// prints a kubeconfig for kubectl.
 	Keep bool
-	// OnFinished, when set, is called after the report with the control
-	// plane still up, e.g. to check the report against the cluster.
-	OnFinished func(ctx context.Context, cp *controlplane.ControlPlane, r Report) error
-	Clock      clock.WithTickerAndDelayedExecution
+	// OnFinished, when set, is called after the report with everything
+	// still up (control plane, scheduler, Prometheus), e.g. to check the
+	// report against the cluster.
+	OnFinished func(ctx context.Context, f Finished) error
+	// Prometheus is the path of a prometheus binary (LookPrometheus) to run
+	// beside the scheduler, scraping its metrics every ScrapeInterval
+	// (default 1s) with muster's alerts loaded; empty: none.
+	Prometheus     string
+	ScrapeInterval time.Duration
+	Clock          clock.WithTickerAndDelayedExecution
 	// Seed drives the variation of pod run times (within 10% of the
 	// declared ones), so that a run can be repeated exactly; default 1.
 	Seed int64
+}
+
+// Finished is what OnFinished is handed.
+type Finished struct {
+	ControlPlane *controlplane.ControlPlane
+	Report       Report
+	// PrometheusURL is the sandbox's Prometheus (Options.Prometheus), or
+	// empty.
+	PrometheusURL string
 }
 
 // inputs are the parsed files of a run.
@@ -149,6 +165,9 @@ func (o *Options) defaults() {
 	if o.Seed == 0 {
 		o.Seed = 1
 	}
+	if o.ScrapeInterval <= 0 {
+		o.ScrapeInterval = DefaultScrapeInterval
+	}
 }
 
 // Validate checks the inputs of a run without starting anything.
@@ -195,7 +214,7 @@ func Compare(ctx context.Context, opts Options) ([]Report, error) {
 func run(ctx context.Context, opts Options, in *inputs) (*Report, error) {
 	s := &session{opts: opts, in: in, out: opts.Out, clk: opts.Clock, logger: klog.FromContext(ctx)}
 	defer s.close()
-	steps := []func(context.Context) error{s.startControlPlane, s.startWorld, s.startScheduler, s.startInformers}
+	steps := []func(context.Context) error{s.startControlPlane, s.startWorld, s.startScheduler, s.startPrometheus, s.startInformers}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return nil, err
@@ -220,6 +239,7 @@ type session struct {
 	obs     *observer
 	w       *world
 	sched   *scheduler.InProcess
+	prom    *prometheusServer
 	// runCtx ends the kubelet, the informers and the replay.
 	runCtx context.Context
 	cancel context.CancelFunc
@@ -303,7 +323,10 @@ func (s *session) startScheduler(ctx context.Context) error {
 		config, label = scheduler.DefaultProfileConfig("default-scheduler"), "kube-scheduler's default profile (no queues, no gangs)"
 		s.w.schedulerName = "default-scheduler"
 	}
-	sched, err := scheduler.StartInProcess(ctx, scheduler.InProcessOptions{Config: config, Kubeconfig: s.cp.Kubeconfig, Dir: s.cp.Dir})
+	// Leader election as shipped (lease muster-system/muster-scheduler),
+	// as a replica of the Deployment runs it.
+	sched, err := scheduler.StartInProcess(ctx, scheduler.InProcessOptions{Config: config, Kubeconfig: s.cp.Kubeconfig, Dir: s.cp.Dir,
+		LeaderElect: s.opts.Scheduler == SchedulerMuster})
 	if err != nil {
 		return fmt.Errorf("starting the scheduler: %w", err)
 	}
@@ -314,6 +337,30 @@ func (s *session) startScheduler(ctx context.Context) error {
 		}
 	})
 	fmt.Fprintf(s.out, "Started %s\n", label)
+	return nil
+}
+
+// startPrometheus starts Prometheus scraping the scheduler, if asked to.
+// Its data lives in the control plane's directory, removed with it.
+func (s *session) startPrometheus(ctx context.Context) error {
+	if s.opts.Prometheus == "" {
+		return nil
+	}
+	job := PrometheusJob
+	if s.opts.Scheduler == SchedulerDefault {
+		job = "default-scheduler"
+	}
+	p, err := startPrometheus(ctx, s.opts.Prometheus, filepath.Join(s.cp.Dir, "prometheus"), job, s.sched.Addr, s.opts.ScrapeInterval)
+	if err != nil {
+		return err
+	}
+	s.prom = p
+	s.stops = append(s.stops, func() {
+		if err := p.stop(); err != nil {
+			s.logger.Error(err, "Stopping Prometheus")
+		}
+	})
+	fmt.Fprintf(s.out, "Started Prometheus at %s (job %s, scraping %s every %s, muster's alerts loaded)\n", p.URL, job, s.sched.Addr, s.opts.ScrapeInterval)
 	return nil
 }
 
@@ -404,13 +451,21 @@ func (s *session) finish(ctx context.Context) (*Report, error) {
 	report := s.obs.report(s.opts.Scheduler, s.traceName(), timedOut)
 	fmt.Fprintln(s.out)
 	report.Print(s.out)
+	f := Finished{ControlPlane: s.cp, Report: report}
+	if s.prom != nil {
+		f.PrometheusURL = s.prom.URL
+	}
 	if s.opts.OnFinished != nil {
-		if err := s.opts.OnFinished(ctx, s.cp, report); err != nil {
+		if err := s.opts.OnFinished(ctx, f); err != nil {
 			return &report, err
 		}
 	}
 	if s.opts.Keep {
-		fmt.Fprintf(s.out, "\nThe sandbox keeps running. In another terminal:\n  export KUBECONFIG=%s\n  kubectl get pods -A -o wide\n  muster status --kubeconfig %s\nPress Ctrl-C to stop it.\n", s.cp.Kubeconfig, s.cp.Kubeconfig)
+		fmt.Fprintf(s.out, "\nThe sandbox keeps running. In another terminal:\n  export KUBECONFIG=%s\n  kubectl get pods -A -o wide\n  muster status --kubeconfig %s\n", s.cp.Kubeconfig, s.cp.Kubeconfig)
+		if s.prom != nil {
+			fmt.Fprintf(s.out, "Prometheus: %s (graph: %s/graph, alerts: %s/alerts; the dashboard's queries work with job=%q)\n", s.prom.URL, s.prom.URL, s.prom.URL, PrometheusJob)
+		}
+		fmt.Fprintf(s.out, "Press Ctrl-C to stop it.\n")
 		<-ctx.Done()
 		fmt.Fprintln(s.out, "Shutting down.")
 	}

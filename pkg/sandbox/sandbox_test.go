@@ -17,7 +17,6 @@ import (
 	"k8s.io/klog/v2/ktesting"
 
 	"muster.dev/muster/pkg/capacity"
-	"muster.dev/muster/pkg/controlplane"
 )
 
 // A small cluster where the training gang must wait for the batch pods.
@@ -66,8 +65,9 @@ func TestSandboxTrace(t *testing.T) {
 	r, err := Run(ctx, Options{
 		Out: &out, Trace: []byte(testTrace), Cluster: []byte(testCluster), Queues: []byte(testQueues),
 		TimeScale: 10, Timeout: 3 * time.Minute,
-		OnFinished: func(ctx context.Context, cp *controlplane.ControlPlane, r Report) error {
+		OnFinished: func(ctx context.Context, f Finished) error {
 			checked = true
+			cp, r := f.ControlPlane, f.Report
 			pods, err := cp.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 			require.NoError(t, err)
 			succeeded := 0

@@ -376,7 +376,7 @@ func (w *world) interrupt(ctx context.Context, in *Interrupt) error {
 	if len(names) == 0 {
 		return fmt.Errorf("interrupt: no node matches pool %q / node %q", in.Pool, in.Node)
 	}
-	w.obs.event(fmt.Sprintf("spot interruption notice: %d node(s) of %s%s", len(names), in.Pool, in.Node))
+	w.obs.mark(fmt.Sprintf("spot interruption notice: %d node(s) of %s%s", len(names), in.Pool, in.Node), "interruption notice")
 	for _, name := range names {
 		n, err := w.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -395,7 +395,7 @@ func (w *world) interrupt(ctx context.Context, in *Interrupt) error {
 		for _, name := range names {
 			w.reclaimNode(ctx, name)
 		}
-		w.obs.event(fmt.Sprintf("spot capacity gone: %d node(s)", len(names)))
+		w.obs.mark(fmt.Sprintf("spot capacity gone: %d node(s)", len(names)), "spot capacity gone")
 		if in.ReplaceAfter.Duration > 0 {
 			w.clock.AfterFunc(w.scaled(in.ReplaceAfter.Duration), func() {
 				if err := cluster.CreateNodes(ctx, w.client, specs); err != nil && ctx.Err() == nil {
@@ -404,7 +404,7 @@ func (w *world) interrupt(ctx context.Context, in *Interrupt) error {
 				if err := w.publishDevices(ctx, names); err != nil && ctx.Err() == nil {
 					w.logger.Error(err, "Publishing the devices of replaced nodes")
 				}
-				w.obs.event(fmt.Sprintf("spot capacity replaced: %d node(s)", len(specs)))
+				w.obs.mark(fmt.Sprintf("spot capacity replaced: %d node(s)", len(specs)), "spot capacity replaced")
 			})
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/component-base/configz"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
@@ -50,6 +51,13 @@ type InProcessOptions struct {
 	Dir string
 	// Flags are extra kube-scheduler flags.
 	Flags []string
+	// LeaderElect keeps leader election as the configuration says (the
+	// shipped one: on, lease muster-system/muster-scheduler) instead of
+	// turning it off. The elector then runs here rather than in
+	// kube-scheduler's Run, which exits the process when it stops leading:
+	// the scheduler runs while this process leads, and stops with an error
+	// if it loses the lease.
+	LeaderElect bool
 }
 
 // InProcess is a scheduler running inside the current process.
@@ -65,9 +73,10 @@ type InProcess struct {
 
 // StartInProcess runs kube-scheduler with muster's plugins registered, built
 // exactly as the muster-scheduler binary builds it (same options, same
-// Setup and Run), until Stop. Leader election is always off: kube-scheduler
-// exits the process when it stops leading, which only a separate process can
-// survive; run the binary to test leader election.
+// Setup and Run), until Stop. Leader election is off unless o.LeaderElect;
+// kube-scheduler's own elector exits the process when it stops leading,
+// which only a separate process can survive, so run the binary to test
+// failover.
 //
 // Its secure endpoint listens on a free loopback port and serves /healthz,
 // /readyz, /livez, /metrics and /configz without authentication.
@@ -101,11 +110,14 @@ func StartInProcess(ctx context.Context, o InProcessOptions) (_ *InProcess, err 
 	for _, set := range opts.Flags.FlagSets {
 		fs.AddFlagSet(set)
 	}
-	args := append([]string{
+	args := []string{
 		"--config=" + filepath.Clean(f.Name()),
-		"--leader-elect=false",
 		"--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics,/configz",
-	}, o.Flags...)
+	}
+	if !o.LeaderElect {
+		args = append(args, "--leader-elect=false")
+	}
+	args = append(args, o.Flags...)
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("scheduler flags: %w", err)
 	}
@@ -127,10 +139,22 @@ func StartInProcess(ctx context.Context, o InProcessOptions) (_ *InProcess, err 
 		_ = ln.Close()
 		return nil, err
 	}
+	// With leader election on, the elector runs here (runElected); Run
+	// then runs as without, while this process leads.
+	le := cc.LeaderElection
+	if le != nil {
+		cc.LeaderElection = nil
+		cc.ComponentConfig.LeaderElection.LeaderElect = false
+	}
 	s := &InProcess{Addr: ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		err := app.Run(runCtx, cc, sched)
+		var err error
+		if le == nil {
+			err = app.Run(runCtx, cc, sched)
+		} else {
+			err = runElected(runCtx, *le, func(ctx context.Context) error { return app.Run(ctx, cc, sched) })
+		}
 		if runCtx.Err() == nil {
 			s.err = err // stopped on its own: a real failure
 		}
@@ -138,6 +162,50 @@ func StartInProcess(ctx context.Context, o InProcessOptions) (_ *InProcess, err 
 		inProcessRunning.Store(false)
 	}()
 	return s, nil
+}
+
+// runElected runs a leader elector with le and, while it leads, run. It
+// returns when ctx ends (having released the lease) or the lease is lost,
+// once run has returned.
+func runElected(ctx context.Context, le leaderelection.LeaderElectionConfig, run func(context.Context) error) error {
+	var (
+		mu      sync.Mutex
+		stopped bool
+		running sync.WaitGroup
+		runErr  error
+	)
+	le.Callbacks = leaderelection.LeaderCallbacks{
+		OnStartedLeading: func(ctx context.Context) {
+			mu.Lock()
+			if stopped {
+				mu.Unlock()
+				return
+			}
+			running.Add(1)
+			mu.Unlock()
+			defer running.Done()
+			err := run(ctx)
+			mu.Lock()
+			runErr = err
+			mu.Unlock()
+		},
+		OnStoppedLeading: func() {},
+	}
+	elector, err := leaderelection.NewLeaderElector(le)
+	if err != nil {
+		return fmt.Errorf("building the leader elector: %w", err)
+	}
+	elector.Run(ctx) // returns when ctx ends or the lease is lost; its context, run's, ends with it
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
+	running.Wait()
+	if ctx.Err() == nil {
+		return fmt.Errorf("lost the lease %s", le.Lock.Describe())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return runErr
 }
 
 // Stop stops the scheduler and waits until it has. It returns the error the

@@ -145,34 +145,6 @@ func toSet(words []string) map[string]bool {
 	return m
 }
 
-// checkExpr returns a problem for every metric the expression reads that
-// muster-scheduler does not export, and every label matcher naming a label
-// the metric does not have. Histogram series (_bucket, _sum, _count) are
-// looked up by their base name.
-func checkExpr(metrics map[string]metricInfo, expr string) []string {
-	sels, err := selectors(expr)
-	if err != nil {
-		return []string{fmt.Sprintf("cannot read %q: %v", expr, err)}
-	}
-	if len(sels) == 0 {
-		return []string{fmt.Sprintf("%q reads no metric", expr)}
-	}
-	var problems []string
-	for _, s := range sels {
-		info, extra, ok := lookup(metrics, s.Metric)
-		if !ok {
-			problems = append(problems, fmt.Sprintf("metric %s does not exist%s", s.Metric, suggest(metrics, s.Metric)))
-			continue
-		}
-		for _, l := range s.Labels {
-			if !info.labels[l] && !extra[l] && !toSet(targetLabels)[l] && l != "__name__" {
-				problems = append(problems, fmt.Sprintf("metric %s has no label %s (it has %s)", s.Metric, l, strings.Join(sortedKeys(info.labels), ", ")))
-			}
-		}
-	}
-	return problems
-}
-
 func lookup(metrics map[string]metricInfo, name string) (metricInfo, map[string]bool, bool) {
 	if info, ok := metrics[name]; ok {
 		return info, nil, true

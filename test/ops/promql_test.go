@@ -2,8 +2,12 @@ package ops
 
 import (
 	"fmt"
+	"regexp"
+	"sort"
 	"strings"
-	"unicode"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 // selector is one metric a PromQL expression reads, with the label names its
@@ -13,206 +17,347 @@ type selector struct {
 	Labels []string
 }
 
-// PromQL words that are not metric names.
-var (
-	aggregations = set("sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
-		"bottomk", "topk", "quantile", "limitk", "limit_ratio")
-	// Keywords followed by a parenthesised list of label names.
-	grouping = set("by", "without", "on", "ignoring", "group_left", "group_right")
-	keywords = set("and", "or", "unless", "bool", "offset", "atan2", "inf", "nan")
-	// PromQL's functions (prometheus/promql/parser/functions.go). An unknown
-	// name before "(" is an error, so a misspelled function is caught too.
-	functions = set("abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh",
-		"avg_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh",
-		"count_over_time", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deg", "delta",
-		"deriv", "double_exponential_smoothing", "end", "exp", "first_over_time", "floor", "histogram_avg",
-		"histogram_count", "histogram_fraction", "histogram_quantile", "histogram_stddev", "histogram_stdvar",
-		"histogram_sum", "holt_winters", "hour", "idelta", "increase", "info", "irate", "label_join",
-		"label_replace", "last_over_time", "ln", "log10", "log2", "mad_over_time", "max_over_time",
-		"min_over_time", "minute", "month", "pi", "predict_linear", "present_over_time", "quantile_over_time",
-		"rad", "rate", "resets", "round", "scalar", "sgn", "sin", "sinh", "sort", "sort_by_label",
-		"sort_by_label_desc", "sort_desc", "sqrt", "start", "stddev_over_time", "stdvar_over_time",
-		"sum_over_time", "tan", "tanh", "time", "timestamp", "ts_of_max_over_time", "ts_of_min_over_time",
-		"ts_of_last_over_time", "vector", "year")
-)
+// grafanaVarRE matches Grafana's variables: $name, ${name} and
+// ${name:format}. $1 (a regexp group in label_replace) is no variable.
+var grafanaVarRE = regexp.MustCompile(`\$\{([a-zA-Z_][a-zA-Z0-9_]*)(?::[^}]*)?\}|\$([a-zA-Z_][a-zA-Z0-9_]*)`)
 
-func set(words ...string) map[string]bool {
-	m := make(map[string]bool, len(words))
-	for _, w := range words {
-		m[w] = true
-	}
-	return m
+// grafanaDurations are Grafana's built-in variables that stand for a
+// duration; they appear in range brackets ([$__rate_interval]).
+var grafanaDurations = map[string]bool{"__interval": true, "__rate_interval": true, "__range": true}
+
+// substituteVariables replaces Grafana's variables by values PromQL
+// accepts: a duration for $__rate_interval and its kin, vars[name] for a
+// dashboard variable, else x (inside a label value "x" is as good as any).
+func substituteVariables(expr string, vars map[string]string) string {
+	return grafanaVarRE.ReplaceAllStringFunc(expr, func(m string) string {
+		sub := grafanaVarRE.FindStringSubmatch(m)
+		name := sub[1] + sub[2]
+		if v, ok := vars[name]; ok {
+			return v
+		}
+		if grafanaDurations[name] {
+			return "5m"
+		}
+		return "x"
+	})
+}
+
+// parseQuery parses a dashboard or alert expression with Prometheus' own
+// parser, its Grafana variables substituted first.
+func parseQuery(expr string) (parser.Expr, error) {
+	return parser.NewParser(parser.Options{}).ParseExpr(substituteVariables(expr, nil))
 }
 
 // selectors returns the metrics a PromQL expression (possibly with Grafana
-// variables such as $queue, ${datasource} or $__rate_interval) reads. It is
-// a tokenizer, not a parser: it skips strings, comments, numbers and
-// durations, range and subquery brackets, variables, function and
-// aggregation names and the label lists of by/without/on/ignoring/
-// group_left/group_right; every other identifier is a metric name, and a
-// {...} right after it holds its label matchers.
+// variables) reads, in the order they appear, with the label names of
+// their matchers.
 func selectors(expr string) ([]selector, error) {
-	s := []rune(expr)
+	e, err := parseQuery(expr)
+	if err != nil {
+		return nil, err
+	}
 	var out []selector
-	i := 0
-	skipSpace := func(j int) int {
-		for j < len(s) && unicode.IsSpace(s[j]) {
-			j++
+	var walkErr error
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		vs, ok := n.(*parser.VectorSelector)
+		if !ok {
+			return nil
 		}
-		return j
-	}
-	for i < len(s) {
-		c := s[i]
-		switch {
-		case unicode.IsSpace(c):
-			i++
-		case c == '#': // comment to the end of the line
-			for i < len(s) && s[i] != '\n' {
-				i++
-			}
-		case c == '"' || c == '\'' || c == '`':
-			j, err := skipString(s, i)
-			if err != nil {
-				return nil, err
-			}
-			i = j
-		case c == '$':
-			i = skipVariable(s, i)
-		case c == '[':
-			j := indexFrom(s, i, ']')
-			if j < 0 {
-				return nil, fmt.Errorf("unclosed [ at %d", i)
-			}
-			i = j + 1
-		case c == '{':
-			// A selector without a metric name before it: {__name__="..."}.
-			return nil, fmt.Errorf("label matchers without a metric name at %d: name the metric", i)
-		case unicode.IsDigit(c) || c == '.' && i+1 < len(s) && unicode.IsDigit(s[i+1]):
-			for i < len(s) && (isIdent(s[i]) || s[i] == '.') {
-				i++
-			}
-		case isIdentStart(c):
-			j := i
-			for j < len(s) && isIdent(s[j]) {
-				j++
-			}
-			word := string(s[i:j])
-			lower := strings.ToLower(word) // keywords are case-insensitive
-			next := skipSpace(j)
-			switch {
-			case grouping[lower]:
-				i = next
-				if i < len(s) && s[i] == '(' {
-					k := indexFrom(s, i, ')')
-					if k < 0 {
-						return nil, fmt.Errorf("unclosed ( after %s", word)
-					}
-					i = k + 1
-				}
-				continue
-			case aggregations[lower] || keywords[lower]:
-				i = j
-				continue
-			case next < len(s) && s[next] == '(':
-				if !functions[word] {
-					return nil, fmt.Errorf("unknown function %s", word)
-				}
-				i = j
-				continue
-			}
-			sel := selector{Metric: word}
-			i = j
-			if next < len(s) && s[next] == '{' {
-				labels, end, err := matchers(s, next)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", word, err)
-				}
-				sel.Labels, i = labels, end
-			}
-			out = append(out, sel)
-		default:
-			i++ // operators, parentheses, commas, @
+		if vs.Name == "" {
+			// {__name__="..."} or {__name__=~"..."}: no name to check.
+			walkErr = fmt.Errorf("selector %s names no metric: name the metric", vs)
+			return walkErr
 		}
-	}
-	return out, nil
+		s := selector{Metric: vs.Name}
+		for _, m := range vs.LabelMatchers {
+			if m.Name != labels.MetricName {
+				s.Labels = append(s.Labels, m.Name)
+			}
+		}
+		out = append(out, s)
+		return nil
+	})
+	return out, walkErr
 }
 
-// matchers reads {name op "value", ...} starting at the '{' at i and returns
-// the label names and the index after the '}'.
-func matchers(s []rune, i int) ([]string, int, error) {
-	var names []string
-	i++
-	for {
-		for i < len(s) && (unicode.IsSpace(s[i]) || s[i] == ',') {
-			i++
-		}
-		if i >= len(s) {
-			return nil, 0, fmt.Errorf("unclosed {")
-		}
-		if s[i] == '}' {
-			return names, i + 1, nil
-		}
-		if !isIdentStart(s[i]) {
-			return nil, 0, fmt.Errorf("label name expected at %d, got %q", i, s[i])
-		}
-		j := i
-		for j < len(s) && isIdent(s[j]) {
-			j++
-		}
-		names = append(names, string(s[i:j]))
-		i = j
-		for i < len(s) && (unicode.IsSpace(s[i]) || strings.ContainsRune("=!~", s[i])) {
-			i++
-		}
-		if i >= len(s) || !strings.ContainsRune("\"'`", s[i]) {
-			return nil, 0, fmt.Errorf("quoted value expected for label %s", names[len(names)-1])
-		}
-		end, err := skipString(s, i)
-		if err != nil {
-			return nil, 0, err
-		}
-		i = end
+// labelSet is the set of label names an expression's series can carry; nil
+// stands for "not known" (an unknown metric, already reported), which
+// matches everything so that one mistake is reported once.
+type labelSet map[string]bool
+
+func (s labelSet) has(l string) bool { return s == nil || s[l] }
+
+func (s labelSet) String() string {
+	if s == nil {
+		return "unknown"
+	}
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(sortedKeys(s), ", ")
+}
+
+// union of sets; unknown if either is.
+func union(a, b labelSet) labelSet {
+	if a == nil || b == nil {
+		return nil
+	}
+	out := labelSet{}
+	for l := range a {
+		out[l] = true
+	}
+	for l := range b {
+		out[l] = true
+	}
+	return out
+}
+
+// labelChecker follows the labels of every sub-expression up the tree, as
+// Prometheus computes them, and reports labels used where they cannot
+// exist: in a selector's matchers, in by/without, in on/ignoring and in
+// group_left/group_right.
+type labelChecker struct {
+	metrics  map[string]metricInfo
+	problems []string
+}
+
+func (c *labelChecker) problemf(format string, args ...any) {
+	c.problems = append(c.problems, fmt.Sprintf(format, args...))
+}
+
+// labels returns the labels of expr's result.
+func (c *labelChecker) labels(expr parser.Expr) labelSet {
+	switch e := expr.(type) {
+	case *parser.VectorSelector:
+		return c.selectorLabels(e)
+	case *parser.MatrixSelector:
+		return c.labels(e.VectorSelector)
+	case *parser.SubqueryExpr:
+		return c.labels(e.Expr)
+	case *parser.ParenExpr:
+		return c.labels(e.Expr)
+	case *parser.StepInvariantExpr:
+		return c.labels(e.Expr)
+	case *parser.UnaryExpr:
+		return c.labels(e.Expr)
+	case *parser.NumberLiteral, *parser.StringLiteral:
+		return labelSet{}
+	case *parser.AggregateExpr:
+		return c.aggregateLabels(e)
+	case *parser.BinaryExpr:
+		return c.binaryLabels(e)
+	case *parser.Call:
+		return c.callLabels(e)
+	default:
+		c.problemf("unexpected expression %T: %s", expr, expr)
+		return nil
 	}
 }
 
-// skipString returns the index after the string literal starting at i.
-func skipString(s []rune, i int) (int, error) {
-	q := s[i]
-	for j := i + 1; j < len(s); j++ {
-		switch {
-		case s[j] == '\\' && q != '`':
-			j++
-		case s[j] == q:
-			return j + 1, nil
+func (c *labelChecker) selectorLabels(vs *parser.VectorSelector) labelSet {
+	if vs.Name == "" {
+		c.problemf("selector %s names no metric: name the metric", vs)
+		return nil
+	}
+	info, extra, ok := lookup(c.metrics, vs.Name)
+	if !ok {
+		c.problemf("metric %s does not exist%s", vs.Name, suggest(c.metrics, vs.Name))
+		return nil
+	}
+	have := labelSet{}
+	for _, set := range []map[string]bool{info.labels, extra, toSet(targetLabels)} {
+		for l := range set {
+			have[l] = true
 		}
 	}
-	return 0, fmt.Errorf("unclosed string at %d", i)
-}
-
-// skipVariable returns the index after a Grafana variable: $name, ${name},
-// ${name:format}.
-func skipVariable(s []rune, i int) int {
-	i++
-	if i < len(s) && s[i] == '{' {
-		if j := indexFrom(s, i, '}'); j >= 0 {
-			return j + 1
-		}
-		return len(s)
-	}
-	for i < len(s) && isIdent(s[i]) {
-		i++
-	}
-	return i
-}
-
-func indexFrom(s []rune, i int, r rune) int {
-	for j := i; j < len(s); j++ {
-		if s[j] == r {
-			return j
+	for _, m := range vs.LabelMatchers {
+		if m.Name != labels.MetricName && !have[m.Name] {
+			c.problemf("metric %s has no label %s (it has %s)", vs.Name, m.Name, strings.Join(sortedKeys(info.labels), ", "))
 		}
 	}
-	return -1
+	return have
 }
 
-func isIdentStart(r rune) bool { return r == '_' || r == ':' || unicode.IsLetter(r) }
-func isIdent(r rune) bool      { return isIdentStart(r) || unicode.IsDigit(r) }
+func (c *labelChecker) aggregateLabels(e *parser.AggregateExpr) labelSet {
+	if e.Param != nil {
+		c.labels(e.Param)
+	}
+	in := c.labels(e.Expr)
+	for _, l := range e.Grouping {
+		if !in.has(l) {
+			c.problemf("%s groups by %s, which %s does not have (it has %s)", e.Op, l, e.Expr, in)
+		}
+	}
+	switch {
+	case e.Op == parser.TOPK || e.Op == parser.BOTTOMK || e.Op == parser.LIMITK || e.Op == parser.LIMIT_RATIO:
+		return in // they select series and keep their labels
+	case e.Without:
+		if in == nil {
+			return nil
+		}
+		out := labelSet{}
+		for l := range in {
+			out[l] = true
+		}
+		for _, l := range e.Grouping {
+			delete(out, l)
+		}
+		return out
+	default:
+		out := toSet(e.Grouping)
+		if e.Op == parser.COUNT_VALUES {
+			if s, ok := e.Param.(*parser.StringLiteral); ok {
+				out[s.Val] = true
+			}
+		}
+		return out
+	}
+}
+
+func (c *labelChecker) binaryLabels(e *parser.BinaryExpr) labelSet {
+	lhs, rhs := c.labels(e.LHS), c.labels(e.RHS)
+	vm := e.VectorMatching
+	if vm == nil || e.LHS.Type() != parser.ValueTypeVector || e.RHS.Type() != parser.ValueTypeVector {
+		// A scalar on one side: the vector's labels.
+		if e.LHS.Type() == parser.ValueTypeVector {
+			return lhs
+		}
+		return rhs
+	}
+	word := "ignoring"
+	if vm.On {
+		word = "on"
+	}
+	for _, l := range vm.MatchingLabels {
+		// on (l) needs l on both sides; ignoring (l) on one at least.
+		if vm.On && (!lhs.has(l) || !rhs.has(l)) || !vm.On && !lhs.has(l) && !rhs.has(l) {
+			c.problemf("%s (%s): the left side has %s, the right side %s", word, l, lhs, rhs)
+		}
+	}
+	switch {
+	case e.Op.IsSetOperator() && e.Op == parser.LOR:
+		return union(lhs, rhs)
+	case e.Op.IsSetOperator():
+		return lhs
+	case vm.Card == parser.CardManyToOne: // group_left: labels copied from the right
+		return c.include(lhs, rhs, vm.Include, "group_left", "right")
+	case vm.Card == parser.CardOneToMany:
+		return c.include(rhs, lhs, vm.Include, "group_right", "left")
+	default:
+		return lhs
+	}
+}
+
+// include checks that the labels group_left/group_right copy exist on the
+// side they are copied from, and returns the result's labels.
+func (c *labelChecker) include(many, one labelSet, include []string, word, side string) labelSet {
+	for _, l := range include {
+		if !one.has(l) {
+			c.problemf("%s (%s): the %s side has %s", word, l, side, one)
+		}
+	}
+	if many == nil {
+		return nil
+	}
+	out := labelSet{}
+	for l := range many {
+		out[l] = true
+	}
+	for _, l := range include {
+		out[l] = true
+	}
+	return out
+}
+
+func (c *labelChecker) callLabels(e *parser.Call) labelSet {
+	var args []labelSet
+	for _, a := range e.Args {
+		args = append(args, c.labels(a))
+	}
+	stringArg := func(i int) string {
+		if i < len(e.Args) {
+			if s, ok := e.Args[i].(*parser.StringLiteral); ok {
+				return s.Val
+			}
+		}
+		return ""
+	}
+	// The first vector argument's labels flow through most functions.
+	var in labelSet = labelSet{}
+	for i, a := range e.Args {
+		if t := a.Type(); t == parser.ValueTypeVector || t == parser.ValueTypeMatrix {
+			in = args[i]
+			break
+		}
+	}
+	switch e.Func.Name {
+	case "histogram_quantile", "histogram_fraction":
+		if !in.has("le") {
+			c.problemf("%s of %s, which has no le label: read the _bucket series", e.Func.Name, e.Args[len(e.Args)-1])
+		}
+		return without(in, "le")
+	case "label_replace":
+		if src := stringArg(3); src != "" && !in.has(src) {
+			c.problemf("label_replace reads label %s, which %s does not have (it has %s)", src, e.Args[0], in)
+		}
+		return with(in, stringArg(1))
+	case "label_join":
+		for i := 3; i < len(e.Args); i++ {
+			if src := stringArg(i); !in.has(src) {
+				c.problemf("label_join reads label %s, which %s does not have (it has %s)", src, e.Args[0], in)
+			}
+		}
+		return with(in, stringArg(1))
+	case "vector", "time", "scalar", "pi":
+		return labelSet{}
+	default:
+		return in
+	}
+}
+
+func without(s labelSet, l string) labelSet {
+	if s == nil {
+		return nil
+	}
+	out := labelSet{}
+	for k := range s {
+		if k != l {
+			out[k] = true
+		}
+	}
+	return out
+}
+
+func with(s labelSet, l string) labelSet {
+	if s == nil {
+		return nil
+	}
+	out := labelSet{l: true}
+	for k := range s {
+		out[k] = true
+	}
+	return out
+}
+
+// checkExpr parses expr with Prometheus' parser and returns a problem for
+// every metric it reads that muster-scheduler does not export, and every
+// label it uses (in matchers, by/without, on/ignoring, group_left/right)
+// that the series it applies to cannot have. Histogram series (_bucket,
+// _sum, _count) are looked up by their base name.
+func checkExpr(metrics map[string]metricInfo, expr string) []string {
+	e, err := parseQuery(expr)
+	if err != nil {
+		return []string{fmt.Sprintf("cannot parse %q: %v", expr, err)}
+	}
+	sels, err := selectors(expr)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if len(sels) == 0 {
+		return []string{fmt.Sprintf("%q reads no metric", expr)}
+	}
+	c := &labelChecker{metrics: metrics}
+	c.labels(e)
+	sort.Strings(c.problems)
+	return c.problems
+}

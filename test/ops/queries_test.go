@@ -101,10 +101,7 @@ func allPanels(ps []panel) []panel {
 	return out
 }
 
-var (
-	labelValuesRE = regexp.MustCompile(`^label_values\((.+),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$`)
-	grafanaVarRE  = regexp.MustCompile(`\$\{([a-zA-Z_][a-zA-Z0-9_]*)(?::[^}]*)?\}|\$([a-zA-Z_][a-zA-Z0-9_]*)`)
-)
+var labelValuesRE = regexp.MustCompile(`^label_values\((.+),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$`)
 
 func TestDashboard(t *testing.T) {
 	metrics := knownMetrics(t)
@@ -273,9 +270,21 @@ func TestCheckExprCatchesMistakes(t *testing.T) {
 		{"counter name without its s", `muster_placement_total`, "metric muster_placement_total does not exist"},
 		{"unknown label", `muster_queue_pods{status="pending"}`, "metric muster_queue_pods has no label status"},
 		{"le on a non-bucket series", `muster_gang_admission_wait_seconds_count{le="1"}`, "has no label le"},
-		{"misspelled function", `rat(muster_placements_total[5m])`, "unknown function rat"},
+		{"misspelled function", `rat(muster_placements_total[5m])`, `unknown function with name "rat"`},
 		{"no metric at all", `vector(1)`, "reads no metric"},
 		{"second operand", `muster_queue_pods / on (queue) muster_queue_pod`, "metric muster_queue_pod does not exist"},
+		{"unclosed matcher", `muster_queue_pods{queue="x"`, "cannot parse"},
+		{"unquoted label value", `muster_queue_pods{queue=x}`, "cannot parse"},
+		{"range of a range", `rate(rate(muster_placements_total[5m])[5m])`, "cannot parse"},
+		{"rate of an instant vector", `rate(muster_placements_total)`, "cannot parse"},
+		{"no metric name", `{__name__="muster_queue_pods"}`, "names no metric"},
+		{"misspelled grouping label", `sum by (queu) (muster_queue_pods)`, "sum groups by queu"},
+		{"grouping by a label aggregated away", `sum by (queue) (sum by (state) (muster_queue_pods))`, "sum groups by queue"},
+		{"without a label the metric lacks", `sum without (reason) (muster_queue_pods)`, "groups by reason"},
+		{"quantile without le", `histogram_quantile(0.9, sum by (queue) (rate(muster_gang_admission_wait_seconds_bucket[5m])))`, "has no le label"},
+		{"on a label one side lacks", `muster_queue_pods / on (resource) muster_queue_resource`, "on (resource)"},
+		{"group_left of a label the right side lacks", `muster_queue_pods * on (queue) group_left (role) max by (queue) (muster_queue_resource)`, "group_left (role)"},
+		{"label_replace of a missing label", `label_replace(muster_queue_pods, "q", "$1", "queues", "(.*)")`, "label_replace reads label queues"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			problems := checkExpr(metrics, tc.expr)
@@ -287,6 +296,12 @@ func TestCheckExprCatchesMistakes(t *testing.T) {
 		`up{job="muster-scheduler-metrics"} == 1`,
 		`histogram_quantile(0.95, sum by (le, queue) (rate(muster_gang_admission_wait_seconds_bucket{job=~"$job", queue=~"$queue"}[$__rate_interval])))`,
 		`sum by (queue) (muster_queue_resource{type="allocated"}) > on (queue) group_left max by (queue) (muster_queue_resource{type="guaranteed"})`,
+		`muster_queue_pods * on (queue) group_left (resource) max by (queue, resource) (muster_queue_resource)`,
+		`sum without (instance, pod) (rate(muster_placements_total[${__rate_interval}]))`,
+		`topk(3, sum by (queue) (muster_queue_pods)) > bool 0`,
+		`label_replace(muster_queue_pods, "q", "$1", "queue", "root\\.(.*)")`,
+		`count_values("n", muster_queue_pods)`,
+		`max_over_time(sum by (queue) (muster_queue_pods)[1h:5m] @ start()) > 1e3 * 0.5`,
 	} {
 		assert.Empty(t, checkExpr(metrics, ok), ok)
 	}
@@ -305,10 +320,11 @@ func TestSelectors(t *testing.T) {
 		{`a unless b and c or d`, []selector{{Metric: "a"}, {Metric: "b"}, {Metric: "c"}, {Metric: "d"}}},
 		{`label_replace(a, "dst", "$1", "src", "(.*)")`, []selector{{Metric: "a"}}},
 		{"a # comment with b\n+ c", []selector{{Metric: "a"}, {Metric: "c"}}},
-		{`max_over_time(a[1h:5m]) @ start() > 1e3 * 0.5`, []selector{{Metric: "a"}}},
+		{`max_over_time(a[1h:5m] @ start()) > 1e3 * 0.5`, []selector{{Metric: "a"}}},
 		{`absent(up{job="m"} == 1)`, []selector{{Metric: "up", Labels: []string{"job"}}}},
 		{`rate(a[5m]) > bool 0`, []selector{{Metric: "a"}}},
 		{`a:recorded:rate5m`, []selector{{Metric: "a:recorded:rate5m"}}},
+		{`a{queue=~"${queue:regex}", resource="$resource"}[$__range]`, []selector{{Metric: "a", Labels: []string{"queue", "resource"}}}},
 	} {
 		t.Run(tc.expr, func(t *testing.T) {
 			got, err := selectors(tc.expr)
@@ -316,10 +332,22 @@ func TestSelectors(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 		})
 	}
-	for _, bad := range []string{`a{job="x"`, `rate(a[5m)`, `{__name__="a"}`, `a{job=x}`, `a{job="x}`} {
+	for _, bad := range []string{`a{job="x"`, `rate(a[5m)`, `{__name__="a"}`, `a{job=x}`, `a{job="x}`, `sum by (a (b)`, `rate(a[$__nonsense])`} {
 		_, err := selectors(bad)
 		assert.Error(t, err, bad)
 	}
+}
+
+func TestSubstituteVariables(t *testing.T) {
+	for in, want := range map[string]string{
+		`rate(a{q=~"$queue"}[$__rate_interval])`:          `rate(a{q=~"x"}[5m])`,
+		`rate(a{q=~"${queue:regex}"}[${__interval}])`:     `rate(a{q=~"x"}[5m])`,
+		`label_replace(a, "d", "$1", "s", "(.*)")`:        `label_replace(a, "d", "$1", "s", "(.*)")`,
+		`increase(a{job=~"$job"}[$__range]) > $threshold`: `increase(a{job=~"x"}[5m]) > x`,
+	} {
+		assert.Equal(t, want, substituteVariables(in, nil), in)
+	}
+	assert.Equal(t, `a{queue=~".*", resource="cpu"}`, substituteVariables(`a{queue=~"$queue", resource="$resource"}`, map[string]string{"queue": ".*", "resource": "cpu"}))
 }
 
 // The dashboard file is what a human would produce: indented, one trailing
