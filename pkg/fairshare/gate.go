@@ -1,10 +1,6 @@
 package fairshare
 
 import (
-	"fmt"
-	"sort"
-	"strings"
-
 	"muster.dev/muster/pkg/queue"
 	"muster.dev/muster/pkg/resources"
 )
@@ -20,70 +16,10 @@ type Refusal struct {
 
 func (r *Refusal) Error() string { return r.Msg }
 
-// Admit decides, under fair sharing, whether a request of a leaf queue may
-// take capacity now. It may when the queue is below its fair share (in its
-// dominant resource), or when what is free beyond the unfilled fair shares
-// of every other queue still covers it: a queue may borrow idle capacity,
-// but not capacity that queues below their share are waiting for.
-//
-// Fair shares follow demand, so when nobody else wants anything every
-// queue's share grows to its demand (up to its max): no contention, nothing
-// refused. The queue's max is checked elsewhere (the ledger).
+// Admit is the fair-share gate's decision from scratch: NewGate(in,
+// s).Admit(leaf, req), in O(queues). See Gate.Admit.
 func Admit(leaf *queue.Queue, req resources.Vector, s Shares, in Input) *Refusal {
-	of := drawable(leaf, in.Capacity)
-	usage := in.Usage[leaf.Path]
-	fair := s.Fair[leaf.Path]
-	if dominant(usage, of) < dominant(fair, of)-1e-9 {
-		return nil
-	}
-	// Headroom: free capacity minus what other queues below their share
-	// are entitled to and still wait for.
-	head := in.Capacity.Clone()
-	head.Sub(in.Usage[in.Tree.Root.Path])
-	var waiting []string
-	for _, q := range in.Tree.Leaves() {
-		if q == leaf {
-			continue
-		}
-		owed := s.Fair[q.Path].Clone()
-		owed.Sub(in.Usage[q.Path])
-		positive := false
-		for r, a := range owed {
-			if a > 0 {
-				head[r] -= a
-				positive = true
-			}
-		}
-		if positive {
-			waiting = append(waiting, q.Path)
-		}
-	}
-	// Refuse only when what others are owed makes the difference: a request
-	// that does not fit in the free capacity at all is for the nodes to turn
-	// down (and for reclaim to solve), not for fair sharing.
-	free := in.Capacity.Clone()
-	free.Sub(in.Usage[in.Tree.Root.Path])
-	short := ""
-	for _, r := range req.Names() {
-		if req[r] > 0 && req[r] > head[r] && req[r] <= free[r] {
-			short = string(r)
-			break
-		}
-	}
-	if short == "" {
-		return nil
-	}
-	sort.Strings(waiting)
-	shown := waiting
-	if len(shown) > 3 {
-		shown = append(append([]string{}, shown[:3]...), fmt.Sprintf("%d more", len(waiting)-3))
-	}
-	return &Refusal{
-		Queue:   leaf.Path,
-		Waiting: waiting,
-		Msg: fmt.Sprintf("queue %s holds its fair share (%s of fair %s) and the free %s is owed to queues below theirs: %s",
-			leaf.Path, fmtRes(usage, short), fmtRes(fair, short), short, strings.Join(shown, ", ")),
-	}
+	return NewGate(in, s).Admit(leaf, req)
 }
 
 func fmtRes(v resources.Vector, r string) string {

@@ -66,8 +66,19 @@ func Compute(in Input) Shares {
 	}
 	out.Fair[root.Path] = rootShare
 	split(root, rootShare, in, out.Fair)
+	out.Dominant = Dominants(in)
+	return out
+}
+
+// Dominants is every queue's dominant share (Shares.Dominant): usage alone
+// decides it, so it may be recomputed without the fair shares.
+func Dominants(in Input) map[string]float64 {
+	out := map[string]float64{}
+	if in.Tree == nil {
+		return out
+	}
 	for _, q := range in.Tree.Queues {
-		out.Dominant[q.Path] = dominant(in.Usage[q.Path], drawable(q, in.Capacity))
+		out[q.Path] = dominant(in.Usage[q.Path], drawable(q, in.Capacity))
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 
@@ -96,11 +97,29 @@ func (e *LimitError) Error() string {
 type Ledger struct {
 	mu      sync.Mutex
 	version uint64 // bumped on every change, for caches of derived values
-	tree    *Tree
-	entries map[string]*entry
-	usage   map[string]*Usage // by queue path, the leaf and every ancestor
-	gone    *tombstone.Set
+	// demandVersion is bumped when some queue's demand (usage + pending)
+	// may have changed: not when an entry only changes state (a pod
+	// reserved, bound or unreserved), so caches of what depends on demand
+	// alone (fair shares) survive every bind.
+	demandVersion uint64
+	// journal lists the leaves whose usage changed, by version, oldest
+	// first; it has every change after journalFrom.
+	journal     []journalEntry
+	journalFrom uint64
+	tree        *Tree
+	entries     map[string]*entry
+	usage       map[string]*Usage // by queue path, the leaf and every ancestor
+	gone        *tombstone.Set
 }
+
+type journalEntry struct {
+	version uint64
+	leaf    string
+}
+
+// journalMax bounds the journal; a reader further behind starts over from
+// a Snapshot.
+const journalMax = 4096
 
 // LedgerOption configures a Ledger.
 type LedgerOption func(*ledgerOptions)
@@ -134,6 +153,8 @@ func (l *Ledger) SetTree(t *Tree) {
 	defer l.mu.Unlock()
 	l.tree = t
 	l.version++
+	l.demandVersion++
+	l.journal, l.journalFrom = l.journal[:0], l.version // readers start over
 }
 
 // Check reports whether req fits in the leaf and every ancestor's max, with
@@ -291,6 +312,7 @@ func (l *Ledger) Forget(key string) {
 
 func (l *Ledger) remove(key string) {
 	if e, ok := l.entries[key]; ok {
+		l.demandVersion++
 		l.apply(e, -1)
 		delete(l.entries, key)
 	}
@@ -332,11 +354,15 @@ func (l *Ledger) Usage(path string) Usage {
 func (l *Ledger) Snapshot() (*Tree, map[string]Usage) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.tree, l.snapshot()
+}
+
+func (l *Ledger) snapshot() map[string]Usage {
 	out := make(map[string]Usage, len(l.usage))
 	for p, u := range l.usage {
 		out[p] = u.clone()
 	}
-	return l.tree, out
+	return out
 }
 
 // Version changes whenever usage, demand or the tree changes.
@@ -346,11 +372,71 @@ func (l *Ledger) Version() uint64 {
 	return l.version
 }
 
+// Versions are a ledger's versions at one moment.
+type Versions struct {
+	// Usage changes whenever usage, demand or the tree changes (Version).
+	Usage uint64
+	// Demand changes when a queue's demand (usage + pending) or the tree
+	// may have changed; an entry that only changes state (reserved, bound,
+	// unreserved) leaves it alone.
+	Demand uint64
+}
+
+// Versions returns the ledger's versions.
+func (l *Ledger) Versions() Versions {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Versions{Usage: l.version, Demand: l.demandVersion}
+}
+
+// SnapshotVersions is Snapshot with the versions it was taken at.
+func (l *Ledger) SnapshotVersions() (*Tree, map[string]Usage, Versions) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tree, l.snapshot(), Versions{Usage: l.version, Demand: l.demandVersion}
+}
+
+// UsageChanges returns the usage of every leaf whose usage changed after
+// version since, and of the root when any did, with the versions they are
+// current at; ok is false when the ledger no longer remembers that far back
+// (or the tree changed since), and the caller must start over from a
+// Snapshot. The cost is that of the changes, not of the tree.
+func (l *Ledger) UsageChanges(since uint64) (changed map[string]Usage, v Versions, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v = Versions{Usage: l.version, Demand: l.demandVersion}
+	if since < l.journalFrom || since > l.version {
+		return nil, v, false
+	}
+	i := sort.Search(len(l.journal), func(i int) bool { return l.journal[i].version > since })
+	if i == len(l.journal) {
+		return nil, v, true
+	}
+	changed = map[string]Usage{}
+	add := func(path string) {
+		if u, ok := l.usage[path]; ok {
+			changed[path] = u.clone()
+		} else {
+			changed[path] = newUsage().clone()
+		}
+	}
+	for _, e := range l.journal[i:] {
+		if _, seen := changed[e.leaf]; !seen {
+			add(e.leaf)
+		}
+	}
+	add(RootName)
+	return changed, v, true
+}
+
 // set records key's entry, unless key is forgotten (see Forget).
 func (l *Ledger) set(key, leaf string, req resources.Vector, s State) {
 	old, ok := l.entries[key]
 	if !ok && l.gone.Has(key) {
 		return
+	}
+	if !ok || old.leaf != leaf || !old.req.Equal(req) {
+		l.demandVersion++ // not a mere change of state
 	}
 	if ok {
 		l.apply(old, -1)
@@ -364,6 +450,12 @@ func (l *Ledger) set(key, leaf string, req resources.Vector, s State) {
 // ancestor, by path, whether or not the current tree still has them.
 func (l *Ledger) apply(e *entry, sign int) {
 	l.version++
+	if len(l.journal) >= journalMax {
+		drop := len(l.journal) / 2
+		l.journalFrom = l.journal[drop-1].version
+		l.journal = append(l.journal[:0], l.journal[drop:]...)
+	}
+	l.journal = append(l.journal, journalEntry{version: l.version, leaf: e.leaf})
 	for p := e.leaf; p != ""; p = ParentPath(p) {
 		u, ok := l.usage[p]
 		if !ok {

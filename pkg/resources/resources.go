@@ -88,6 +88,21 @@ func (v Vector) Plus(o Vector) Vector {
 	return out
 }
 
+// Equal reports whether v and o hold the same amounts (absent is zero).
+func (v Vector) Equal(o Vector) bool {
+	for r, a := range v {
+		if o[r] != a {
+			return false
+		}
+	}
+	for r, a := range o {
+		if v[r] != a {
+			return false
+		}
+	}
+	return true
+}
+
 // IsZero reports whether every amount is zero.
 func (v Vector) IsZero() bool {
 	for _, a := range v {

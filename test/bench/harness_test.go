@@ -35,6 +35,13 @@ func plainPods(ns, profile string, n int, labels func(i int) map[string]string) 
 // the side's scheduler until they are all bound.
 func runPods(b *testing.B, side benchkit.Side, nodes []string, n int, labels func(i int) map[string]string, o benchkit.RunOptions) benchkit.Result {
 	b.Helper()
+	return runPodsUntil(b, side, nodes, n, n, labels, o)
+}
+
+// runPodsUntil is runPods that creates n pods and waits until bind of them
+// are bound (the cluster may have room for fewer).
+func runPodsUntil(b *testing.B, side benchkit.Side, nodes []string, n, bind int, labels func(i int) map[string]string, o benchkit.RunOptions) benchkit.Result {
+	b.Helper()
 	benchkit.Compact(b)
 	ns := framework.NewNamespace(b)
 	if err := cluster.CreatePods(context.Background(), framework.CP.Client, plainPods(ns, side.Profile, n, labels)); err != nil {
@@ -44,7 +51,7 @@ func runPods(b *testing.B, side benchkit.Side, nodes []string, n int, labels fun
 	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Minute
 	}
-	r := benchkit.Run(b, side, ns, nodes, w, n, o)
+	r := benchkit.Run(b, side, ns, nodes, w, bind, o)
 	b.Log(r)
 	return r
 }

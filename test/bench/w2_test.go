@@ -42,6 +42,35 @@ func BenchmarkW2Queues(b *testing.B) {
 	})
 }
 
+// BenchmarkW2Contended is W2 with twice the cluster's capacity in demand:
+// the same tree and pods, on nodes with room for half of them, so that
+// muster's fair-share gate decides every pod (fairshare.Uncontended never
+// applies). Each side runs until the cluster is full (half the pods bound);
+// the default profile fills it in arrival order, muster by fair share.
+func BenchmarkW2Contended(b *testing.B) {
+	shape, pods, nodes := [3]int{10, 10, 10}, 10000, 1000
+	if testing.Short() {
+		shape, pods, nodes = [3]int{5, 5, 2}, 500, 100
+	}
+	perNode := pods / nodes / 2 // 100m pods: half of them fit
+	leaves := queueTree(b, shape)
+	b.Run(fmt.Sprintf("leaves=%d/pods=%d/nodes=%d/demand=2x", len(leaves), pods, nodes), func(b *testing.B) {
+		names := benchkit.Nodes(b, "w2c", nodes, fmt.Sprintf("%dm", 100*perNode), nil)
+		label := func(i int) map[string]string { return map[string]string{queue.LabelQueue: leaves[i%len(leaves)]} }
+		results := map[string][]benchkit.Result{}
+		for _, side := range benchkit.Order(rounds(), benchkit.Default, benchkit.Muster) {
+			b.Run(side.Name, func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					r := runPodsUntil(b, side, names, pods, perNode*nodes, label, benchkit.RunOptions{})
+					r.Report(b)
+					results[side.Name] = append(results[side.Name], r)
+				}
+			})
+		}
+		ratios(b, results, benchkit.Default.Name)
+	})
+}
+
 // queueTree installs muster's queue ConfigMap with a tree of the shape
 // (children per level) for the benchmark, and returns its leaves' names.
 func queueTree(b *testing.B, shape [3]int) []string {

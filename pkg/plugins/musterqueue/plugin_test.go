@@ -17,6 +17,7 @@ import (
 	"muster.dev/muster/pkg/plugins/plugintest"
 	"muster.dev/muster/pkg/plugins/profile"
 	"muster.dev/muster/pkg/queue"
+	"muster.dev/muster/pkg/resources"
 )
 
 // teamQueues: a parent with a max over two leaves with their own, a queue
@@ -174,8 +175,9 @@ func TestReserve(t *testing.T) {
 }
 
 // TestFairShareGate: a queue at its fair share may not take the free
-// capacity that a queue below its share waits for; once that queue's pods
-// are bound (Pod Add), the pod is retried.
+// capacity that a queue below its share waits for; it is retried when a pod
+// is deleted (room freed), not when the owed queue's pods are bound (that
+// room is then used, not freed).
 func TestFairShareGate(t *testing.T) {
 	queues := `
 queues:
@@ -200,15 +202,18 @@ queues:
 	_, st = preFilter(env, pl, pod("owed", "b", "1"))
 	assert.True(t, st.IsSuccess(), "the queue below its share is admitted: %s", plugintest.String(st))
 
-	onAdd := hint(t, pl, fwk.Pod, fwk.Add)
-	h, err := onAdd(klog.Background(), greedy, nil, running("b1", "b", "1"))
+	// The owed queue's pod bound: the gate still refuses, so no Pod Add
+	// event is registered to retry it.
+	env.Runtime.Ledger.Allocate("owed", "root.b", resources.Vector{v1.ResourceCPU: 1000})
+	_, st = preFilter(env, pl, greedy)
+	require.Equal(t, fwk.UnschedulableAndUnresolvable, st.Code(), "a bind frees nothing: %s", plugintest.String(st))
+	events, err := pl.EventsToRegister(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, fwk.Queue, h, "a bound pod changes who holds what")
-	h, err = onAdd(klog.Background(), greedy, nil, pod("b5", "b", "1"))
-	require.NoError(t, err)
-	assert.Equal(t, fwk.QueueSkip, h, "an unbound pod changes nothing")
+	for _, e := range events {
+		assert.False(t, e.Event.Resource == fwk.Pod && e.Event.ActionType&fwk.Add != 0, "no retry on Pod Add")
+	}
 	onDelete := hint(t, pl, fwk.Pod, fwk.Delete)
-	h, err = onDelete(klog.Background(), greedy, running("b1", "b", "1"), nil)
+	h, err := onDelete(klog.Background(), greedy, running("b1", "b", "1"), nil)
 	require.NoError(t, err)
 	assert.Equal(t, fwk.Queue, h, "capacity freed anywhere moves fair shares")
 }
@@ -227,7 +232,7 @@ func TestQueueingHints(t *testing.T) {
 	foreign.Spec.SchedulerName = "default-scheduler"
 	relabelled := blocked.DeepCopy()
 	relabelled.Labels[queue.LabelQueue] = "b"
-	onDelete, onAdd, onLabel := hint(t, pl, fwk.Pod, fwk.Delete), hint(t, pl, fwk.Pod, fwk.Add), hint(t, pl, fwk.Pod, fwk.UpdatePodLabel)
+	onDelete, onLabel := hint(t, pl, fwk.Pod, fwk.Delete), hint(t, pl, fwk.Pod, fwk.UpdatePodLabel)
 	tests := map[string]struct {
 		fn       fwk.QueueingHintFn
 		pod      *v1.Pod
@@ -239,8 +244,6 @@ func TestQueueingHints(t *testing.T) {
 		"delete: frees the blocking queue": {fn: onDelete, pod: blocked, old: running("x", "a", "1"), want: fwk.Queue},
 		"delete: not a pod":                {fn: onDelete, pod: blocked, old: "junk", want: fwk.QueueSkip},
 		"delete: queue unknown, retry":     {fn: onDelete, pod: blocked, old: running("x", "nope", "1"), want: fwk.Queue},
-		"add: another scheduler's pod":     {fn: onAdd, pod: blocked, new: foreign, want: fwk.QueueSkip},
-		"add: not held for fair share":     {fn: onAdd, pod: blocked, new: running("x", "b", "1"), want: fwk.QueueSkip},
 		"label: queue changed":             {fn: onLabel, pod: blocked, old: blocked, new: relabelled, want: fwk.Queue},
 		"label: other labels changed":      {fn: onLabel, pod: blocked, old: blocked, new: blocked, want: fwk.QueueSkip},
 		"label: another pod":               {fn: onLabel, pod: admitted, old: blocked, new: relabelled, want: fwk.QueueSkip},

@@ -13,13 +13,27 @@ import (
 	"muster.dev/muster/pkg/resources"
 )
 
-// shareCache keeps the last fair-share computation and the inputs it came
-// from; it is recomputed only when the ledger or the capacity changed.
+// shareCache keeps the fair shares, the gate built on them, and the last
+// whole picture (Shares).
+//
+// Fair shares depend on demand, capacity and the tree, not on usage: a pod
+// reserved or bound moves from pending to used and leaves its queue's
+// demand as it was. So they are computed again only when the ledger's
+// demand version, the capacity or the tree changed, and between those the
+// gate follows usage leaf by leaf from the ledger's journal
+// (queue.Ledger.UsageChanges): a bind costs O(depth), not O(queues).
 type shareCache struct {
-	mu        sync.Mutex
-	capEpoch  atomic.Uint64 // bumped by node and foreign-pod events
-	capSeen   uint64
-	capacity  resources.Vector
+	mu       sync.Mutex
+	capEpoch atomic.Uint64 // bumped by node and foreign-pod events
+	capSeen  uint64
+	capacity resources.Vector
+
+	gate       *fairshare.Gate
+	fair       map[string]resources.Vector // the gate's fair shares
+	gateVer    uint64                      // the ledger's usage version the gate is at
+	gateDemand uint64                      // the demand version its shares are for
+	gateCap    uint64                      // the capacity epoch they are for
+
 	ledgerVer uint64
 	input     fairshare.Input
 	shares    fairshare.Shares
@@ -27,7 +41,10 @@ type shareCache struct {
 }
 
 // watchCapacity keeps the capacity epoch current: nodes, and pods bound by
-// other schedulers, change what muster's queues can share.
+// other schedulers, change what muster's queues can share. Updates that
+// change neither (a node's heartbeat or conditions, a foreign pod's status)
+// leave it alone, so a large cluster's routine writes do not make every
+// pod pay for a new capacity and new fair shares.
 func (rt *Runtime) watchCapacity() error {
 	bump := func(any) { rt.shares.capEpoch.Add(1) }
 	f := rt.Handle.SharedInformerFactory()
@@ -35,20 +52,45 @@ func (rt *Runtime) watchCapacity() error {
 		rt.devices.onCatalogChange(func() { bump(nil) })
 	}
 	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: bump, UpdateFunc: func(_, o any) { bump(o) }, DeleteFunc: bump,
+		AddFunc: bump,
+		UpdateFunc: func(o, n any) {
+			on, ok1 := o.(*v1.Node)
+			nn, ok2 := n.(*v1.Node)
+			if !ok1 || !ok2 || !resources.FromList(on.Status.Allocatable).Equal(resources.FromList(nn.Status.Allocatable)) {
+				bump(n)
+			}
+		},
+		DeleteFunc: bump,
 	}); err != nil {
 		return err
 	}
-	foreign := func(o any) {
+	foreign := func(o any) bool {
 		if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 			o = d.Obj
 		}
-		if p, ok := o.(*v1.Pod); ok && p.Spec.SchedulerName != rt.Profile && p.Spec.NodeName != "" {
-			bump(o)
-		}
+		p, ok := o.(*v1.Pod)
+		return ok && p.Spec.SchedulerName != rt.Profile && p.Spec.NodeName != ""
+	}
+	counted := func(o any) bool { // what computeCapacity subtracts
+		p, ok := o.(*v1.Pod)
+		return ok && foreign(p) && p.Status.Phase != v1.PodSucceeded && p.Status.Phase != v1.PodFailed
 	}
 	_, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: foreign, UpdateFunc: func(_, o any) { foreign(o) }, DeleteFunc: foreign,
+		AddFunc: func(o any) {
+			if foreign(o) {
+				bump(o)
+			}
+		},
+		UpdateFunc: func(o, n any) {
+			if counted(o) != counted(n) || (counted(n) && !rt.PodRequest(o.(*v1.Pod)).Equal(rt.PodRequest(n.(*v1.Pod)))) {
+				bump(n)
+			}
+		},
+		DeleteFunc: func(o any) {
+			if foreign(o) {
+				bump(o)
+			}
+		},
 	})
 	return err
 }
@@ -82,7 +124,9 @@ func (rt *Runtime) computeCapacity() resources.Vector {
 }
 
 // Shares returns the fair shares for the current usage, demand and
-// capacity, and the inputs they were computed from.
+// capacity, and the inputs they were computed from. It copies every
+// queue's usage (O(queues)): for status, metrics and the order's
+// standings, not for every pod.
 func (rt *Runtime) Shares() (fairshare.Shares, fairshare.Input) {
 	c := &rt.shares
 	c.mu.Lock()
@@ -92,18 +136,59 @@ func (rt *Runtime) Shares() (fairshare.Shares, fairshare.Input) {
 		return c.shares, c.input
 	}
 	rt.refreshCapacity(epoch)
-	t, usage := rt.Ledger.Snapshot()
-	c.ledgerVer = rt.Ledger.Version()
-	in := fairshare.Input{Tree: t, Capacity: c.capacity, Usage: map[string]resources.Vector{}, Demand: map[string]resources.Vector{}}
+	t, usage, v := rt.Ledger.SnapshotVersions()
+	in := shareInput(t, c.capacity, usage)
+	shares := fairshare.Shares{Fair: c.fair, Dominant: fairshare.Dominants(in)}
+	if c.gate == nil || c.gate.Tree() != t || c.gateDemand != v.Demand || c.gateCap != c.capSeen {
+		shares = fairshare.Compute(in)
+	}
+	c.ledgerVer, c.input, c.shares, c.valid = v.Usage, in, shares, true
+	return c.shares, c.input
+}
+
+// shareInput is the fair-share computation's input from a ledger snapshot.
+func shareInput(t *queue.Tree, capacity resources.Vector, usage map[string]queue.Usage) fairshare.Input {
+	in := fairshare.Input{Tree: t, Capacity: capacity, Usage: map[string]resources.Vector{}, Demand: map[string]resources.Vector{}}
 	for path, u := range usage {
-		used := u.Used()
-		delete(used, v1.ResourcePods) // a count of pods is a limit, not a share
+		used := usedOf(u)
 		in.Usage[path] = used
 		in.Demand[path] = used.Plus(u.Pending)
 		delete(in.Demand[path], v1.ResourcePods)
 	}
-	c.input, c.shares, c.valid = in, fairshare.Compute(in), true
-	return c.shares, c.input
+	return in
+}
+
+// usedOf is what a queue holds, for fair sharing: a count of pods is a
+// limit, not a share.
+func usedOf(u queue.Usage) resources.Vector {
+	used := u.Used()
+	delete(used, v1.ResourcePods)
+	return used
+}
+
+// currentGate returns the fair-share gate at the ledger's current usage:
+// brought up to date from the ledger's journal when only usage changed
+// since, built anew (the whole tree's fair shares computed) when demand,
+// capacity or the tree changed, or the journal does not reach back. c.mu
+// must be held and the capacity refreshed.
+func (rt *Runtime) currentGate() *fairshare.Gate {
+	c := &rt.shares
+	if c.gate != nil && c.gateCap == c.capSeen {
+		changed, v, ok := rt.Ledger.UsageChanges(c.gateVer)
+		if ok && v.Demand == c.gateDemand {
+			for path, u := range changed {
+				c.gate.SetUsage(path, usedOf(u))
+			}
+			c.gateVer = v.Usage
+			return c.gate
+		}
+	}
+	t, usage, v := rt.Ledger.SnapshotVersions()
+	in := shareInput(t, c.capacity, usage)
+	s := fairshare.Compute(in)
+	c.gate, c.fair = fairshare.NewGate(in, s), s.Fair
+	c.gateVer, c.gateDemand, c.gateCap = v.Usage, v.Demand, c.capSeen
+	return c.gate
 }
 
 // refreshCapacity recomputes the capacity when nodes or other schedulers'
@@ -119,23 +204,24 @@ func (rt *Runtime) refreshCapacity(epoch uint64) {
 // When the request and all the demand fit in the capacity together it
 // admits at once (fairshare.Uncontended): computing the whole tree's shares
 // after every bind would cost O(queues) per pod on a cluster that has room
-// for everyone.
+// for everyone. Otherwise the gate decides, kept current incrementally
+// (currentGate).
 func (rt *Runtime) FairShareAdmit(leaf *queue.Queue, req resources.Vector) *fairshare.Refusal {
 	root := rt.Ledger.Usage(queue.RootName)
 	demand := root.Used().Plus(root.Pending)
 	delete(demand, v1.ResourcePods)
-	rt.shares.mu.Lock()
-	rt.refreshCapacity(rt.shares.capEpoch.Load())
-	capacity := rt.shares.capacity
-	rt.shares.mu.Unlock()
-	if fairshare.Uncontended(capacity, demand, withoutPods(req)) {
+	c := &rt.shares
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rt.refreshCapacity(c.capEpoch.Load())
+	if fairshare.Uncontended(c.capacity, demand, withoutPods(req)) {
 		return nil
 	}
-	s, in := rt.Shares()
-	if in.Tree == nil || in.Tree.Get(leaf.Path) != leaf {
+	g := rt.currentGate()
+	if t := g.Tree(); t == nil || t.Get(leaf.Path) != leaf {
 		return nil // a new tree came in between: the next attempt decides
 	}
-	return fairshare.Admit(leaf, req, s, in)
+	return g.Admit(leaf, req)
 }
 
 func withoutPods(v resources.Vector) resources.Vector {
