@@ -124,3 +124,46 @@ func admitOracle(leaf *queue.Queue, req resources.Vector, s Shares, in Input) *R
 			leaf.Path, fmtRes(usage, short), fmtRes(fair, short), short, strings.Join(shown, ", ")),
 	}
 }
+
+// BenchmarkGate: one admission decision with 1,000 leaves under
+// contention, after one leaf's usage changed (a bind): the gate kept
+// current leaf by leaf, against the whole tree from scratch (Compute and
+// Admit, as before the gate).
+func BenchmarkGate(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("queues:\n")
+	for i := range 10 {
+		fmt.Fprintf(&sb, "  - name: d%d\n    weight: %d\n    queues:\n", i, 1+i%3)
+		for j := range 10 {
+			fmt.Fprintf(&sb, "      - name: d%d-t%d\n        weight: %d\n        queues:\n", i, j, 1+j%3)
+			for k := range 10 {
+				fmt.Fprintf(&sb, "          - {name: d%d-t%d-l%d, weight: %d}\n", i, j, k, 1+k%3)
+			}
+		}
+	}
+	tree, err := queue.Parse([]byte(sb.String()))
+	require.NoError(b, err)
+	leaves := tree.Leaves()
+	usage, demand := map[string]resources.Vector{}, map[string]resources.Vector{}
+	for i, q := range leaves {
+		demand[q.Path] = resources.Vector{cpu: 1000, mem: 1 << 30}
+		usage[q.Path] = resources.Vector{cpu: int64(100 * (i % 6)), mem: int64(i%6) << 27}
+	}
+	capacity := resources.Vector{cpu: 500_000, mem: 1 << 40}
+	in := input(tree, capacity, usage, demand)
+	req := resources.Vector{cpu: 100, mem: 1 << 27}
+	b.Run("incremental", func(b *testing.B) {
+		gate := NewGate(in, Compute(in))
+		for i := 0; b.Loop(); i++ {
+			leaf := leaves[i%len(leaves)]
+			gate.SetUsage(leaf.Path, usage[leaf.Path])
+			gate.SetUsage(tree.Root.Path, in.Usage[tree.Root.Path])
+			_ = gate.Admit(leaf, req)
+		}
+	})
+	b.Run("whole-tree", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			_ = Admit(leaves[i%len(leaves)], req, Compute(in), in)
+		}
+	})
+}
