@@ -2,8 +2,12 @@ package mustergang
 
 import (
 	"context"
+	"maps"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
@@ -97,13 +101,43 @@ func (pl *Plugin) afterDevicesChanged(logger klog.Logger, pod *v1.Pod, oldObj, n
 	return pl.afterRoomFreed(logger, pod, oldObj, newObj)
 }
 
-func (pl *Plugin) afterPodGroupChange(_ klog.Logger, pod *v1.Pod, _, newObj any) (fwk.QueueingHint, error) {
-	pg, ok := newObj.(*schedv1alpha1.PodGroup)
-	if !ok {
-		return fwk.Queue, nil // the dynamic informer may hand over unstructured objects
+// afterPodGroupChange requeues the members of the PodGroup that was added
+// or whose spec, labels or annotations changed. kube-scheduler watches the
+// CRD with a dynamic informer, which hands over unstructured objects: their
+// namespace and name are read through meta.Accessor. Updates of the status
+// alone (muster writes it every few seconds) never make a gang admissible:
+// answering Queue to them, for every pending pod, sent the whole backlog
+// back to the active queue at every PodGroup status write (BenchmarkScale:
+// minutes from a restart to the first bind).
+func (pl *Plugin) afterPodGroupChange(_ klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
+	m, err := meta.Accessor(newObj)
+	if err != nil {
+		return fwk.Queue, nil // cannot tell whose it is: a useless retry beats a stuck pod
 	}
-	if pod.Namespace == pg.Namespace && gang.PodGroupOf(pod) == pg.Name {
-		return fwk.Queue, nil // its gang's PodGroup, or one it composes with
+	if pod.Namespace != m.GetNamespace() || gang.PodGroupOf(pod) != m.GetName() {
+		return fwk.QueueSkip, nil
 	}
-	return fwk.QueueSkip, nil
+	if oldObj != nil && !podGroupChanged(oldObj, newObj) {
+		return fwk.QueueSkip, nil // its status only
+	}
+	return fwk.Queue, nil // its gang's PodGroup, or one it composes with
+}
+
+// podGroupChanged reports whether an update of a PodGroup, typed or
+// unstructured, changed more than its status.
+func podGroupChanged(oldObj, newObj any) bool {
+	om, err1 := meta.Accessor(oldObj)
+	nm, err2 := meta.Accessor(newObj)
+	if err1 != nil || err2 != nil || !maps.Equal(om.GetLabels(), nm.GetLabels()) || !maps.Equal(om.GetAnnotations(), nm.GetAnnotations()) {
+		return true
+	}
+	switch o := oldObj.(type) {
+	case *schedv1alpha1.PodGroup:
+		n, ok := newObj.(*schedv1alpha1.PodGroup)
+		return !ok || !equality.Semantic.DeepEqual(o.Spec, n.Spec)
+	case *unstructured.Unstructured:
+		n, ok := newObj.(*unstructured.Unstructured)
+		return !ok || !equality.Semantic.DeepEqual(o.Object["spec"], n.Object["spec"])
+	}
+	return true
 }

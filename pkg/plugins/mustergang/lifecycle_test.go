@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
@@ -179,7 +181,14 @@ func TestQueueingHints(t *testing.T) {
 		"a node added":                    {fn: hint(fwk.Node, fwk.Add), pod: complete[0], want: fwk.Queue},
 		"its PodGroup changed":            {fn: hint(podGroupResource, fwk.Update), pod: pg("p0"), new: podGroup("pg", 1), want: fwk.Queue},
 		"another PodGroup changed":        {fn: hint(podGroupResource, fwk.Update), pod: pg("p0"), new: podGroup("other", 1), want: fwk.QueueSkip},
-		"a PodGroup, not typed":           {fn: hint(podGroupResource, fwk.Update), pod: pg("p0"), new: "unstructured", want: fwk.Queue},
+		"its PodGroup added":              {fn: hint(podGroupResource, fwk.Add), pod: pg("p0"), new: podGroup("pg", 1), want: fwk.Queue},
+		"its PodGroup's status only":      {fn: hint(podGroupResource, fwk.Update), pod: pg("p0"), old: podGroup("pg", 1), new: withStatus(podGroup("pg", 1)), want: fwk.QueueSkip},
+		"its PodGroup relabelled":         {fn: hint(podGroupResource, fwk.Update), pod: pg("p0"), old: podGroup("pg", 1), new: relabelled(podGroup("pg", 1)), want: fwk.Queue},
+		// kube-scheduler's dynamic informer hands over unstructured objects
+		"its PodGroup, unstructured":      {fn: hint(podGroupResource, fwk.Update), pod: pg("p0"), old: toUnstructured(t, podGroup("pg", 2)), new: toUnstructured(t, podGroup("pg", 1)), want: fwk.Queue},
+		"its status only, unstructured":   {fn: hint(podGroupResource, fwk.Update), pod: pg("p0"), old: toUnstructured(t, podGroup("pg", 1)), new: toUnstructured(t, withStatus(podGroup("pg", 1))), want: fwk.QueueSkip},
+		"another PodGroup, unstructured":  {fn: hint(podGroupResource, fwk.Update), pod: pg("p0"), new: toUnstructured(t, podGroup("other", 1)), want: fwk.QueueSkip},
+		"not an object: retry to be safe": {fn: hint(podGroupResource, fwk.Update), pod: pg("p0"), new: "junk", want: fwk.Queue},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -188,6 +197,22 @@ func TestQueueingHints(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 		})
 	}
+}
+
+func withStatus(p *schedv1alpha1.PodGroup) *schedv1alpha1.PodGroup {
+	p.Status = schedv1alpha1.PodGroupStatus{Phase: schedv1alpha1.PodGroupPending, Running: 1}
+	return p
+}
+
+func relabelled(p *schedv1alpha1.PodGroup) *schedv1alpha1.PodGroup {
+	p.Labels = map[string]string{"muster.dev/queue": "other"}
+	return p
+}
+
+func toUnstructured(t *testing.T, obj any) *unstructured.Unstructured {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	require.NoError(t, err)
+	return &unstructured.Unstructured{Object: m}
 }
 
 // TestNoPodGroupEventsWithoutTheCRD: PodGroup events are registered only
