@@ -62,8 +62,8 @@ var (
 
 // BenchmarkScale: muster starting on a cluster of pods it cannot place —
 // 50,000 pending pods, 5,000 nodes, 1,000 leaf queues and 10,000 gangs at
-// once (full), 10,000 / 1,000 / 200 / 2,000 (small), 500 / 50 / 10 / 100
-// in -short mode (tiny) — against kube-scheduler's default profile holding
+// once (full), 10,000 / 1,000 / 200 / 2,000 (small), 5,000 / 500 / 100 /
+// 1,000 (mid), 500 / 50 / 10 / 100 in -short mode (tiny) — against kube-scheduler's default profile holding
 // the same pods, in the same run, ABBA order (muster, default, default,
 // muster).
 //
@@ -102,6 +102,7 @@ var (
 // readings there.
 func BenchmarkScale(b *testing.B) {
 	sizes := []scaleSize{
+		{name: "mid", pods: 5000, nodes: 500, queues: 100, gangs: 1000},
 		{name: "small", pods: 10000, nodes: 1000, queues: 200, gangs: 2000},
 		{name: "full", pods: 50000, nodes: 5000, queues: 1000, gangs: 10000},
 	}
@@ -301,6 +302,28 @@ func heapProfile(b *testing.B, name string) {
 	}
 }
 
+// cpuProfile profiles the process's CPU into $MUSTER_SCALE_PROFILE/name, if
+// set, until the returned function is called.
+func cpuProfile(b *testing.B, name string) func() {
+	dir := os.Getenv("MUSTER_SCALE_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		b.Fatal(fmt.Errorf("creating CPU profile: %w", err))
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		b.Logf("no CPU profile of the run: %v", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}
+
 // binds follows, from now on, the pods of ns that get bound: the first
 // bind's time and every pod bound (fillers, bound before, are not).
 type binds struct {
@@ -460,6 +483,30 @@ func registrySum(b *testing.B, name string, want map[string]string) (sum, count 
 	return sum, count
 }
 
+// incoming reads scheduler_queue_incoming_pods_total by event, for pods
+// moved from the unschedulable pool (queue unschedulable or backoff).
+func incoming(b *testing.B) map[string]float64 {
+	b.Helper()
+	fams, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		b.Fatal(fmt.Errorf("gathering metrics: %w", err))
+	}
+	out := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() != "scheduler_queue_incoming_pods_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			out[l["event"]+" → "+l["queue"]] += m.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
 func attempts(b *testing.B) float64 {
 	n, _ := registrySum(b, "scheduler_schedule_attempts_total", map[string]string{"profile": scheduler.SchedulerName})
 	return n
@@ -489,7 +536,11 @@ func runScaleSide(b *testing.B, side benchkit.Side, sz scaleSize, ns string, pen
 	r := scaleRun{side: side.Name}
 	reqs := benchkit.Requests(b)
 	attempts0 := attempts(b)
+	moved0 := incoming(b)
 	r.heapBefore = liveHeap()
+	heapProfile(b, fmt.Sprintf("heap-%s-%s-%d-before.pprof", sz.name, side.Name, time.Now().Unix()))
+	stopCPU := cpuProfile(b, fmt.Sprintf("cpu-%s-%s-%d.pprof", sz.name, side.Name, time.Now().Unix()))
+	defer stopCPU()
 	b.ResetTimer()
 	start := time.Now()
 	s := framework.StartScheduler(b, side.Config)
@@ -521,7 +572,7 @@ func runScaleSide(b *testing.B, side benchkit.Side, sz scaleSize, ns string, pen
 			return got >= want, nil
 		})
 	}
-	heapProfile(b, fmt.Sprintf("heap-%s-%s-%d.pprof", sz.name, side.Name, time.Now().Unix()))
+	heapProfile(b, fmt.Sprintf("heap-%s-%s-%d-after.pprof", sz.name, side.Name, time.Now().Unix()))
 	_, bound := bs.seen()
 	b.Logf("%s: load average %s; start → ready (informers synced) %v, → first bind %v (%.0f attempts); bound %v; "+
 		"live heap %.0f → %.0f MiB: %.0f MiB, %.2f KiB per pending pod",
@@ -562,6 +613,8 @@ func runScaleSide(b *testing.B, side benchkit.Side, sz scaleSize, ns string, pen
 			(float64(st.heapSettle)-float64(st.heapBefore))/1024/float64(sz.pods), st.requests)
 	}
 	r.requests = benchkit.RequestsDelta(reqs, benchkit.Requests(b), 8)
+	b.Logf("%s: scheduling attempts %.0f; pods moved back to the active or backoff queue, by event: %v; requests %v",
+		side.Name, attempts(b)-attempts0, benchkit.RequestsDelta(moved0, incoming(b), 6), r.requests)
 	if err := s.Stop(); err != nil {
 		b.Fatal(fmt.Errorf("stopping %s: %w", side.Name, err))
 	}
