@@ -97,7 +97,11 @@ func (pl *Plugin) syncPodGroupStatus(ctx context.Context, ref gang.Ref) error {
 	if err != nil {
 		return err
 	}
-	pods, err := access.allMembers.Pods(ref.Namespace).List(labels.SelectorFromSet(labels.Set{gang.LabelPodGroup: ref.Name}))
+	selector := labels.SelectorFromSet(labels.Set{gang.LabelPodGroup: ref.Name})
+	pods, ok, err := listMembers(access.memberIndex, ref.Namespace, selector)
+	if !ok && err == nil {
+		pods, err = access.allMembers.Pods(ref.Namespace).List(selector)
+	}
 	if err != nil {
 		return err
 	}

@@ -30,8 +30,10 @@ import (
 // scheduler's informers and muster's own: it is the gang.Objects of the
 // plugin.
 type sources struct {
-	args  config.MusterGangArgs
-	pods  corelisters.PodLister
+	args config.MusterGangArgs
+	pods corelisters.PodLister
+	// podIndex is the scheduler's pod informer's indexer, with memberIndex.
+	podIndex cache.Indexer
 	disco discovery.DiscoveryInterface
 	// dynamic reads the custom resources of operators' gang sources
 	// (RayCluster, JobSet) as unstructured.
@@ -65,6 +67,8 @@ type podGroupAccess struct {
 	// allMembers lists PodGroup members including finished ones (the
 	// scheduler's own pod informer leaves those out), for PodGroup status.
 	allMembers corelisters.PodLister
+	// memberIndex is allMembers' indexer, with memberIndex.
+	memberIndex cache.Indexer
 }
 
 var _ gang.Objects = &sources{}
@@ -74,7 +78,11 @@ var _ gang.Objects = &sources{}
 // must be asked before it starts. The sources read through informers of
 // muster's own are started by the plugin (startSources).
 func newSources(ctx context.Context, h fwk.Handle, args *config.MusterGangArgs, dyn dynamic.Interface) (*sources, error) {
-	s := &sources{args: *args, pods: h.SharedInformerFactory().Core().V1().Pods().Lister(),
+	podInformer := h.SharedInformerFactory().Core().V1().Pods()
+	if err := addMemberIndex(podInformer.Informer()); err != nil {
+		return nil, err
+	}
+	s := &sources{args: *args, pods: podInformer.Lister(), podIndex: podInformer.Informer().GetIndexer(),
 		disco: h.ClientSet().Discovery(), dynamic: dyn,
 		objects: map[schema.GroupVersionResource]getter{}, nudge: make(chan struct{}, 1)}
 	if s.dynamic == nil {
@@ -145,6 +153,9 @@ func served(ctx context.Context, disco discovery.DiscoveryInterface, r schema.Gr
 
 // Pods implements gang.Objects.
 func (s *sources) Pods(_ context.Context, namespace string, selector labels.Selector) ([]*v1.Pod, error) {
+	if pods, ok, err := listMembers(s.podIndex, namespace, selector); ok || err != nil {
+		return pods, err
+	}
 	return s.pods.Pods(namespace).List(selector)
 }
 

@@ -240,10 +240,13 @@ func (pl *Plugin) startPodGroups(ctx context.Context, _ sourceWatch) ([]cache.In
 	}))
 	memberPods := members.Core().V1().Pods()
 	memberInf := memberPods.Informer()
+	if err := addMemberIndex(memberInf); err != nil {
+		return nil, nil, err
+	}
 	members.Start(ctx.Done())
 
 	ready := func() error {
-		access := &podGroupAccess{lister: groups.Lister(), client: client, allMembers: memberPods.Lister()}
+		access := &podGroupAccess{lister: groups.Lister(), client: client, allMembers: memberPods.Lister(), memberIndex: memberInf.GetIndexer()}
 		pl.sources.podGroups.Store(access)
 		pl.sources.serve(gang.ResourcePodGroup, func(ns, name string) (runtime.Object, error) {
 			return access.lister.PodGroups(ns).Get(name)
