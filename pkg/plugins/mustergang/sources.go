@@ -34,7 +34,7 @@ type sources struct {
 	pods corelisters.PodLister
 	// podIndex is the scheduler's pod informer's indexer, with memberIndex.
 	podIndex cache.Indexer
-	disco discovery.DiscoveryInterface
+	disco    discovery.DiscoveryInterface
 	// dynamic reads the custom resources of operators' gang sources
 	// (RayCluster, JobSet) as unstructured.
 	dynamic dynamic.Interface
