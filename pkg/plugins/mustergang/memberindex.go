@@ -15,7 +15,7 @@ import (
 // "namespace/key=value": listing a gang's members then costs its members,
 // not every pod of its namespace (one namespace may hold thousands of
 // pending pods: BenchmarkScale spent a third of its CPU matching them).
-const memberIndex = "muster.dev/member-label"
+const memberIndex = "byMemberLabel"
 
 // memberLabels are the labels the gang sources select members by
 // (gang.Source.Members).
