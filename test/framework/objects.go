@@ -59,13 +59,22 @@ func SetQueues(t testing.TB, queuesYAML string) *v1.ConfigMap {
 // that does not decode, or an error of cond, ends the wait.
 func WaitStatus(t testing.TB, c kubernetes.Interface, timeout time.Duration, what string, cond func(status.Report) (bool, error)) status.Report {
 	t.Helper()
-	var r status.Report
+	var (
+		r    status.Report
+		last string // the last status.yaml read, shown if the wait fails
+	)
+	defer func() {
+		if t.Failed() {
+			t.Logf("the last status report read while waiting for %s:\n%s", what, last)
+		}
+	}()
 	WaitFor(t, timeout, what, func(ctx context.Context) (bool, error) {
 		cm, err := c.CoreV1().ConfigMaps(MusterNamespace).Get(ctx, StatusConfigMap, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
 		}
-		r, err = status.Decode([]byte(cm.Data[status.Key]))
+		last = cm.Data[status.Key]
+		r, err = status.Decode([]byte(last))
 		if err != nil {
 			return false, err
 		}
